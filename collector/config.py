@@ -1,0 +1,238 @@
+"""Collector configuration: typed, validated at load, defaults in one place.
+
+    listen: 0.0.0.0:4317            # gRPC for agents
+    insecure: false                 # plaintext gRPC, identity from the hello (local labs only)
+    tls: {ca: ca.pem, cert: collector.pem, key: collector-key.pem}
+    api: {listen: 127.0.0.1:8080, token: ""}
+    store:
+      url: chdb:///var/lib/probenet/store      # or http(s)://user:pass@host:8123/db
+      ttl_days: 90
+      batch_rows: 10000
+      flush_interval: 1s
+      cluster: ""                   # ON CLUSTER name: replicated engines + Distributed tables
+    evaluate_every: 0s              # verdict tick; 0 = the smallest check interval
+    checks:                         # central checks pushed to agents (proto3 JSON of CheckSpec)
+      - {id: shop, probe: page, target: "https://shop.example/", interval: 30s, regions: [it, fr]}
+
+Relative paths are resolved against the config file's directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+
+from collector.errors import ConfigError
+from probenet.v1.probe_pb2 import CheckSpec
+
+PROBE_TYPES = frozenset({"http", "tls", "page", "dns"})
+DEFAULT_STORE_DIR = "probenet-data"
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class Seconds(float):
+    """A duration in seconds; in YAML written 500ms, 2s, 1m, 1h or a plain number."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: str = ""
+    cert: str = ""
+    key: str = ""
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    listen: str = "127.0.0.1:8080"
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = ""
+    ttl_days: int = 90
+    batch_rows: int = 10_000
+    flush_interval: Seconds = Seconds(1.0)
+    max_pending_rows: int = 200_000
+    cluster: str = ""
+    database: str = ""
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    url: str
+    format: str = "json"  # json | slack
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    listen: str = "127.0.0.1:4317"
+    insecure: bool = False
+    tls: TlsFiles = field(default_factory=TlsFiles)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    evaluate_every: Seconds = Seconds(0.0)
+    webhooks: tuple[WebhookConfig, ...] = ()
+    checks: tuple[CheckSpec, ...] = ()
+    source: str = "<defaults>"
+
+    @property
+    def checks_version(self) -> str:
+        digest = hashlib.sha256()
+        for spec in self.checks:
+            digest.update(spec.SerializeToString(deterministic=True))
+        return digest.hexdigest()[:16]
+
+    def checks_for_region(self, region: str) -> list[CheckSpec]:
+        return [c for c in self.checks if not c.regions or region in c.regions]
+
+
+def parse_seconds(value: object, file: str, key: str, allow_zero: bool = False) -> Seconds:
+    if isinstance(value, bool):
+        raise ConfigError(file, key, f"expected a duration like 2s or 500ms, got {value!r}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(file, key, f"expected a duration like 2s or 500ms, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ConfigError(file, key, f"must be positive, got {value!r}")
+    return Seconds(seconds)
+
+
+def _typed(value: object, kind: Any, file: str, key: str) -> Any:
+    """Check `value` against the annotation `kind`, converting dataclasses and durations."""
+    if kind is Seconds:
+        return parse_seconds(value, file, key, allow_zero=True)
+    if dataclasses.is_dataclass(kind):
+        return build(kind, value, file, key)  # type: ignore[arg-type]
+    origin = typing.get_origin(kind)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(file, key, "expected a list")
+        item_kind = typing.get_args(kind)[0]
+        return tuple(_typed(v, item_kind, file, f"{key}[{i}]") for i, v in enumerate(value))
+    if isinstance(kind, types.UnionType):
+        kind = typing.get_args(kind)[0]
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(file, key, f"expected {kind.__name__}, got {value!r}")
+    return value
+
+
+def build(cls: type[Any], raw: object, file: str, prefix: str = "") -> Any:
+    """Build dataclass `cls` from a mapping; unknown keys and wrong types name file and key."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(file, prefix or "-", "expected a mapping")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else str(name)
+        if name not in known:
+            raise ConfigError(file, key, f"unknown key; known: {sorted(known)}")
+        if name == "checks":
+            continue
+        values[name] = _typed(value, hints[name], file, key)
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
+        raise ConfigError(file, f"{prefix}.{missing[0]}" if prefix and missing else prefix or "-",
+                          "is required") from exc
+
+
+def parse_check(raw: object, file: str, key: str) -> CheckSpec:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(file, key, "expected a mapping")
+    data = dict(raw)
+    interval = parse_seconds(data.pop("interval", 30.0), file, f"{key}.interval")
+    timeout = parse_seconds(data.pop("timeout", min(10.0, interval)), file, f"{key}.timeout")
+    page = data.get("page")
+    if isinstance(page, Mapping) and "budget" in page:
+        data["page"] = {**page, "budget": f"{parse_seconds(page['budget'], file, f'{key}.page.budget'):.3f}s"}
+    try:
+        spec = json_format.ParseDict(data, CheckSpec())
+    except json_format.ParseError as exc:
+        raise ConfigError(file, key, str(exc)) from exc
+    spec.interval.FromMilliseconds(round(interval * 1000))
+    spec.timeout.FromMilliseconds(round(timeout * 1000))
+    if not spec.id:
+        raise ConfigError(file, f"{key}.id", "is required")
+    if spec.probe not in PROBE_TYPES:
+        raise ConfigError(file, f"{key}.probe", f"unknown probe {spec.probe!r}; known: {sorted(PROBE_TYPES)}")
+    if not spec.target:
+        raise ConfigError(file, f"{key}.target", "is required")
+    if timeout > interval:
+        raise ConfigError(file, f"{key}.timeout", "must not exceed the interval")
+    if spec.verdict.region_quorum and not 0 < spec.verdict.region_quorum <= 1:
+        raise ConfigError(file, f"{key}.verdict.region_quorum", "must be in (0, 1]")
+    return spec
+
+
+def parse_checks(raw: object, file: str, key: str = "checks") -> tuple[CheckSpec, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError(file, key, "expected a list")
+    specs = tuple(parse_check(c, file, f"{key}[{i}]") for i, c in enumerate(raw))
+    seen: set[str] = set()
+    for i, spec in enumerate(specs):
+        if spec.id in seen:
+            raise ConfigError(file, f"{key}[{i}].id", f"duplicate check id {spec.id!r}")
+        seen.add(spec.id)
+    return specs
+
+
+def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None = None) -> CollectorConfig:
+    config: CollectorConfig = build(CollectorConfig, raw, file)
+    checks = parse_checks(raw.get("checks"), file)
+    base = base_dir or Path.cwd()
+    tls = TlsFiles(*(str(base / p) if p else "" for p in (config.tls.ca, config.tls.cert, config.tls.key)))
+    store = dataclasses.replace(config.store, url=_store_url(config.store.url, base, file))
+    if not config.insecure and not (tls.ca and tls.cert and tls.key):
+        raise ConfigError(file, "tls", "ca, cert and key are required unless insecure: true")
+    for i, hook in enumerate(config.webhooks):
+        if hook.format not in ("json", "slack"):
+            raise ConfigError(file, f"webhooks[{i}].format", "must be json or slack")
+    return dataclasses.replace(config, tls=tls, store=store, checks=checks, source=file)
+
+
+def _store_url(url: str, base: Path, file: str) -> str:
+    if not url:
+        return f"chdb://{(base / DEFAULT_STORE_DIR).resolve()}"
+    if url.startswith("chdb://"):
+        path = url.removeprefix("chdb://")
+        return f"chdb://{(base / path).resolve()}" if path else f"chdb://{(base / DEFAULT_STORE_DIR).resolve()}"
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(file, "store.url", f"expected chdb:///dir or http(s)://host:8123/db, got {url!r}")
+    return url
+
+
+def load_config(path: str | Path) -> CollectorConfig:
+    file = str(path)
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(file, "-", f"cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(file, "-", f"invalid YAML: {exc}") from exc
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(file, "-", "top level must be a mapping")
+    return config_from_mapping(raw, file, Path(path).resolve().parent)

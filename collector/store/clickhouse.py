@@ -1,0 +1,118 @@
+"""The store: one clickhouse-connect client, embedded (chdb://dir) or a server (http(s)://).
+
+clickhouse-connect is synchronous and an embedded chDB directory belongs to one process, so
+every call runs on one dedicated worker thread; async callers use `Store.run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from collector.errors import StoreError
+from collector.store.migrations import MIGRATIONS, migrations_table_sql, render
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class Store:
+    def __init__(self, url: str, cluster: str = "", ttl_days: int = 90) -> None:
+        self.url = url
+        self.cluster = cluster
+        self.ttl_days = ttl_days
+        self.embedded = url.startswith("chdb://")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
+        self._client: Any = None
+
+    @property
+    def display_url(self) -> str:
+        """The URL without credentials, for logs."""
+        if "@" in self.url:
+            scheme, _, rest = self.url.partition("://")
+            return f"{scheme}://***@{rest.split('@', 1)[1]}"
+        return self.url
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            import clickhouse_connect
+
+            try:
+                self._client = clickhouse_connect.get_client(dsn=self.url)
+            except Exception as exc:
+                raise StoreError(f"cannot open store {self.display_url}: {exc}") from exc
+        return self._client
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # --- synchronous API (runs on the store thread when called through `run`) ---
+
+    def command(self, sql: str, parameters: dict[str, Any] | None = None) -> Any:
+        try:
+            return self._connect().command(sql, parameters=parameters)
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._reset_on_failure()
+            raise StoreError(f"{self.display_url}: {exc}") from exc
+
+    def query(
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        try:
+            result = self._connect().query(sql, parameters=parameters, settings=settings)
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._reset_on_failure()
+            raise StoreError(f"{self.display_url}: {exc}") from exc
+        return list(result.column_names), [tuple(row) for row in result.result_rows]
+
+    def insert(
+        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        try:
+            self._connect().insert(table, rows, column_names=list(columns), settings=settings)
+        except StoreError:
+            raise
+        except Exception as exc:
+            self._reset_on_failure()
+            raise StoreError(f"insert into {table} failed: {exc}") from exc
+
+    def _reset_on_failure(self) -> None:
+        # A server client may be wedged after a network failure; chDB must keep its one session.
+        if not self.embedded:
+            self._client = None
+
+    def migrate(self) -> list[int]:
+        """Apply pending migrations; return the versions applied now."""
+        self.command(migrations_table_sql(self.cluster))
+        _, rows = self.query("SELECT version FROM schema_migrations FINAL")
+        done = {int(r[0]) for r in rows}
+        applied = []
+        for migration in sorted(MIGRATIONS, key=lambda m: m.version):
+            if migration.version in done:
+                continue
+            for statement in migration.statements:
+                self.command(render(statement, self.cluster, self.ttl_days))
+            self.insert("schema_migrations", [[migration.version, migration.name]], ["version", "name"])
+            applied.append(migration.version)
+            log.info("applied migration %d %s", migration.version, migration.name)
+        return applied
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:  # noqa: BLE001 - closing a broken client must not mask the real error
+                log.debug("store close failed", exc_info=True)
+            self._client = None
+
+    async def aclose(self) -> None:
+        await self.run(self.close)
+        self._executor.shutdown(wait=True)

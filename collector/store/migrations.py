@@ -1,0 +1,152 @@
+"""Versioned schema migrations, applied in order at collector start.
+
+Engine clauses and ON CLUSTER are templated so that a replicated cluster is a config change:
+with `store.cluster` set, {on_cluster} becomes `ON CLUSTER <name>` and {merge_tree} /
+{replacing_merge_tree} / {aggregating_merge_tree} become their Replicated* forms.
+
+Version ranges by owner, so parallel work never collides: 1-9 results and agents,
+10-19 verdicts and events, 20-29 API and operations, 30-39 ingest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: list[Migration] = [
+    Migration(1, "probe_results", ("""
+CREATE TABLE IF NOT EXISTS probe_results {on_cluster} (
+    started_at      DateTime64(3, 'UTC'),
+    received_at     DateTime64(3, 'UTC'),
+    check_id        LowCardinality(String),
+    probe           LowCardinality(String),
+    target          String,
+    agent_id        LowCardinality(String),
+    region          LowCardinality(String),
+    seq             UInt64,
+    outcome         LowCardinality(String),
+    failure_class   LowCardinality(String),
+    error           String,
+    failure_host    LowCardinality(String),
+    dns_ms          Float32,
+    connect_ms      Float32,
+    tls_ms          Float32,
+    ttfb_ms         Float32,
+    transfer_ms     Float32,
+    total_ms        Float32,
+    http_status     UInt16,
+    http_version    LowCardinality(String),
+    body_bytes      UInt64,
+    remote_addr     String,
+    redirects       UInt8,
+    final_url       String,
+    tls_version     LowCardinality(String),
+    tls_cipher      LowCardinality(String),
+    tls_verified    UInt8,
+    cert_subject    String,
+    cert_issuer     String,
+    cert_sans       Array(String),
+    cert_fingerprint String,
+    cert_not_after  Nullable(DateTime64(3, 'UTC')),
+    tls_days_left   Nullable(Float32),
+    page_resources_total  UInt32,
+    page_resources_failed UInt32,
+    page_failed_hosts     Array(String),
+    page_failed_classes   Array(LowCardinality(String)),
+    raw             String CODEC(ZSTD(3))
+)
+ENGINE = {merge_tree}
+PARTITION BY toDate(started_at)
+ORDER BY (check_id, region, started_at, agent_id)
+TTL toDateTime(started_at) + INTERVAL {ttl_days} DAY
+SETTINGS non_replicated_deduplication_window = 10000
+""",)),
+    Migration(2, "agents", ("""
+CREATE TABLE IF NOT EXISTS agents {on_cluster} (
+    agent_id        LowCardinality(String),
+    region          LowCardinality(String),
+    version         String,
+    capabilities    Array(String),
+    last_seen       DateTime64(3, 'UTC'),
+    spool_depth     UInt64,
+    dropped_results UInt64,
+    last_seq        UInt64
+)
+ENGINE = {replacing_merge_tree}(last_seen)
+ORDER BY agent_id
+""",)),
+    Migration(3, "probe_results_1m", ("""
+CREATE TABLE IF NOT EXISTS probe_results_1m {on_cluster} (
+    minute          DateTime('UTC'),
+    check_id        LowCardinality(String),
+    region          LowCardinality(String),
+    results         AggregateFunction(count),
+    failures        AggregateFunction(countIf, UInt8),
+    partials        AggregateFunction(countIf, UInt8),
+    total_ms        AggregateFunction(quantiles(0.5, 0.95, 0.99), Float32),
+    ttfb_ms         AggregateFunction(quantiles(0.5, 0.95, 0.99), Float32)
+)
+ENGINE = {aggregating_merge_tree}
+PARTITION BY toDate(minute)
+ORDER BY (check_id, region, minute)
+TTL minute + INTERVAL {ttl_days} DAY
+""", """
+CREATE MATERIALIZED VIEW IF NOT EXISTS probe_results_1m_mv {on_cluster} TO probe_results_1m AS
+SELECT
+    toStartOfMinute(started_at) AS minute,
+    check_id,
+    region,
+    countState() AS results,
+    countIfState(outcome = 'failed') AS failures,
+    countIfState(outcome = 'partial') AS partials,
+    quantilesState(0.5, 0.95, 0.99)(total_ms) AS total_ms,
+    quantilesState(0.5, 0.95, 0.99)(ttfb_ms) AS ttfb_ms
+FROM probe_results
+GROUP BY minute, check_id, region
+""")),
+]
+
+_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations {on_cluster} (
+    version    UInt32,
+    name       String,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = {replacing_merge_tree}
+ORDER BY version
+"""
+
+
+_ENGINE = re.compile(r"\{(merge_tree|replacing_merge_tree|aggregating_merge_tree)\}(?:\(([^)]*)\))?")
+_ENGINE_NAMES = {
+    "merge_tree": "MergeTree",
+    "replacing_merge_tree": "ReplacingMergeTree",
+    "aggregating_merge_tree": "AggregatingMergeTree",
+}
+_REPLICA_ARGS = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+
+
+def render(sql: str, cluster: str, ttl_days: int) -> str:
+    """Fill the templates of one migration statement."""
+
+    def engine(match: re.Match[str]) -> str:
+        name, args = _ENGINE_NAMES[match.group(1)], match.group(2)
+        if cluster:
+            return f"Replicated{name}({', '.join(filter(None, [_REPLICA_ARGS, args]))})"
+        return f"{name}({args})" if args else name
+
+    text = _ENGINE.sub(engine, sql)
+    text = text.replace("{on_cluster}", f"ON CLUSTER {cluster}" if cluster else "")
+    return text.replace("{ttl_days}", str(int(ttl_days)))
+
+
+def migrations_table_sql(cluster: str) -> str:
+    return render(_MIGRATIONS_TABLE, cluster, 0)

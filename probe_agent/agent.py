@@ -1,0 +1,73 @@
+"""Wire an agent together: config -> scheduler -> spool -> exporter, and back for pushed config."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from probe_agent.config import AgentConfig
+from probe_agent.exporter import Exporter, StreamSettings
+from probe_agent.probes import PROBE_TYPES
+from probe_agent.probes.context import ProbeContext
+from probe_agent.scheduler import Scheduler
+from probe_agent.spool import Spool
+from probenet.v1.probe_pb2 import CheckSpec, ProbeResult
+
+log = logging.getLogger(__name__)
+
+# On shutdown, how long to keep streaming what is in the spool before leaving it for next time.
+DRAIN_S = 3.0
+
+
+class Agent:
+    def __init__(self, config: AgentConfig) -> None:
+        self.config = config
+        self.spool = Spool(config.spool.dir, config.spool.max_results)
+        self.context = ProbeContext(dns_server=config.dns_server)
+        self.scheduler = Scheduler(self.context, self._accept, config.max_concurrency)
+        settings = StreamSettings(
+            collector=config.collector, agent_id=config.agent_id, region=config.region,
+            capabilities=tuple(sorted(PROBE_TYPES)), batch_size=config.batch_size,
+            insecure=config.insecure, ca_file=config.tls.ca, cert_file=config.tls.cert, key_file=config.tls.key,
+        )
+        self.exporter = Exporter(settings, self.spool, self._apply_central_config)
+        self.config_version = "local"
+
+    def _accept(self, result: ProbeResult) -> None:
+        result.agent_id = self.config.agent_id
+        result.region = self.config.region
+        self.spool.append(result)
+        self.exporter.notify()
+
+    def _apply_central_config(self, checks: list[CheckSpec], version: str) -> None:
+        if version == self.config_version:
+            return
+        log.info("applying central config %s: %d checks", version, len(checks))
+        self.config_version = version
+        self.scheduler.set_checks(checks)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        if self.config.insecure:
+            log.warning("insecure: true - results travel in plaintext without client identity")
+        self.scheduler.set_checks(self.config.checks)
+        exporter = asyncio.create_task(self.exporter.run(), name="exporter")
+        await stop.wait()
+        await self.scheduler.stop()
+        deadline = asyncio.get_running_loop().time() + DRAIN_S
+        while self.spool.depth and self.exporter.connected and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        exporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await exporter
+        self.spool.close()
+        log.info("agent stopped; %d results left in the spool for next time", self.spool.depth)
+
+
+async def run_agent(config: AgentConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await Agent(config).run(stop)

@@ -1,0 +1,164 @@
+"""Hold one long-lived bidirectional stream to the collector; send the spool, apply acks.
+
+Everything sent stays in the spool until the collector acknowledges it (after ClickHouse
+accepted it), so a lost connection only means a resend; the collector drops replays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from probe_agent import __version__
+from probe_agent.spool import Spool
+from probenet.v1 import stream_pb2, stream_pb2_grpc
+from probenet.v1.probe_pb2 import CheckSpec
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF_S = 15.0
+HEARTBEAT_S = 5.0
+# Results sent but not yet acknowledged, in batches: bounds the collector's and our memory.
+MAX_UNACKED_BATCHES = 8
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    collector: str
+    agent_id: str
+    region: str
+    capabilities: tuple[str, ...]
+    batch_size: int = 500
+    insecure: bool = False
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
+
+
+class Exporter:
+    def __init__(
+        self,
+        settings: StreamSettings,
+        spool: Spool,
+        on_config: Callable[[list[CheckSpec], str], None],
+    ) -> None:
+        self._settings = settings
+        self._spool = spool
+        self._on_config = on_config
+        self._new_data = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._pause_until = 0.0
+        self.connected = False
+        self.sessions = 0
+
+    def notify(self) -> None:
+        """Tell the sender that the spool has new results."""
+        self._new_data.set()
+
+    def _channel(self) -> grpc.aio.Channel:
+        s = self._settings
+        options = [("grpc.keepalive_time_ms", 20_000), ("grpc.max_receive_message_length", 64 << 20)]
+        if s.insecure:
+            return grpc.aio.insecure_channel(s.collector, options=options)
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=Path(s.ca_file).read_bytes(),
+            private_key=Path(s.key_file).read_bytes(),
+            certificate_chain=Path(s.cert_file).read_bytes(),
+        )
+        return grpc.aio.secure_channel(s.collector, creds, options=options)
+
+    async def run(self) -> None:
+        """Keep a session up until cancelled, reconnecting with jittered exponential backoff."""
+        backoff = 0.5
+        while True:
+            started = time.monotonic()
+            try:
+                await self._session()
+            except asyncio.CancelledError:
+                raise
+            except grpc.aio.AioRpcError as exc:
+                log.warning("stream to %s ended: %s %s", self._settings.collector, exc.code().name, exc.details())
+            except Exception:
+                log.exception("stream to %s failed", self._settings.collector)
+            finally:
+                self.connected = False
+            if time.monotonic() - started > 10:
+                backoff = 0.5
+            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    async def _session(self) -> None:
+        s = self._settings
+        async with self._channel() as channel:
+            call = stream_pb2_grpc.CollectorStub(channel).Stream()
+            hello = stream_pb2.Hello(
+                agent_id=s.agent_id, region=s.region, version=__version__,
+                capabilities=list(s.capabilities), spool_depth=self._spool.depth,
+                dropped_results=self._spool.dropped,
+            )
+            await call.write(stream_pb2.AgentMessage(hello=hello))
+            self.connected = True
+            self.sessions += 1
+            tasks = [asyncio.create_task(self._receive(call)), asyncio.create_task(self._send(call))]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                with contextlib.suppress(BaseException):
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                call.cancel()
+
+    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:  # type: ignore[type-arg]
+        async for message in call:
+            kind = message.WhichOneof("msg")
+            if kind == "ack":
+                self._spool.ack(message.ack.up_to_seq)
+                self._acked.set()
+            elif kind == "config":
+                self._on_config(list(message.config.checks), message.config.version)
+            elif kind == "slow_down":
+                self._pause_until = time.monotonic() + message.slow_down.pause_ms / 1000.0
+                log.info("collector asks to slow down for %d ms: %s", message.slow_down.pause_ms,
+                         message.slow_down.reason)
+
+    async def _send(self, call: grpc.aio.StreamStreamCall) -> None:  # type: ignore[type-arg]
+        batch_size = self._settings.batch_size
+        sent = self._spool.acked_seq
+        last_write = time.monotonic()
+        while True:
+            pause = self._pause_until - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            sent = max(sent, self._spool.acked_seq)
+            if sent - self._spool.acked_seq >= MAX_UNACKED_BATCHES * batch_size:
+                self._acked.clear()
+                await _wait(self._acked, HEARTBEAT_S)
+                continue
+            self._new_data.clear()
+            results = self._spool.read_after(sent, batch_size)
+            if results:
+                await call.write(stream_pb2.AgentMessage(batch=stream_pb2.ResultBatch(results=results)))
+                sent = results[-1].seq
+                last_write = time.monotonic()
+                continue
+            if time.monotonic() - last_write >= HEARTBEAT_S:
+                beat = stream_pb2.Heartbeat(spool_depth=self._spool.depth, dropped_results=self._spool.dropped)
+                await call.write(stream_pb2.AgentMessage(heartbeat=beat))
+                last_write = time.monotonic()
+            await _wait(self._new_data, HEARTBEAT_S)
+
+
+async def _wait(event: asyncio.Event, timeout: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout)

@@ -1,0 +1,80 @@
+"""Run every check every `interval`, with jitter, a hard deadline and bounded concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from probe_agent.probes import PROBE_TYPES
+from probe_agent.probes.base import run_probe
+from probe_agent.probes.context import ProbeContext
+from probenet.v1.probe_pb2 import CheckSpec, ProbeResult
+
+log = logging.getLogger(__name__)
+
+# Spread of each run around its slot, as a share of the interval: keeps many agents from
+# hitting a target in lockstep without drifting the schedule.
+JITTER_SHARE = 0.1
+
+
+class Scheduler:
+    def __init__(
+        self,
+        ctx: ProbeContext,
+        sink: Callable[[ProbeResult], None],
+        max_concurrency: int = 256,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._sink = sink
+        self._slots = asyncio.Semaphore(max_concurrency)
+        self._tasks: dict[str, tuple[bytes, asyncio.Task[None]]] = {}
+        self._rng = rng or random.Random()
+        self.runs = 0
+        self.skipped = 0
+
+    @property
+    def check_ids(self) -> list[str]:
+        return sorted(self._tasks)
+
+    def set_checks(self, checks: list[CheckSpec] | tuple[CheckSpec, ...]) -> None:
+        """Replace the running set: unchanged checks keep their rhythm, changed ones restart."""
+        wanted = {c.id: c for c in checks if c.probe in PROBE_TYPES}
+        for check_id, (fingerprint, task) in list(self._tasks.items()):
+            spec = wanted.get(check_id)
+            if spec is None or spec.SerializeToString(deterministic=True) != fingerprint:
+                task.cancel()
+                del self._tasks[check_id]
+        for check_id, spec in wanted.items():
+            if check_id not in self._tasks:
+                task = asyncio.create_task(self._loop(spec), name=f"check:{check_id}")
+                self._tasks[check_id] = (spec.SerializeToString(deterministic=True), task)
+
+    async def stop(self) -> None:
+        tasks = [task for _, task in self._tasks.values()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def _loop(self, spec: CheckSpec) -> None:
+        interval = max(spec.interval.ToMilliseconds() / 1000.0, 0.05)
+        probe = PROBE_TYPES[spec.probe]
+        next_slot = time.monotonic() + self._rng.uniform(0, interval)
+        while True:
+            jitter = self._rng.uniform(-JITTER_SHARE, JITTER_SHARE) * interval
+            await asyncio.sleep(max(0.0, next_slot + jitter - time.monotonic()))
+            async with self._slots:
+                result = await run_probe(probe, spec, self._ctx)
+            self.runs += 1
+            self._sink(result)
+            next_slot += interval
+            now = time.monotonic()
+            if now > next_slot + interval:
+                missed = int((now - next_slot) // interval)
+                self.skipped += missed
+                next_slot += missed * interval
+                log.warning("check %s is %d runs behind; skipping them", spec.id, missed)
