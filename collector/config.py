@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import re
 import types
 import typing
@@ -37,6 +38,7 @@ from probenet.v1.probe_pb2 import CheckSpec
 
 PROBE_TYPES = frozenset({"http", "tls", "page", "dns"})
 DEFAULT_STORE_DIR = "probenet-data"
+STORE_URL_ENV = "PROBENET_STORE_URL"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -235,4 +237,15 @@ def load_config(path: str | Path) -> CollectorConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(file, "-", "top level must be a mapping")
-    return config_from_mapping(raw, file, Path(path).resolve().parent)
+    return config_from_mapping(_with_env_store_url(raw, file), file, Path(path).resolve().parent)
+
+
+def _with_env_store_url(raw: dict[str, Any], file: str) -> dict[str, Any]:
+    """PROBENET_STORE_URL wins over store.url so a password can come from a Secret, not the file."""
+    url = os.environ.get(STORE_URL_ENV)
+    if not url:
+        return raw
+    store = raw.get("store") or {}
+    if not isinstance(store, Mapping):
+        raise ConfigError(file, "store", "expected a mapping")
+    return {**raw, "store": {**store, "url": url}}
