@@ -1,0 +1,128 @@
+"""Run the collector: store, ingestor, gRPC server for agents, HTTP API; stop gracefully.
+
+Shutdown order (like uvicorn's): stop taking new streams, commit what is pending, let the
+streams send their last acks, close the streams, close the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+from aiohttp import web
+
+from collector.api import ApiState, make_app
+from collector.config import CollectorConfig
+from collector.ingest import Ingestor
+from collector.server import CollectorService
+from collector.store import Store
+from probenet.v1 import stream_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+FLUSH_ON_STOP_S = 10.0
+ACK_GRACE_S = 1.0
+STREAM_GRACE_S = 2.0
+
+
+def split_hostport(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+@dataclass
+class Collector:
+    """A running collector's parts, for services that hook into it (verdicts, metrics...)."""
+
+    config: CollectorConfig
+    store: Store
+    ingestor: Ingestor
+    service: CollectorService
+    api_state: ApiState
+    background: list[asyncio.Task[None]] = field(default_factory=list)
+    grpc_port: int = 0
+    api_port: int = 0
+
+    def current_config(self) -> CollectorConfig:
+        return self.config
+
+
+# Services started with the collector: each gets the running Collector and runs until cancelled.
+# Other modules append to this list (verdict evaluation, config reload, ...).
+SERVICES: list[Callable[[Collector], Awaitable[None]]] = []
+
+
+def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:
+    tls = config.tls
+    return grpc.ssl_server_credentials(
+        [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
+        root_certificates=Path(tls.ca).read_bytes(),
+        require_client_auth=True,
+    )
+
+
+async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
+    store = Store(config.store.url, config.store.cluster, config.store.ttl_days)
+    await store.run(store.migrate)
+    ingestor = Ingestor(
+        store, config.store.batch_rows, config.store.flush_interval, config.store.max_pending_rows
+    )
+    collector = Collector(config, store, ingestor, CollectorService(ingestor, lambda: collector.config),
+                          ApiState(store, ingestor, token=config.api.token))
+    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])
+    stream_pb2_grpc.add_CollectorServicer_to_server(collector.service, server)
+    if config.insecure:
+        log.warning("insecure: true - agents connect in plaintext and their hello is trusted")
+        collector.grpc_port = server.add_insecure_port(config.listen)
+    else:
+        collector.grpc_port = server.add_secure_port(config.listen, _server_credentials(config))
+    runner = web.AppRunner(make_app(collector.api_state), access_log=None)
+    await runner.setup()
+    api_host, api_port = split_hostport(config.api.listen)
+    site = web.TCPSite(runner, api_host, api_port)
+    await site.start()
+    collector.api_port = runner.addresses[0][1] if runner.addresses else api_port
+    ingest_task = asyncio.create_task(ingestor.run(), name="ingest")
+    collector.background = [asyncio.create_task(svc(collector)) for svc in SERVICES]
+    await server.start()
+    collector.api_state.ready = True
+    print(f"collector ready grpc={config.listen.rpartition(':')[0]}:{collector.grpc_port} "
+          f"api=http://{api_host}:{collector.api_port} store={store.display_url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await _shutdown(collector, server, runner, ingest_task)
+
+
+async def _shutdown(collector: Collector, server: grpc.aio.Server, runner: web.AppRunner,
+                    ingest_task: asyncio.Task[None]) -> None:
+    log.info("stopping: committing %d pending rows", collector.ingestor.pending_rows)
+    collector.api_state.ready = False
+    for task in collector.background:
+        task.cancel()
+    if not await collector.ingestor.drain(FLUSH_ON_STOP_S):
+        log.error("store did not take %d pending rows; agents keep them in their spools",
+                  collector.ingestor.pending_rows)
+    await asyncio.sleep(ACK_GRACE_S if collector.service.streams else 0)
+    ingest_task.cancel()
+    await server.stop(STREAM_GRACE_S)
+    await runner.cleanup()
+    for task in [ingest_task, *collector.background]:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    await collector.store.aclose()
+    log.info("collector stopped")
+
+
+async def run_until_signal(config: CollectorConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve(config, stop)

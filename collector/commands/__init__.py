@@ -1,0 +1,1 @@
+"""One module per probe-collector subcommand; each has register(subparsers)."""
