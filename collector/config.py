@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import ipaddress
 import os
 import re
 import types
@@ -39,6 +40,7 @@ from probenet.v1.probe_pb2 import CheckSpec
 PROBE_TYPES = frozenset({"http", "tls", "page", "dns"})
 DEFAULT_STORE_DIR = "probenet-data"
 STORE_URL_ENV = "PROBENET_STORE_URL"
+API_TOKEN_ENV = "PROBENET_API_TOKEN"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -208,10 +210,23 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
     store = dataclasses.replace(config.store, url=_store_url(config.store.url, base, file))
     if not config.insecure and not (tls.ca and tls.cert and tls.key):
         raise ConfigError(file, "tls", "ca, cert and key are required unless insecure: true")
+    if not config.api.token and not is_loopback_listen(config.api.listen):
+        raise ConfigError(file, "api.token", f"required when api.listen ({config.api.listen}) is not a loopback "
+                          "address: the API serves every stored result and runs SQL")
     for i, hook in enumerate(config.webhooks):
         if hook.format not in ("json", "slack"):
             raise ConfigError(file, f"webhooks[{i}].format", "must be json or slack")
     return dataclasses.replace(config, tls=tls, store=store, checks=checks, source=file)
+
+
+def is_loopback_listen(listen: str) -> bool:
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _store_url(url: str, base: Path, file: str) -> str:
@@ -237,7 +252,8 @@ def load_config(path: str | Path) -> CollectorConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(file, "-", "top level must be a mapping")
-    return config_from_mapping(_with_env_store_url(raw, file), file, Path(path).resolve().parent)
+    return config_from_mapping(_with_env_api_token(_with_env_store_url(raw, file), file), file,
+                               Path(path).resolve().parent)
 
 
 def _with_env_store_url(raw: dict[str, Any], file: str) -> dict[str, Any]:
@@ -249,3 +265,14 @@ def _with_env_store_url(raw: dict[str, Any], file: str) -> dict[str, Any]:
     if not isinstance(store, Mapping):
         raise ConfigError(file, "store", "expected a mapping")
     return {**raw, "store": {**store, "url": url}}
+
+
+def _with_env_api_token(raw: dict[str, Any], file: str) -> dict[str, Any]:
+    """PROBENET_API_TOKEN wins over api.token, so the token can come from a Secret."""
+    token = os.environ.get(API_TOKEN_ENV)
+    if not token:
+        return raw
+    api = raw.get("api") or {}
+    if not isinstance(api, Mapping):
+        raise ConfigError(file, "api", "expected a mapping")
+    return {**raw, "api": {**api, "token": token}}
