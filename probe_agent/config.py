@@ -176,7 +176,9 @@ def config_from_mapping(raw: Mapping[str, Any], file: str) -> AgentConfig:
     values["spool"] = _sub(raw.get("spool"), SpoolConfig, file, "spool")
     if not values.get("insecure") and not (values["tls"].cert and values["tls"].key and values["tls"].ca):
         raise ConfigError(file, "tls", "ca, cert and key are required unless insecure: true")
-    checks = raw.get("checks") or []
+    checks = raw.get("checks")
+    if checks is None:
+        checks = []
     if not isinstance(checks, list):
         raise ConfigError(file, "checks", "expected a list")
     specs = tuple(check_from_mapping(c, file, f"checks[{i}]") for i, c in enumerate(checks))

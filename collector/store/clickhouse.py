@@ -61,10 +61,14 @@ class Store:
             raise StoreError(f"{self.display_url}: {exc}") from exc
 
     def query(
-        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None
+        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+        column_formats: dict[str, str] | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Run a SELECT; pass column_formats={'raw': 'bytes'} to read serialized results back."""
         try:
-            result = self._connect().query(sql, parameters=parameters, settings=settings)
+            result = self._connect().query(
+                sql, parameters=parameters, settings=settings, column_formats=column_formats
+            )
         except StoreError:
             raise
         except Exception as exc:
