@@ -10,9 +10,10 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 from aiohttp import web
@@ -55,7 +56,7 @@ class Collector:
 
 # Services started with the collector: each gets the running Collector and runs until cancelled.
 # Other modules append to this list (verdict evaluation, config reload, ...).
-SERVICES: list[Callable[[Collector], Awaitable[None]]] = []
+SERVICES: list[Callable[[Collector], Coroutine[Any, Any, None]]] = []
 
 
 def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:

@@ -67,7 +67,7 @@ class StoreConfig:
     url: str = ""
     ttl_days: int = 90
     batch_rows: int = 10_000
-    flush_interval: Seconds = Seconds(1.0)
+    flush_interval: Seconds = Seconds(1.0)  # noqa: RUF009 - immutable float
     max_pending_rows: int = 200_000
     cluster: str = ""
     database: str = ""
@@ -86,7 +86,7 @@ class CollectorConfig:
     tls: TlsFiles = field(default_factory=TlsFiles)
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
-    evaluate_every: Seconds = Seconds(0.0)
+    evaluate_every: Seconds = Seconds(0.0)  # noqa: RUF009 - immutable float
     webhooks: tuple[WebhookConfig, ...] = ()
     checks: tuple[CheckSpec, ...] = ()
     source: str = "<defaults>"

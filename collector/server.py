@@ -45,13 +45,13 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             self._config_generation += 1
             self._config_changed.notify_all()
 
-    async def identify(self, hello: stream_pb2.Hello, context: grpc.aio.ServicerContext) -> Identity:  # type: ignore[type-arg]
+    async def identify(self, hello: stream_pb2.Hello, context: grpc.aio.ServicerContext) -> Identity:
         """Who is on the other end. With insecure: true, the hello is believed."""
         if not hello.agent_id or not hello.region:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello must carry agent_id and region")
         return Identity(hello.agent_id, hello.region)
 
-    async def Stream(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override,type-arg]  # noqa: N802
+    async def Stream(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]
         first = await context.read()
         if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello")
@@ -94,7 +94,7 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         ))
 
     async def _read(
-        self, who: Identity, hello: stream_pb2.Hello, context: grpc.aio.ServicerContext, outbox: asyncio.Queue[stream_pb2.CollectorMessage]  # type: ignore[type-arg]
+        self, who: Identity, hello: stream_pb2.Hello, context: grpc.aio.ServicerContext, outbox: asyncio.Queue[stream_pb2.CollectorMessage]
     ) -> None:
         while True:
             message = await context.read()

@@ -119,7 +119,7 @@ class Exporter:
                     await asyncio.gather(*tasks, return_exceptions=True)
                 call.cancel()
 
-    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:  # type: ignore[type-arg]
+    async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
         async for message in call:
             kind = message.WhichOneof("msg")
             if kind == "ack":
@@ -132,7 +132,7 @@ class Exporter:
                 log.info("collector asks to slow down for %d ms: %s", message.slow_down.pause_ms,
                          message.slow_down.reason)
 
-    async def _send(self, call: grpc.aio.StreamStreamCall) -> None:  # type: ignore[type-arg]
+    async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
         batch_size = self._settings.batch_size
         sent = self._spool.acked_seq
         last_write = time.monotonic()

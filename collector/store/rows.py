@@ -18,9 +18,9 @@ RESULT_COLUMNS: tuple[str, ...] = (
     "raw",
 )
 
-OUTCOME_NAMES = {v: Outcome.Name(v).removeprefix("OUTCOME_").lower() for v in Outcome.values()}
+OUTCOME_NAMES: dict[int, str] = {v: Outcome.Name(v).removeprefix("OUTCOME_").lower() for v in Outcome.values()}
 OUTCOME_NAMES[Outcome.OUTCOME_UNSPECIFIED] = "failed"
-FAILURE_NAMES = {v: ("" if v == FailureClass.NONE else FailureClass.Name(v).lower()) for v in FailureClass.values()}
+FAILURE_NAMES: dict[int, str] = {v: ("" if v == FailureClass.NONE else FailureClass.Name(v).lower()) for v in FailureClass.values()}
 
 
 def failure_name(value: int) -> str:

@@ -91,10 +91,12 @@ class Collector:
         while time.monotonic() < deadline:
             if self.proc.popen.poll() is not None:
                 raise AssertionError(f"collector exited early:\n{self.proc.output()}")
-            with contextlib.suppress(OSError, urllib.error.URLError):
-                with urllib.request.urlopen(f"{self.api}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return self
+            with (
+                contextlib.suppress(OSError, urllib.error.URLError),
+                urllib.request.urlopen(f"{self.api}/readyz", timeout=2) as response,
+            ):
+                if response.status == 200:
+                    return self
             time.sleep(0.1)
         raise AssertionError(f"collector not ready in {wait}s:\n{self.proc.output()}")
 
