@@ -14,7 +14,7 @@ from collector.errors import CollectorError, ConfigError, UsageError
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 # Subcommand modules, in help order.
-COMMANDS = ["serve", "query"]
+COMMANDS = ["serve", "query", "ca"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     try:
         code: int = args.handler(args)
     except (ConfigError, UsageError) as exc:

@@ -156,8 +156,9 @@ def build(cls: type[Any], raw: object, file: str, prefix: str = "") -> Any:
         return cls(**values)
     except TypeError as exc:
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
-        raise ConfigError(file, f"{prefix}.{missing[0]}" if prefix and missing else prefix or "-",
-                          "is required") from exc
+        raise ConfigError(
+            file, f"{prefix}.{missing[0]}" if prefix and missing else prefix or "-", "is required"
+        ) from exc
 
 
 def parse_check(raw: object, file: str, key: str) -> CheckSpec:
@@ -211,8 +212,12 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
     if not config.insecure and not (tls.ca and tls.cert and tls.key):
         raise ConfigError(file, "tls", "ca, cert and key are required unless insecure: true")
     if not config.api.token and not is_loopback_listen(config.api.listen):
-        raise ConfigError(file, "api.token", f"required when api.listen ({config.api.listen}) is not a loopback "
-                          "address: the API serves every stored result and runs SQL")
+        raise ConfigError(
+            file,
+            "api.token",
+            f"required when api.listen ({config.api.listen}) is not a loopback "
+            "address: the API serves every stored result and runs SQL",
+        )
     for i, hook in enumerate(config.webhooks):
         if hook.format not in ("json", "slack"):
             raise ConfigError(file, f"webhooks[{i}].format", "must be json or slack")
@@ -234,7 +239,9 @@ def _store_url(url: str, base: Path, file: str) -> str:
         return f"chdb://{(base / DEFAULT_STORE_DIR).resolve()}"
     if url.startswith("chdb://"):
         path = url.removeprefix("chdb://")
-        return f"chdb://{(base / path).resolve()}" if path else f"chdb://{(base / DEFAULT_STORE_DIR).resolve()}"
+        return (
+            f"chdb://{(base / path).resolve()}" if path else f"chdb://{(base / DEFAULT_STORE_DIR).resolve()}"
+        )
     if not url.startswith(("http://", "https://")):
         raise ConfigError(file, "store.url", f"expected chdb:///dir or http(s)://host:8123/db, got {url!r}")
     return url
@@ -252,8 +259,9 @@ def load_config(path: str | Path) -> CollectorConfig:
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(file, "-", "top level must be a mapping")
-    return config_from_mapping(_with_env_api_token(_with_env_store_url(raw, file), file), file,
-                               Path(path).resolve().parent)
+    return config_from_mapping(
+        _with_env_api_token(_with_env_store_url(raw, file), file), file, Path(path).resolve().parent
+    )
 
 
 def _with_env_store_url(raw: dict[str, Any], file: str) -> dict[str, Any]:

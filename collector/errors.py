@@ -1,9 +1,9 @@
 """Errors of the collector package.
 
-    CollectorError
-    ├── ConfigError      bad configuration: names the file, the key and the reason (exit 2)
-    ├── UsageError       bad command line (exit 2)
-    └── StoreError       ClickHouse refused or is unreachable (exit 1 / UNAVAILABLE on the wire)
+CollectorError
+├── ConfigError      bad configuration: names the file, the key and the reason (exit 2)
+├── UsageError       bad command line (exit 2)
+└── StoreError       ClickHouse refused or is unreachable (exit 1 / UNAVAILABLE on the wire)
 """
 
 from __future__ import annotations

@@ -161,8 +161,12 @@ def config_from_mapping(raw: Mapping[str, Any], file: str) -> AgentConfig:
             raise ConfigError(file, key, "is required (a non-empty string)")
     values: dict[str, Any] = {k: raw[k] for k in ("agent_id", "region")}
     for key, kind in (
-        ("collector", str), ("insecure", bool), ("batch_size", int),
-        ("max_concurrency", int), ("dns_server", str), ("metrics_listen", str),
+        ("collector", str),
+        ("insecure", bool),
+        ("batch_size", int),
+        ("max_concurrency", int),
+        ("dns_server", str),
+        ("metrics_listen", str),
     ):
         if key in raw:
             value = raw[key]

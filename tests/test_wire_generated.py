@@ -10,8 +10,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_generated_wire_code_is_fresh(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, str(ROOT / "proto" / "generate.py"), "--out", str(tmp_path)],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "proto" / "generate.py"), "--out", str(tmp_path)],
+        check=True,
+        capture_output=True,
+    )
     fresh = {p.name: p.read_bytes() for p in (tmp_path / "probenet" / "v1").iterdir()}
     committed = {p.name: p.read_bytes() for p in (ROOT / "probenet" / "v1").iterdir() if p.is_file()}
     assert sorted(fresh) == sorted(committed), "file set differs: run python proto/generate.py"

@@ -18,10 +18,14 @@ DEFAULT_API = "http://127.0.0.1:8080"
 
 
 def add_api_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--api", default=os.environ.get("PROBENET_API", DEFAULT_API),
-                        help="collector API base URL (env PROBENET_API)")
-    parser.add_argument("--token", default=os.environ.get("PROBENET_TOKEN", ""),
-                        help="bearer token (env PROBENET_TOKEN)")
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("PROBENET_API", DEFAULT_API),
+        help="collector API base URL (env PROBENET_API)",
+    )
+    parser.add_argument(
+        "--token", default=os.environ.get("PROBENET_TOKEN", ""), help="bearer token (env PROBENET_TOKEN)"
+    )
 
 
 def api_call(args: argparse.Namespace, path: str, body: dict[str, Any] | None = None) -> Any:

@@ -61,7 +61,10 @@ class Store:
             raise StoreError(f"{self.display_url}: {exc}") from exc
 
     def query(
-        self, sql: str, parameters: dict[str, Any] | None = None, settings: dict[str, Any] | None = None,
+        self,
+        sql: str,
+        parameters: dict[str, Any] | None = None,
+        settings: dict[str, Any] | None = None,
         column_formats: dict[str, str] | None = None,
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Run a SELECT; pass column_formats={'raw': 'bytes'} to read serialized results back."""
@@ -77,7 +80,10 @@ class Store:
         return list(result.column_names), [tuple(row) for row in result.result_rows]
 
     def insert(
-        self, table: str, rows: Sequence[Sequence[Any]], columns: Sequence[str],
+        self,
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
         settings: dict[str, Any] | None = None,
     ) -> None:
         try:
@@ -113,7 +119,7 @@ class Store:
         if self._client is not None:
             try:
                 self._client.close()
-            except Exception:  # noqa: BLE001 - closing a broken client must not mask the real error
+            except Exception:
                 log.debug("store close failed", exc_info=True)
             self._client = None
 

@@ -22,7 +22,11 @@ class Migration:
 
 
 MIGRATIONS: list[Migration] = [
-    Migration(1, "probe_results", ("""
+    Migration(
+        1,
+        "probe_results",
+        (
+            """
 CREATE TABLE IF NOT EXISTS probe_results {on_cluster} (
     started_at      DateTime64(3, 'UTC'),
     received_at     DateTime64(3, 'UTC'),
@@ -68,8 +72,14 @@ PARTITION BY toDate(started_at)
 ORDER BY (check_id, region, started_at, agent_id)
 TTL toDateTime(started_at) + INTERVAL {ttl_days} DAY
 SETTINGS non_replicated_deduplication_window = 10000
-""",)),
-    Migration(2, "agents", ("""
+""",
+        ),
+    ),
+    Migration(
+        2,
+        "agents",
+        (
+            """
 CREATE TABLE IF NOT EXISTS agents {on_cluster} (
     agent_id        LowCardinality(String),
     region          LowCardinality(String),
@@ -82,8 +92,14 @@ CREATE TABLE IF NOT EXISTS agents {on_cluster} (
 )
 ENGINE = {replacing_merge_tree}(last_seen)
 ORDER BY agent_id
-""",)),
-    Migration(3, "probe_results_1m", ("""
+""",
+        ),
+    ),
+    Migration(
+        3,
+        "probe_results_1m",
+        (
+            """
 CREATE TABLE IF NOT EXISTS probe_results_1m {on_cluster} (
     minute          DateTime('UTC'),
     check_id        LowCardinality(String),
@@ -98,7 +114,8 @@ ENGINE = {aggregating_merge_tree}
 PARTITION BY toDate(minute)
 ORDER BY (check_id, region, minute)
 TTL minute + INTERVAL {ttl_days} DAY
-""", """
+""",
+            """
 CREATE MATERIALIZED VIEW IF NOT EXISTS probe_results_1m_mv {on_cluster} TO probe_results_1m AS
 SELECT
     toStartOfMinute(started_at) AS minute,
@@ -111,7 +128,9 @@ SELECT
     quantilesState(0.5, 0.95, 0.99)(ttfb_ms) AS ttfb_ms
 FROM probe_results
 GROUP BY minute, check_id, region
-""")),
+""",
+        ),
+    ),
 ]
 
 _MIGRATIONS_TABLE = """

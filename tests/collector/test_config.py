@@ -17,7 +17,9 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_defaults_and_relative_paths(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, "insecure: true\nstore: {url: 'chdb://data', flush_interval: 250ms}\n"))
+    config = load_config(
+        write(tmp_path, "insecure: true\nstore: {url: 'chdb://data', flush_interval: 250ms}\n")
+    )
     assert config.store.url == f"chdb://{tmp_path / 'data'}"
     assert config.store.flush_interval == 0.25
     assert config.listen == "127.0.0.1:4317" and config.api.listen == "127.0.0.1:8080"
@@ -26,12 +28,17 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
 
 
 def test_checks_are_filtered_per_region(tmp_path: Path) -> None:
-    config = load_config(write(tmp_path, """
+    config = load_config(
+        write(
+            tmp_path,
+            """
 insecure: true
 checks:
   - {id: everywhere, probe: http, target: "https://a.test/"}
   - {id: only-it, probe: tls, target: "a.test:443", regions: [it], interval: 1m}
-"""))
+""",
+        )
+    )
     assert [c.id for c in config.checks_for_region("it")] == ["everywhere", "only-it"]
     assert [c.id for c in config.checks_for_region("fr")] == ["everywhere"]
     assert config.checks[1].interval.ToSeconds() == 60
@@ -48,13 +55,23 @@ checks:
         ("insecure: true\nstore: {flush_interval: soon}\n", "store.flush_interval", "expected a duration"),
         ("insecure: true\nstore: {colour: red}\n", "store.colour", "unknown key"),
         ("insecure: true\napi: []\n", "api", "expected a mapping"),
-        ("insecure: true\nwebhooks: [{url: 'http://x', format: xml}]\n", "webhooks[0].format", "json or slack"),
+        (
+            "insecure: true\nwebhooks: [{url: 'http://x', format: xml}]\n",
+            "webhooks[0].format",
+            "json or slack",
+        ),
         ("insecure: true\nwebhooks: [{format: json}]\n", "webhooks[0].url", "is required"),
         ("insecure: true\nchecks: [{id: a, probe: ping, target: x}]\n", "checks[0].probe", "unknown probe"),
-        ("insecure: true\nchecks: [{id: a, probe: http, target: x, verdict: {region_quorum: 2}}]\n",
-         "checks[0].verdict.region_quorum", "must be in (0, 1]"),
-        ("insecure: true\nchecks: [{id: a, probe: http, target: x}, {id: a, probe: http, target: x}]\n",
-         "checks[1].id", "duplicate"),
+        (
+            "insecure: true\nchecks: [{id: a, probe: http, target: x, verdict: {region_quorum: 2}}]\n",
+            "checks[0].verdict.region_quorum",
+            "must be in (0, 1]",
+        ),
+        (
+            "insecure: true\nchecks: [{id: a, probe: http, target: x}, {id: a, probe: http, target: x}]\n",
+            "checks[1].id",
+            "duplicate",
+        ),
         ("insecure: [\n", "-", "invalid YAML"),
     ],
 )
@@ -72,7 +89,8 @@ def test_serve_with_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> No
 
     path = write(tmp_path, "insecure: true\nstore: {batch_rows: many}\n")
     exe = Path(sys.executable).parent / "probe-collector"
-    out = subprocess.run([str(exe), "serve", "--config", str(path)], capture_output=True, text=True, timeout=60,
-                         check=False)
+    out = subprocess.run(
+        [str(exe), "serve", "--config", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 2
     assert f"{path}: store.batch_rows: expected int" in out.stderr

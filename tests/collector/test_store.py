@@ -13,10 +13,15 @@ from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 
 def test_engine_templates_for_single_node_and_cluster() -> None:
     sql = "CREATE TABLE t {on_cluster} (a UInt8) ENGINE = {replacing_merge_tree}(v) ORDER BY a TTL x + {ttl_days}"
-    assert render(sql, "", 7) == "CREATE TABLE t  (a UInt8) ENGINE = ReplacingMergeTree(v) ORDER BY a TTL x + 7"
+    assert (
+        render(sql, "", 7) == "CREATE TABLE t  (a UInt8) ENGINE = ReplacingMergeTree(v) ORDER BY a TTL x + 7"
+    )
     clustered = render(sql, "main", 7)
     assert "ON CLUSTER main" in clustered
-    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', v)" in clustered
+    assert (
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', v)"
+        in clustered
+    )
     assert "ReplicatedMergeTree('/clickhouse" in render("ENGINE = {merge_tree}", "main", 1)
 
 
@@ -32,20 +37,36 @@ def test_migrate_is_idempotent_and_rows_round_trip(tmp_path: Path) -> None:
         applied = store.migrate()
         assert applied == sorted(m.version for m in MIGRATIONS)
         assert store.migrate() == []
-        result = ProbeResult(check_id="shop", agent_id="it-1", region="it", seq=7, probe="page",
-                             outcome=Outcome.OUTCOME_PARTIAL, failure_class=FailureClass.TLS_CERT_EXPIRED,
-                             failure_host="static.test")
+        result = ProbeResult(
+            check_id="shop",
+            agent_id="it-1",
+            region="it",
+            seq=7,
+            probe="page",
+            outcome=Outcome.OUTCOME_PARTIAL,
+            failure_class=FailureClass.TLS_CERT_EXPIRED,
+            failure_host="static.test",
+        )
         started = datetime.now(UTC).replace(microsecond=0)
         result.started_at.FromDatetime(started)
         result.timings.total_ms = 12.5
-        result.page.failed_hosts.add(host="static.test", failure_class=FailureClass.TLS_CERT_EXPIRED, count=30)
+        result.page.failed_hosts.add(
+            host="static.test", failure_class=FailureClass.TLS_CERT_EXPIRED, count=30
+        )
         store.insert("probe_results", [result_row(result, datetime.now(UTC))], RESULT_COLUMNS)
         _, rows = store.query(
             "SELECT outcome, failure_class, failure_host, total_ms, page_failed_hosts, page_failed_classes, "
-            "toString(started_at), raw FROM probe_results", column_formats={"raw": "bytes"}
+            "toString(started_at), raw FROM probe_results",
+            column_formats={"raw": "bytes"},
         )
-        assert rows[0][:6] == ("partial", "tls_cert_expired", "static.test", 12.5, ["static.test"],
-                               ["tls_cert_expired"])
+        assert rows[0][:6] == (
+            "partial",
+            "tls_cert_expired",
+            "static.test",
+            12.5,
+            ["static.test"],
+            ["tls_cert_expired"],
+        )
         assert rows[0][6].startswith(started.strftime("%Y-%m-%d %H:%M:%S"))
         assert ProbeResult.FromString(rows[0][7]) == result
         _, rollup = store.query("SELECT countMerge(results), countIfMerge(partials) FROM probe_results_1m")

@@ -42,7 +42,9 @@ class Proc:
         except subprocess.TimeoutExpired:
             self.popen.kill()
             self.popen.wait(5)
-            raise AssertionError(f"{self.name} did not stop within {timeout}s; log:\n{self.output()}") from None
+            raise AssertionError(
+                f"{self.name} did not stop within {timeout}s; log:\n{self.output()}"
+            ) from None
 
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -51,8 +53,13 @@ class Proc:
 def spawn(name: str, args: list[str], workdir: Path) -> Proc:
     log = workdir / f"{name}.log"
     handle = log.open("wb")
-    popen = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, cwd=workdir,
-                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    popen = subprocess.Popen(
+        args,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=workdir,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     handle.close()
     return Proc(name, popen, log)
 
@@ -77,8 +84,11 @@ class Collector:
     def write_config(self) -> Path:
         store = self.store_dir or self.workdir / "store"
         config = {
-            "listen": self.address, "insecure": True, "api": {"listen": f"127.0.0.1:{self.api_port}"},
-            "store": {"url": f"chdb://{store}", "flush_interval": "200ms"}, **self.extra,
+            "listen": self.address,
+            "insecure": True,
+            "api": {"listen": f"127.0.0.1:{self.api_port}"},
+            "store": {"url": f"chdb://{store}", "flush_interval": "200ms"},
+            **self.extra,
         }
         path = self.workdir / "collector.yaml"
         path.write_text(yaml.safe_dump(config))
@@ -86,7 +96,9 @@ class Collector:
 
     def start(self, wait: float = 60.0) -> Collector:
         path = self.write_config()
-        self.proc = spawn("collector", [str(BIN / "probe-collector"), "serve", "--config", str(path)], self.workdir)
+        self.proc = spawn(
+            "collector", [str(BIN / "probe-collector"), "serve", "--config", str(path)], self.workdir
+        )
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc.popen.poll() is not None:
@@ -108,16 +120,27 @@ class Collector:
         """Run SQL through the real `probe-collector query` command."""
         out = subprocess.run(
             [str(BIN / "probe-collector"), "query", sql, "--format", "json", "--api", self.api],
-            capture_output=True, text=True, timeout=60, check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
         )
         assert out.returncode == 0, f"query failed ({out.returncode}): {out.stderr}"
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
 
-def start_agent(workdir: Path, agent_id: str, region: str, collector: str, checks: list[dict[str, Any]],
-                **extra: Any) -> Proc:
-    config = {"agent_id": agent_id, "region": region, "collector": collector, "insecure": True,
-              "spool": {"dir": str(workdir / f"spool-{agent_id}")}, "checks": checks, **extra}
+def start_agent(
+    workdir: Path, agent_id: str, region: str, collector: str, checks: list[dict[str, Any]], **extra: Any
+) -> Proc:
+    config = {
+        "agent_id": agent_id,
+        "region": region,
+        "collector": collector,
+        "insecure": True,
+        "spool": {"dir": str(workdir / f"spool-{agent_id}")},
+        "checks": checks,
+        **extra,
+    }
     path = workdir / f"agent-{agent_id}.yaml"
     path.write_text(yaml.safe_dump(config))
     return spawn(agent_id, [str(BIN / "probe-agent"), "run", "--config", str(path)], workdir)

@@ -16,7 +16,7 @@ from tests.e2e.procs import Collector, start_agent, stopped_on_exit, wait_until
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         status = 503 if self.path.startswith("/down") else 200
         body = b"shop is open\n" if status == 200 else b"closed\n"
         self.send_response(status)
@@ -44,8 +44,13 @@ def https_target() -> Iterator[tuple[int, str]]:
 
 
 def _checks(port: int, ca_pem: str) -> list[dict[str, object]]:
-    common = {"probe": "http", "interval": "500ms", "timeout": "500ms",
-              "resolve": {"shop.test": "127.0.0.1"}, "tls": {"ca_pem": ca_pem}}
+    common = {
+        "probe": "http",
+        "interval": "500ms",
+        "timeout": "500ms",
+        "resolve": {"shop.test": "127.0.0.1"},
+        "tls": {"ca_pem": ca_pem},
+    }
     return [
         {"id": "shop", "target": f"https://shop.test:{port}/", **common},
         {"id": "shop-down", "target": f"https://shop.test:{port}/down", **common},
@@ -64,11 +69,16 @@ def test_results_from_two_regions_become_rows_and_no_acked_row_is_lost(
 ) -> None:
     port, ca_pem = https_target
     collector = Collector(tmp_path).start()
-    agents = [start_agent(tmp_path, f"{r}-1", r, collector.address, _checks(port, ca_pem)) for r in ("it", "fr")]
+    agents = [
+        start_agent(tmp_path, f"{r}-1", r, collector.address, _checks(port, ca_pem)) for r in ("it", "fr")
+    ]
     with stopped_on_exit(collector, *agents):
         per_region = "SELECT region, check_id, count() AS n FROM probe_results GROUP BY region, check_id"
-        wait_until(lambda: len([r for r in collector.query(per_region) if r["n"] >= 3]) == 4, 60,
-                   "3 results per check in both regions")
+        wait_until(
+            lambda: len([r for r in collector.query(per_region) if r["n"] >= 3]) == 4,
+            60,
+            "3 results per check in both regions",
+        )
         rows = collector.query(
             "SELECT region, check_id, outcome, failure_class, http_status, dns_ms, connect_ms, tls_ms, "
             "ttfb_ms, total_ms FROM probe_results"
@@ -80,7 +90,11 @@ def test_results_from_two_regions_become_rows_and_no_acked_row_is_lost(
             if row["check_id"] == "shop":
                 assert (row["outcome"], row["http_status"], row["failure_class"]) == ("success", 200, "")
             else:
-                assert (row["outcome"], row["http_status"], row["failure_class"]) == ("failed", 503, "http_status")
+                assert (row["outcome"], row["http_status"], row["failure_class"]) == (
+                    "failed",
+                    503,
+                    "http_status",
+                )
 
         for agent in agents:
             assert agent.stop() == 0, agent.output()
@@ -90,14 +104,19 @@ def test_results_from_two_regions_become_rows_and_no_acked_row_is_lost(
     assert all(seq > 0 for seq in acked.values()), acked
     restarted = Collector(tmp_path, store_dir=tmp_path / "store").start()
     with stopped_on_exit(restarted):
-        stored = {r["agent_id"]: r for r in restarted.query(
-            "SELECT agent_id, count() AS n, uniqExact(seq) AS distinct_seq, max(seq) AS top "
-            "FROM probe_results GROUP BY agent_id")}
+        stored = {
+            r["agent_id"]: r
+            for r in restarted.query(
+                "SELECT agent_id, count() AS n, uniqExact(seq) AS distinct_seq, max(seq) AS top "
+                "FROM probe_results GROUP BY agent_id"
+            )
+        }
         for agent_id, seq in acked.items():
             row = stored[agent_id]
             assert row["n"] == row["distinct_seq"], f"duplicates for {agent_id}: {row}"
             assert row["top"] >= seq, f"{agent_id} acked {seq} but the store has only up to {row['top']}"
             have = restarted.query(
-                f"SELECT count() AS n FROM probe_results WHERE agent_id = '{agent_id}' AND seq <= {seq}")
+                f"SELECT count() AS n FROM probe_results WHERE agent_id = '{agent_id}' AND seq <= {seq}"
+            )
             assert have[0]["n"] == seq, f"{agent_id}: acked rows missing"
         restarted.stop()

@@ -52,18 +52,43 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ("agent_id: a\nregion: it\ninsecure: true\nspool: {dir: 5}\n", "spool.dir", "expected str"),
         ("agent_id: a\nregion: it\ninsecure: true\nspool: {size: 5}\n", "spool.size", "unknown key"),
         ("agent_id: a\nregion: it\ninsecure: true\nchecks: {}\n", "checks", "expected a list"),
-        ("agent_id: a\nregion: it\ninsecure: true\nchecks: [{probe: http, target: x}]\n", "checks[0].id", "is required"),
-        ("agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: ftp, target: x}]\n",
-         "checks[0].probe", "unknown probe 'ftp'"),
-        ("agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http}]\n", "checks[0].target", "is required"),
-        ("agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http, target: x, interval: soon}]\n",
-         "checks[0].interval", "expected a duration"),
-        ("agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http, target: x, interval: 1s, "
-         "timeout: 2s}]\n", "checks[0].timeout", "must not exceed the interval"),
-        ("agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http, target: x, bogus: 1}]\n",
-         "checks[0]", "bogus"),
-        ("agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http, target: x}, "
-         "{id: a, probe: http, target: y}]\n", "checks[1].id", "duplicate check id"),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nchecks: [{probe: http, target: x}]\n",
+            "checks[0].id",
+            "is required",
+        ),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: ftp, target: x}]\n",
+            "checks[0].probe",
+            "unknown probe 'ftp'",
+        ),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http}]\n",
+            "checks[0].target",
+            "is required",
+        ),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http, target: x, interval: soon}]\n",
+            "checks[0].interval",
+            "expected a duration",
+        ),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http, target: x, interval: 1s, "
+            "timeout: 2s}]\n",
+            "checks[0].timeout",
+            "must not exceed the interval",
+        ),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http, target: x, bogus: 1}]\n",
+            "checks[0]",
+            "bogus",
+        ),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nchecks: [{id: a, probe: http, target: x}, "
+            "{id: a, probe: http, target: y}]\n",
+            "checks[1].id",
+            "duplicate check id",
+        ),
         ("agent_id: [a\n", "-", "invalid YAML"),
         ("- a\n- b\n", "-", "top level must be a mapping"),
     ],
