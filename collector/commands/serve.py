@@ -9,6 +9,7 @@ from typing import Any
 
 from collector.app import run_until_signal
 from collector.config import config_from_mapping, load_config
+from collector.evaluator import verdict_service  # noqa: F401 - importing it registers live verdicts
 
 
 def register(sub: Any) -> None:

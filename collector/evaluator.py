@@ -1,0 +1,284 @@
+"""Live verdicts: every `evaluate_every`, read the window from the store, decide, record events.
+
+Agent states are computed in SQL (the last `confirm` outcomes per check and agent over the
+window), so Python sees one small row per (check, agent) and the failing results only for
+agents that are failing. Everything else the engine decides.
+
+Restart safety: open events are read back from `outage_events` at start, so a restarted
+collector continues the same events (same ids, next versions) instead of opening new ones;
+event ids are deterministic and (event_id, version) is the table's key, so a version written
+twice collapses. Notifications are tracked per webhook in `event_notifications` (see notify.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from collector.app import SERVICES, Collector
+from collector.errors import StoreError
+from collector.notify import Notifier
+from collector.store import Store
+from collector.verdicts import AgentView, CheckOptions, Engine, Evaluation, Event, EventTracker
+from collector.verdicts.model import FAIL, PARTIAL, Cause, Failure, failure_of
+from probenet.v1.probe_pb2 import CheckSpec
+
+log = logging.getLogger(__name__)
+
+EVENT_COLUMNS = (
+    "event_id",
+    "version",
+    "kind",
+    "check_id",
+    "agent_id",
+    "status",
+    "scope",
+    "regions",
+    "cause_class",
+    "cause_host",
+    "cause_error",
+    "opened_at",
+    "updated_at",
+    "closed_at",
+)
+# Checks per query: keeps the IN list and the query text bounded.
+CHECKS_PER_QUERY = 20_000
+MAX_TICK_BACKOFF_S = 60.0
+
+# One row per (check, region, agent) with results in the window. `recent` holds the last
+# `confirm` results, latest first; the state rule is engine.agent_state, in SQL.
+_VIEWS_SQL = """
+SELECT check_id, region, agent_id, state,
+       if(state IN ('FAIL', 'PARTIAL'), arrayFilter(x -> x.2 != 'success', recent), []) AS failing,
+       days_left
+FROM (
+    SELECT check_id, region, agent_id,
+           arraySlice(arrayReverseSort(x -> x.1, groupArray((
+               toUnixTimestamp64Milli(started_at), outcome, failure_class, failure_host,
+               substring(error, 1, 300), arrayZip(page_failed_hosts, page_failed_classes)
+           ))), 1, {confirm:UInt32}) AS recent,
+           argMax(tls_days_left, started_at) AS days_left,
+           multiIf(length(recent) >= {confirm:UInt32} AND arrayAll(x -> x.2 = 'failed', recent), 'FAIL',
+                   arrayFirst(x -> x.2 != 'failed', recent).2 = 'success', 'OK',
+                   arrayFirst(x -> x.2 != 'failed', recent).2 = 'partial', 'PARTIAL',
+                   'STALE') AS state
+    FROM probe_results
+    WHERE check_id IN {checks:Array(String)}
+      AND started_at > fromUnixTimestamp64Milli({since:Int64})
+      AND started_at <= fromUnixTimestamp64Milli({until:Int64})
+    GROUP BY check_id, region, agent_id
+)
+WHERE state != 'STALE'
+"""
+
+
+def _ms(ts: float) -> int:
+    return round(ts * 1000)
+
+
+def _dt(ts: float | None) -> datetime | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC)
+
+
+def _ts(value: datetime | None) -> float | None:
+    if value is None:
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+
+
+def load_views(store: Store, options: Iterable[CheckOptions], now: float) -> list[AgentView]:
+    """Agent states of every check at `now`, one query per (window, confirm) group.
+
+    The window's upper bound is `now` plus one interval: a result already in the store has
+    happened, so one stamped in the future only says the agent's clock runs ahead.
+    """
+    groups: dict[tuple[float, float, int], list[str]] = defaultdict(list)
+    for o in options:
+        groups[(o.window, o.interval, o.confirm)].append(o.check_id)
+    views: list[AgentView] = []
+    for (window, interval, confirm), ids in sorted(groups.items()):
+        for start in range(0, len(ids), CHECKS_PER_QUERY):
+            params = {
+                "checks": ids[start : start + CHECKS_PER_QUERY],
+                "confirm": confirm,
+                "since": _ms(now - window),
+                "until": _ms(now + interval),
+            }
+            _, rows = store.query(_VIEWS_SQL, params)
+            views.extend(_view(row) for row in rows)
+    return views
+
+
+def _view(row: Sequence[Any]) -> AgentView:
+    check_id, region, agent_id, state, failing, days_left = row
+    failures: tuple[Failure, ...] = ()
+    if state in (FAIL, PARTIAL):
+        failures = tuple(
+            failure_of(outcome, cls, host, error, page, at=at_ms / 1000, agent_id=agent_id)
+            for at_ms, outcome, cls, host, error, page in failing
+        )
+    return AgentView(check_id, region, agent_id, state, failures, days_left)
+
+
+def event_row(event: Event) -> list[Any]:
+    cause = event.cause or Cause("")
+    return [
+        event.id,
+        event.version,
+        event.kind,
+        event.check,
+        event.agent,
+        event.status,
+        event.scope,
+        list(event.regions),
+        cause.cls,
+        cause.host,
+        cause.error,
+        _dt(event.opened_at),
+        _dt(event.updated_at),
+        _dt(event.closed_at),
+    ]
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    (
+        event_id,
+        version,
+        kind,
+        check,
+        agent,
+        status,
+        scope,
+        regions,
+        cls,
+        host,
+        error,
+        opened,
+        updated,
+        closed,
+    ) = row[:14]
+    return Event(
+        event_id,
+        int(version),
+        kind,
+        check,
+        status,
+        scope,
+        tuple(sorted(regions)),
+        Cause(cls, host, error) if cls else None,
+        _ts(opened) or 0.0,
+        _ts(updated) or 0.0,
+        _ts(closed),
+        agent,
+    )
+
+
+def insert_events(store: Store, events: Sequence[Event]) -> None:
+    if events:
+        store.insert("outage_events", [event_row(e) for e in events], EVENT_COLUMNS)
+
+
+def load_open_events(store: Store) -> list[Event]:
+    _, rows = store.query(
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM outage_events_latest WHERE closed_at IS NULL"
+    )
+    return [event_from_row(r) for r in rows]
+
+
+def evaluate_every(checks: Sequence[CheckSpec], configured: float) -> float:
+    """The tick: configured, else the smallest check interval (each check is still judged once
+    per its own interval by the tracker)."""
+    if configured > 0:
+        return configured
+    return min((CheckOptions.from_spec(c).interval for c in checks), default=30.0)
+
+
+class Evaluator:
+    """The live verdict loop of one collector."""
+
+    def __init__(
+        self, store: Store, checks: Sequence[CheckSpec], every: float = 0.0, notifier: Notifier | None = None
+    ) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.configured_every = every
+        self.every = evaluate_every(checks, every)
+        self.engine = Engine(checks)
+        self.tracker: EventTracker | None = None
+        self.latest: Evaluation | None = None
+        self.ticks = 0
+
+    async def resume(self) -> list[Event]:
+        """Read open events back from the store; the tracker continues them."""
+        open_events = await self.store.run(load_open_events, self.store)
+        self.tracker = EventTracker(self.engine.options, open_events, self.configured_every)
+        log.info("verdicts: resumed %d open events", len(open_events))
+        return open_events
+
+    def reconfigure(self, checks: Sequence[CheckSpec]) -> None:
+        """New checks: same open events, new options (a removed check's events close next tick)."""
+        self.engine = Engine(checks)
+        self.every = evaluate_every(checks, self.configured_every)
+        current = self.tracker.current() if self.tracker else []
+        self.tracker = EventTracker(self.engine.options, current, self.configured_every)
+
+    async def tick(self, now: float) -> list[Event]:
+        if self.tracker is None:
+            await self.resume()
+        assert self.tracker is not None
+        views = await self.store.run(load_views, self.store, list(self.engine.options.values()), now)
+        evaluation = self.engine.evaluate_views(now, views)
+        changes = self.tracker.update(evaluation)
+        # Stored before anything is sent: a version that exists is one that may be notified.
+        await self.store.run(insert_events, self.store, changes)
+        self.latest = evaluation
+        self.ticks += 1
+        if self.notifier and changes:
+            self.notifier.submit(changes)
+        return changes
+
+
+def next_tick(now: float, every: float) -> float:
+    """Ticks aligned to multiples of `every`, so replicas and restarts tick at the same instants."""
+    return (math.floor(now / every) + 1) * every
+
+
+async def verdict_service(collector: Collector) -> None:
+    """Runs with the collector: importing this module registers it in collector.app.SERVICES."""
+    config = collector.current_config()
+    notifier = Notifier(collector.store, config.webhooks)
+    evaluator = Evaluator(collector.store, config.checks, float(config.evaluate_every), notifier)
+    collector.api_state.extra["evaluator"] = evaluator
+    collector.api_state.impaired_agents = lambda: evaluator.latest.impaired_agents if evaluator.latest else ()
+    version = config.checks_version
+    notifier_task = asyncio.create_task(notifier.run(), name="notify")
+    backoff = 1.0
+    try:
+        while True:
+            await asyncio.sleep(max(0.0, next_tick(time.time(), evaluator.every) - time.time()))
+            current = collector.current_config()
+            if current.checks_version != version:
+                version = current.checks_version
+                evaluator.reconfigure(current.checks)
+            try:
+                await evaluator.tick(time.time())
+                backoff = 1.0
+            except StoreError as exc:
+                log.warning("verdicts: tick failed, retrying in %.0fs: %s", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_TICK_BACKOFF_S)
+    finally:
+        notifier_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await notifier_task
+
+
+if verdict_service not in SERVICES:
+    SERVICES.append(verdict_service)

@@ -1,0 +1,179 @@
+"""Verdict endpoints of the collector API.
+
+GET /api/v1/status   the latest evaluation: every check's verdict and every region's state,
+                     impaired vantage points, open events.
+GET /api/v1/events   events (latest version of each; `versions=all` for every version), newest
+                     first. Filters: since, until (ISO 8601 or epoch seconds: events overlapping
+                     that span), check, status, scope, kind, open=true|false; paginated with
+                     limit (default 100, max 1000) and the `next` offset of the previous answer.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from collector.api import STATE_KEY, error, json_response
+from collector.errors import StoreError
+from collector.evaluator import EVENT_COLUMNS, Evaluator, event_from_row
+from collector.verdicts.events import iso
+
+MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
+_FILTERS = {"check": "check_id", "status": "status", "scope": "scope", "kind": "kind"}
+
+
+class _BadParam(Exception):
+    pass
+
+
+def _evaluator(request: web.Request) -> Evaluator | None:
+    found = request.app[STATE_KEY].extra.get("evaluator")
+    return found if isinstance(found, Evaluator) else None
+
+
+def status_document(evaluator: Evaluator | None) -> dict[str, Any]:
+    evaluation = evaluator.latest if evaluator else None
+    if evaluation is None:
+        return {
+            "checks": [],
+            "regions": [],
+            "vantage": [],
+            "open_events": [],
+            "evaluated_at": None,
+            "source": "engine",
+        }
+    checks = []
+    regions: set[str] = set()
+    for check_id in sorted(evaluation.verdicts):
+        verdict = evaluation.verdicts[check_id]
+        doc = verdict.to_dict()
+        doc["region_detail"] = doc.pop("region_states")
+        doc["region_states"] = {r: d["state"] for r, d in doc["region_detail"].items()}
+        regions.update(doc["region_states"])
+        checks.append(doc)
+    vantage = [
+        {
+            "scope": v.scope,
+            "region": v.region,
+            "agent": v.agent_id,
+            "failing_checks": v.failing_checks,
+            "checks": v.checks,
+            "cause": v.cause.to_dict() if v.cause else None,
+        }
+        for v in evaluation.vantage
+    ]
+    open_events = (
+        [e.to_dict() for e in evaluator.tracker.current()] if evaluator and evaluator.tracker else []
+    )
+    return {
+        "checks": checks,
+        "regions": sorted(regions),
+        "vantage": vantage,
+        "open_events": open_events,
+        "evaluated_at": iso(evaluation.now),
+        "source": "engine",
+    }
+
+
+async def status(request: web.Request) -> web.Response:
+    evaluator = _evaluator(request)
+    if evaluator is None or evaluator.latest is None:
+        fallback = await _fallback_status(request)
+        if fallback is not None:
+            return fallback
+    return json_response(status_document(evaluator))
+
+
+async def _fallback_status(request: web.Request) -> web.Response | None:
+    """Before the first evaluation, the rough rollup view (if the API module offers one)."""
+    try:
+        from collector import api_fallback  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        return None
+    handler = dict(getattr(api_fallback, "ROUTES", [])).get("/api/v1/status")
+    if handler is None:
+        return None
+    response: web.Response = await handler(request)
+    return response
+
+
+def _time_param(request: web.Request, name: str) -> datetime | None:
+    raw = request.query.get(name, "")
+    if not raw:
+        return None
+    try:
+        return datetime.fromtimestamp(float(raw), UTC)
+    except ValueError:
+        pass
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise _BadParam(f"{name}: expected ISO 8601 or epoch seconds, got {raw!r}") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _int_param(request: web.Request, name: str, default: int, high: int) -> int:
+    raw = request.query.get(name, "")
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise _BadParam(f"{name}: expected an integer, got {raw!r}") from exc
+    if not 0 <= value <= high:
+        raise _BadParam(f"{name}: must be between 0 and {high}")
+    return value
+
+
+def events_query(request: web.Request) -> tuple[str, dict[str, Any], int, int]:
+    limit = _int_param(request, "limit", DEFAULT_LIMIT, MAX_LIMIT) or DEFAULT_LIMIT
+    offset = _int_param(request, "next", 0, 10**9)
+    table = "outage_events FINAL" if request.query.get("versions") == "all" else "outage_events_latest"
+    where = ["1"]
+    params: dict[str, Any] = {"limit": limit + 1, "offset": offset}
+    for name, column in _FILTERS.items():
+        if request.query.get(name):
+            where.append(f"{column} = {{{name}:String}}")
+            params[name] = request.query[name]
+    since, until = _time_param(request, "since"), _time_param(request, "until")
+    if since:
+        where.append("(closed_at IS NULL OR closed_at >= fromUnixTimestamp64Milli({since:Int64}))")
+        params["since"] = round(since.timestamp() * 1000)
+    if until:
+        where.append("opened_at <= fromUnixTimestamp64Milli({until:Int64})")
+        params["until"] = round(until.timestamp() * 1000)
+    open_only = request.query.get("open", "")
+    if open_only not in ("", "true", "false"):
+        raise _BadParam(f"open: expected true or false, got {open_only!r}")
+    if open_only:
+        where.append("closed_at IS NULL" if open_only == "true" else "closed_at IS NOT NULL")
+    sql = (
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM {table} WHERE {' AND '.join(where)} "
+        "ORDER BY updated_at DESC, event_id, version DESC LIMIT {limit:UInt32} OFFSET {offset:UInt64}"
+    )
+    return sql, params, limit, offset
+
+
+async def events(request: web.Request) -> web.Response:
+    try:
+        sql, params, limit, offset = events_query(request)
+    except _BadParam as exc:
+        return error(400, str(exc))
+    store = request.app[STATE_KEY].store
+    try:
+        _, rows = await store.run(store.query, sql, params)
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": str(exc)}), content_type="application/json"
+        ) from exc
+    page = [event_from_row(r).to_dict() for r in rows[:limit]]
+    return json_response({"events": page, "next": offset + limit if len(rows) > limit else None})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/status", status)
+    app.router.add_get("/api/v1/events", events)

@@ -1,0 +1,68 @@
+"""The verdict engine: from probe results to verdicts and outage events (DESIGN section 4).
+
+Pure code: no clock, no I/O; time is always an argument (epoch seconds, float).
+
+    from collector.verdicts import Engine, EventTracker, Result
+
+    engine = Engine(checks)                       # CheckSpec messages (or CheckOptions)
+    tracker = EventTracker(engine.options)        # add open_events=... to resume after a restart
+    evaluation = engine.evaluate(now, results)    # Result values; only (now - window, now] is used
+    for event in tracker.update(evaluation):      # the event versions this evaluation made
+        print(event.to_dict())
+
+    replay(checks, results)                       # ticks derived from the results: what `classify` does
+
+`Evaluation`: `verdicts` {check_id: Verdict(status ok|partial|outage|unknown, scope
+global|regional|undetermined ("" when ok), regions (affected, sorted), cause, region_states)},
+`vantage` (impaired agents and regions, left out of the verdicts), `certs` (TLS checks under
+their expiry threshold). `Engine.evaluate_views` takes agent states computed elsewhere (the
+live evaluator computes them in SQL) instead of raw results.
+
+An event's JSON form (`Event.to_dict()`) is a stable contract:
+
+    {"id", "version", "kind": "check"|"vantage"|"cert_expiring", "check", "agent",
+     "status": ok-less status | "impaired" (vantage) | "warning" (cert_expiring),
+     "scope": "global"|"regional"|"undetermined" | "agent"|"region" (vantage),
+     "regions": [sorted], "cause": {"class", "host", "error"} | null,
+     "opened_at", "updated_at", "closed_at" (ISO 8601 UTC or null)}
+"""
+
+from collector.verdicts.engine import Engine, agent_state, dominant_cause
+from collector.verdicts.events import KIND_CERT, KIND_CHECK, KIND_VANTAGE, Event, EventTracker, Signal
+from collector.verdicts.model import (
+    AgentView,
+    Cause,
+    CertWarning,
+    CheckOptions,
+    Evaluation,
+    Failure,
+    RegionVerdict,
+    Result,
+    VantageVerdict,
+    Verdict,
+)
+from collector.verdicts.replay import Replay, replay
+
+__all__ = [
+    "KIND_CERT",
+    "KIND_CHECK",
+    "KIND_VANTAGE",
+    "AgentView",
+    "Cause",
+    "CertWarning",
+    "CheckOptions",
+    "Engine",
+    "Evaluation",
+    "Event",
+    "EventTracker",
+    "Failure",
+    "RegionVerdict",
+    "Replay",
+    "Result",
+    "Signal",
+    "VantageVerdict",
+    "Verdict",
+    "agent_state",
+    "dominant_cause",
+    "replay",
+]
