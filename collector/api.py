@@ -1,7 +1,17 @@
-"""The collector's HTTP API (aiohttp): health, readiness and read-only SQL.
+"""The collector's HTTP API (aiohttp): health, readiness, read-only SQL, agents, per-check
+detail, Prometheus /metrics and the status page.
 
 Every reader of an embedded store (the CLI's `query`, the status page) goes through here,
-because only the collector process may open the chDB directory.
+because only the collector process may open the chDB directory. Every query a request runs
+is bounded by check id (the ORDER BY prefix) or by time, so none scans the whole results table.
+
+    GET  /healthz, /readyz                   no token needed
+    GET  /, /status/...                       the status page (static files, no data in them)
+    GET  /metrics                             Prometheus text format
+    POST /api/v1/query {"sql": ...}           read-only SQL, time and row limits
+    GET  /api/v1/agents                       last seen, region, version, spool depth, impaired
+    GET  /api/v1/checks/{id}?minutes=60       latency by phase over time, failures by class/region
+    GET  /api/v1/status, /api/v1/events       from collector.verdict_api (fallbacks until it exists)
 """
 
 from __future__ import annotations
@@ -10,14 +20,20 @@ import base64
 import datetime as dt
 import json
 import logging
+import math
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from collector.errors import StoreError
 from collector.ingest import Ingestor
 from collector.store import Store
+
+if TYPE_CHECKING:
+    from collector.metrics import CollectorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +44,10 @@ QUERY_SETTINGS = {
     "max_result_rows": 100_000,
     "result_overflow_mode": "break",
 }
+STATUSPAGE_DIR = Path(__file__).parent / "statuspage"
+PUBLIC_PATHS = ("/healthz", "/readyz", "/", "/favicon.ico")
+MAX_DETAIL_MINUTES = 7 * 24 * 60
+DETAIL_POINTS = 120
 
 
 @dataclass
@@ -37,13 +57,19 @@ class ApiState:
     token: str = ""
     ready: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    metrics: CollectorMetrics | None = None
+    # Agent ids with an open stream right now, and agents the verdict engine calls impaired.
+    connected_agents: Callable[[], Collection[str]] = frozenset
+    impaired_agents: Callable[[], Collection[str]] = frozenset
 
 
 STATE_KEY = web.AppKey("state", ApiState)
 
 
 def to_json_value(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
+    if isinstance(value, dt.datetime):
+        return _iso(value)
+    if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, bytes):
         try:
@@ -59,6 +85,12 @@ def to_json_value(value: Any) -> Any:
     return str(value)
 
 
+def _iso(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
 def json_response(data: Any, status: int = 200) -> web.Response:
     return web.Response(text=json.dumps(to_json_value(data)), status=status, content_type="application/json")
 
@@ -67,12 +99,17 @@ def error(status: int, message: str) -> web.Response:
     return json_response({"error": message}, status)
 
 
+def _is_public(path: str) -> bool:
+    # The status page's files hold no data; the data it shows comes from /api/v1 with the token.
+    return path in PUBLIC_PATHS or path.startswith("/status/")
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     state = request.app[STATE_KEY]
-    if state.token and request.path not in ("/healthz", "/readyz"):
-        if request.headers.get("Authorization", "") != f"Bearer {state.token}":
-            return error(401, "missing or wrong bearer token")
+    authorized = request.headers.get("Authorization", "") == f"Bearer {state.token}"
+    if state.token and not _is_public(request.path) and not authorized:
+        return error(401, "missing or wrong bearer token")
     response: web.StreamResponse = await handler(request)
     return response
 
@@ -95,7 +132,7 @@ async def query(request: web.Request) -> web.Response:
     try:
         body = await request.json()
     except json.JSONDecodeError:
-        return error(400, "body must be JSON: {\"sql\": \"SELECT ...\"}")
+        return error(400, 'body must be JSON: {"sql": "SELECT ..."}')
     sql = body.get("sql") if isinstance(body, dict) else None
     if not isinstance(sql, str) or not sql.strip():
         return error(400, "missing 'sql'")
@@ -106,10 +143,222 @@ async def query(request: web.Request) -> web.Response:
     return json_response({"columns": columns, "rows": rows})
 
 
+async def run_query(request: web.Request, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    """Run one of the API's own queries; a store failure becomes a 503 with the reason."""
+    state = request.app[STATE_KEY]
+    try:
+        _, rows = await state.store.run(state.store.query, sql, params, QUERY_SETTINGS)
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": str(exc)}), content_type="application/json"
+        ) from exc
+    return rows
+
+
+def int_param(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"{name}: expected an integer, got {raw!r}"}),
+            content_type="application/json",
+        ) from exc
+    if not low <= value <= high:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"{name}: must be between {low} and {high}"}),
+            content_type="application/json",
+        )
+    return value
+
+
+_AGENTS_SQL = """
+SELECT agent_id, argMax(region, last_seen), argMax(version, last_seen), max(last_seen),
+       dateDiff('millisecond', max(last_seen), now64(3)) / 1000.0,
+       argMax(spool_depth, last_seen), argMax(dropped_results, last_seen), argMax(last_seq, last_seen)
+FROM agents
+GROUP BY agent_id
+ORDER BY agent_id
+LIMIT 100000
+"""
+
+
+async def agents(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    rows = await run_query(request, _AGENTS_SQL, {})
+    connected = set(state.connected_agents())
+    impaired = set(state.impaired_agents())
+    # The table is written every few seconds; the ingestor knows the latest committed seq now.
+    committed = state.ingestor.committed
+    return json_response(
+        {
+            "agents": [
+                {
+                    "agent_id": a,
+                    "region": region,
+                    "version": version,
+                    "last_seen": last_seen,
+                    "seconds_since_seen": round(float(age), 3),
+                    "spool_depth": spool,
+                    "dropped_results": dropped,
+                    "last_seq": max(last_seq, committed.get(a, 0)),
+                    "connected": a in connected,
+                    "impaired": a in impaired,
+                }
+                for a, region, version, last_seen, age, spool, dropped, last_seq in rows
+            ]
+        }
+    )
+
+
+# Latency only from results that got an answer: a failed probe's phases stop where it failed.
+_LATENCY_SQL = """
+SELECT toUnixTimestamp(toStartOfInterval(started_at, INTERVAL {step:UInt32} SECOND)) AS t,
+       round(avgIf(dns_ms, ok), 2), round(avgIf(connect_ms, ok), 2), round(avgIf(tls_ms, ok), 2),
+       round(avgIf(ttfb_ms, ok), 2), round(avgIf(transfer_ms, ok), 2), round(avgIf(total_ms, ok), 2),
+       round(quantileIf(0.95)(total_ms, ok), 2), count(), countIf(outcome = 'failed'),
+       countIf(outcome = 'partial')
+FROM (SELECT started_at, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, total_ms, outcome,
+             outcome != 'failed' AS ok
+      FROM probe_results
+      WHERE check_id = {check:String} AND started_at >= now64(3) - INTERVAL {minutes:UInt32} MINUTE)
+GROUP BY t ORDER BY t
+"""
+_FAILURES_SQL = """
+SELECT failure_class, region, count() AS n, anyLast(failure_host), anyLast(error),
+       toUnixTimestamp(max(started_at))
+FROM probe_results
+WHERE check_id = {check:String} AND started_at >= now64(3) - INTERVAL {minutes:UInt32} MINUTE
+  AND outcome != 'success'
+GROUP BY failure_class, region ORDER BY n DESC LIMIT 500
+"""
+_REGIONS_SQL = """
+SELECT region, count(), countIf(outcome = 'failed'), countIf(outcome = 'partial'),
+       argMax(outcome, started_at), toUnixTimestamp(max(started_at)), uniqExact(agent_id),
+       any(probe), any(target)
+FROM probe_results
+WHERE check_id = {check:String} AND started_at >= now64(3) - INTERVAL {minutes:UInt32} MINUTE
+GROUP BY region ORDER BY region
+"""
+_HOSTS_SQL = """
+SELECT host, cls, region, count() AS n
+FROM probe_results ARRAY JOIN page_failed_hosts AS host, page_failed_classes AS cls
+WHERE check_id = {check:String} AND started_at >= now64(3) - INTERVAL {minutes:UInt32} MINUTE
+  AND page_resources_failed > 0
+GROUP BY host, cls, region ORDER BY n DESC LIMIT 100
+"""
+PHASES = ("dns", "connect", "tls", "ttfb", "transfer", "total")
+
+
+async def check_detail(request: web.Request) -> web.Response:
+    check = request.match_info["check_id"]
+    minutes = int_param(request, "minutes", 60, 1, MAX_DETAIL_MINUTES)
+    step = max(60, (minutes * 60) // DETAIL_POINTS // 60 * 60)
+    params = {"check": check, "minutes": minutes, "step": step}
+    latency = await run_query(request, _LATENCY_SQL, params)
+    failures = await run_query(request, _FAILURES_SQL, params)
+    regions = await run_query(request, _REGIONS_SQL, params)
+    hosts = await run_query(request, _HOSTS_SQL, params)
+    if not regions:
+        return error(404, f"no results for check {check!r} in the last {minutes} minutes")
+    return json_response(
+        {
+            "check": check,
+            "probe": regions[0][7],
+            "target": regions[0][8],
+            "minutes": minutes,
+            "step_s": step,
+            "phases": list(PHASES),
+            "latency": [
+                {
+                    "t": row[0],
+                    **{p: _num(v) for p, v in zip(PHASES, row[1:7], strict=True)},
+                    "p95_total": _num(row[7]),
+                    "results": row[8],
+                    "failures": row[9],
+                    "partials": row[10],
+                }
+                for row in latency
+            ],
+            "failures": [
+                {"class": cls or "", "region": region, "count": n, "host": host, "error": err, "last": last}
+                for cls, region, n, host, err, last in failures
+            ],
+            "regions": [
+                {
+                    "region": r,
+                    "results": n,
+                    "failures": f,
+                    "partials": p,
+                    "latest": latest,
+                    "last": last,
+                    "agents": agents_n,
+                }
+                for r, n, f, p, latest, last, agents_n, _, _ in regions
+            ],
+            "failed_hosts": [{"host": h, "class": c, "region": r, "count": n} for h, c, r, n in hosts],
+        }
+    )
+
+
+def _num(value: Any) -> float | None:
+    # avgIf over no rows is nan: JSON has no nan, and "no data" is what it means.
+    return None if value is None or math.isnan(value) else float(value)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    state = request.app[STATE_KEY]
+    if state.metrics is None:
+        return error(503, "metrics are not set up")
+    body = generate_latest(state.metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def status_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATUSPAGE_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+async def to_status_page(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/status/")
+
+
+def _has_route(app: web.Application, method: str, path: str) -> bool:
+    return any(
+        route.method == method and route.resource is not None and route.resource.canonical == path
+        for route in app.router.routes()
+    )
+
+
+def _add_verdict_routes(app: web.Application) -> None:
+    """Verdicts and events come from the verdict engine's module; fallbacks fill what it lacks."""
+    try:
+        from collector import verdict_api  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:
+        log.info("collector.verdict_api not present: serving status and events from the fallback")
+    else:
+        verdict_api.add_routes(app)
+    from collector import api_fallback
+
+    for path, handler in api_fallback.ROUTES:
+        if not _has_route(app, "GET", path):
+            app.router.add_get(path, handler)
+
+
 def make_app(state: ApiState) -> web.Application:
     app = web.Application(middlewares=[auth_middleware])
     app[STATE_KEY] = state
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_post("/api/v1/query", query)
+    app.router.add_get("/api/v1/agents", agents)
+    app.router.add_get("/api/v1/checks/{check_id}", check_detail)
+    app.router.add_get("/", to_status_page)
+    app.router.add_get("/status/", status_page)
+    app.router.add_static("/status/", STATUSPAGE_DIR, append_version=False)
+    _add_verdict_routes(app)
     return app

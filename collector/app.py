@@ -21,9 +21,10 @@ from aiohttp import web
 from collector.api import ApiState, make_app
 from collector.config import CollectorConfig
 from collector.ingest import Ingestor
-from collector.server import CollectorService
+from collector.metrics import CollectorMetrics
+from collector.reload import watch_config
+from collector.server import CollectorService, add_to_server
 from collector.store import Store
-from probenet.v1 import stream_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +71,17 @@ def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:
 
 async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     store = Store(config.store.url, config.store.cluster, config.store.ttl_days)
-    await store.run(store.migrate)
     ingestor = Ingestor(
         store, config.store.batch_rows, config.store.flush_interval, config.store.max_pending_rows
     )
+    # An unreachable store must not stop the collector: agents are held off and keep spooling.
+    await ingestor.prepare()
     collector = Collector(config, store, ingestor, CollectorService(ingestor, lambda: collector.config),
                           ApiState(store, ingestor, token=config.api.token))
+    collector.api_state.metrics = CollectorMetrics(collector)
+    collector.api_state.connected_agents = lambda: collector.service.streams.keys()
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])
-    stream_pb2_grpc.add_CollectorServicer_to_server(collector.service, server)
+    add_to_server(collector.service, server)
     if config.insecure:
         log.warning("insecure: true - agents connect in plaintext and their hello is trusted")
         collector.grpc_port = server.add_insecure_port(config.listen)
@@ -91,6 +95,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     collector.api_port = runner.addresses[0][1] if runner.addresses else api_port
     ingest_task = asyncio.create_task(ingestor.run(), name="ingest")
     collector.background = [asyncio.create_task(svc(collector)) for svc in SERVICES]
+    collector.background.append(asyncio.create_task(watch_config(collector), name="config-reload"))
     await server.start()
     collector.api_state.ready = True
     print(f"collector ready grpc={config.listen.rpartition(':')[0]}:{collector.grpc_port} "

@@ -9,6 +9,7 @@ import signal
 
 from probe_agent.config import AgentConfig
 from probe_agent.exporter import Exporter, StreamSettings
+from probe_agent.metrics import AgentMetrics, LiveSources
 from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.context import ProbeContext
 from probe_agent.scheduler import Scheduler
@@ -34,11 +35,14 @@ class Agent:
         )
         self.exporter = Exporter(settings, self.spool, self._apply_central_config)
         self.config_version = "local"
+        self.metrics = AgentMetrics(LiveSources(lambda: self.spool.depth, lambda: self.spool.dropped,
+                                                lambda: self.exporter.connected, lambda: self.exporter.sessions))
 
     def _accept(self, result: ProbeResult) -> None:
         result.agent_id = self.config.agent_id
         result.region = self.config.region
         self.spool.append(result)
+        self.metrics.observe(result)
         self.exporter.notify()
 
     def _apply_central_config(self, checks: list[CheckSpec], version: str) -> None:
@@ -51,6 +55,8 @@ class Agent:
     async def run(self, stop: asyncio.Event) -> None:
         if self.config.insecure:
             log.warning("insecure: true - results travel in plaintext without client identity")
+        if self.config.metrics_listen:
+            self.metrics.serve(self.config.metrics_listen)
         self.scheduler.set_checks(self.config.checks)
         exporter = asyncio.create_task(self.exporter.run(), name="exporter")
         await stop.wait()
@@ -62,6 +68,7 @@ class Agent:
         with contextlib.suppress(asyncio.CancelledError):
             await exporter
         self.spool.close()
+        self.metrics.close()
         log.info("agent stopped; %d results left in the spool for next time", self.spool.depth)
 
 

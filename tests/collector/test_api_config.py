@@ -17,8 +17,9 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 @pytest.mark.parametrize("listen", ["0.0.0.0:8080", ":8080", "10.1.2.3:8080", "[::]:8080", "api.example:80"])
-def test_non_loopback_api_without_token_is_refused(tmp_path: Path, listen: str,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_non_loopback_api_without_token_is_refused(
+    tmp_path: Path, listen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv(API_TOKEN_ENV, raising=False)
     path = _write(tmp_path, f"insecure: true\napi: {{listen: '{listen}'}}\n")
     with pytest.raises(ConfigError) as info:

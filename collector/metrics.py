@@ -1,0 +1,208 @@
+"""Prometheus metrics of a running collector, served at /metrics on the API.
+
+Most values already live as plain counters on the ingestor, the stream service and the verdict
+engine; they are read at scrape time by a custom collector instead of being mirrored by
+instrument calls in those modules. The two histograms (rows per insert, insert latency) need
+every insert, so the store's `insert` is wrapped once on this collector's Store instance.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector as PromCollector
+
+if TYPE_CHECKING:
+    from collector.app import Collector
+
+log = logging.getLogger(__name__)
+
+RESULTS_TABLE = "probe_results"
+BATCH_BUCKETS = (1, 10, 50, 100, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+TICK_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+RATE_WINDOW_S = 10.0
+SCOPES = ("global", "regional", "undetermined")
+
+
+class CollectorMetrics:
+    """One registry per running collector (tests run several in one process)."""
+
+    def __init__(self, collector: Collector) -> None:
+        self.collector = collector
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.batch_rows = Histogram(
+            "probenet_ingest_batch_rows",
+            "Rows per insert into probe_results.",
+            buckets=BATCH_BUCKETS,
+            registry=self.registry,
+        )
+        self.insert_seconds = Histogram(
+            "probenet_ingest_insert_duration_seconds",
+            "Time the store took to accept one insert.",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tick_seconds = Histogram(
+            "probenet_evaluation_tick_duration_seconds",
+            "Time one verdict evaluation tick took.",
+            buckets=TICK_BUCKETS,
+            registry=self.registry,
+        )
+        self._caught_up: dict[str, float] = {}
+        self._samples: deque[tuple[float, int]] = deque(maxlen=64)
+        self.registry.register(_LiveValues(self))
+        _time_inserts(collector.store, self._observe_insert)
+
+    def _observe_insert(self, table: str, rows: int, seconds: float) -> None:
+        self.evaluator()
+        if table == RESULTS_TABLE:
+            self.batch_rows.observe(rows)
+            self.insert_seconds.observe(seconds)
+
+    def evaluator(self) -> Any:
+        """The verdict engine's evaluator once its service has started (its tick timed from then)."""
+        evaluator = self.collector.api_state.extra.get("evaluator")
+        if evaluator is not None and not getattr(evaluator, "_tick_timed", False):
+            _time_ticks(evaluator, self.tick_seconds.observe)
+        return evaluator
+
+    def open_events_by_scope(self) -> dict[str, int]:
+        tracker = getattr(self.evaluator(), "tracker", None)
+        if tracker is None:
+            return {}
+        return dict(Counter(event.scope for event in tracker.current()))
+
+    def rows_per_second(self, now: float) -> float:
+        rows = self.collector.ingestor.rows_committed
+        self._samples.append((now, rows))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
+            self._samples.popleft()
+        first_t, first_rows = self._samples[0]
+        return (rows - first_rows) / (now - first_t) if now - first_t > 0 else 0.0
+
+    def ack_lag(self, now: float) -> dict[str, tuple[int, float]]:
+        """Per agent: results received but not yet acknowledged, and for how long there were some."""
+        ingestor = self.collector.ingestor
+        # The ingestor keeps the highest seq queued per agent privately; read it, never write it.
+        submitted: dict[str, int] = getattr(ingestor, "_submitted", {})
+        lags: dict[str, tuple[int, float]] = {}
+        for agent_id, committed in list(ingestor.committed.items()):
+            behind = max(0, submitted.get(agent_id, committed) - committed)
+            if behind == 0:
+                self._caught_up[agent_id] = now
+            lags[agent_id] = (behind, now - self._caught_up.setdefault(agent_id, now))
+        return lags
+
+
+class _LiveValues(PromCollector):
+    """Values read from the running collector at scrape time."""
+
+    def __init__(self, metrics: CollectorMetrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        m = self._metrics
+        ingestor = m.collector.ingestor
+        now = time.monotonic()
+        yield _counter("probenet_ingest_rows", "Result rows committed to the store.", ingestor.rows_committed)
+        yield _counter("probenet_ingest_inserts", "Inserts committed to the store.", ingestor.inserts)
+        yield _counter(
+            "probenet_ingest_duplicates_dropped",
+            "Replayed results dropped before insert.",
+            ingestor.duplicates_dropped,
+        )
+        yield _gauge(
+            "probenet_ingest_rows_per_second",
+            "Rows committed per second over the last ~10 s.",
+            m.rows_per_second(now),
+        )
+        yield _gauge(
+            "probenet_ingest_pending_rows", "Rows received and not yet committed.", ingestor.pending_rows
+        )
+        yield _gauge("probenet_store_up", "1 if the last insert succeeded.", int(ingestor.store_ok))
+        yield _gauge(
+            "probenet_agents_connected", "Agents with an open stream.", len(m.collector.service.streams)
+        )
+        lag_results = GaugeMetricFamily(
+            "probenet_agent_ack_lag_results",
+            "Results received from the agent and not yet acknowledged.",
+            labels=["agent_id"],
+        )
+        lag_seconds = GaugeMetricFamily(
+            "probenet_agent_ack_lag_seconds",
+            "Time the agent has had unacknowledged results.",
+            labels=["agent_id"],
+        )
+        for agent_id, (behind, seconds) in sorted(m.ack_lag(now).items()):
+            lag_results.add_metric([agent_id], behind)
+            lag_seconds.add_metric([agent_id], seconds)
+        yield lag_results
+        yield lag_seconds
+        yield _open_events(m)
+        evaluator = m.evaluator()
+        if evaluator is not None:
+            yield _counter(
+                "probenet_evaluation_ticks",
+                "Verdict evaluation ticks completed.",
+                getattr(evaluator, "ticks", 0),
+            )
+
+
+def _open_events(m: CollectorMetrics) -> Metric:
+    family = GaugeMetricFamily("probenet_open_events", "Open outage events by scope.", labels=["scope"])
+    counts: dict[str, int] = {}
+    try:
+        counts = m.open_events_by_scope()
+    except Exception:
+        # A scrape must not fail because one source did.
+        log.debug("open events not available", exc_info=True)
+    for scope in sorted(set(SCOPES) | set(counts)):
+        family.add_metric([scope], counts.get(scope, 0))
+    return family
+
+
+def _counter(name: str, doc: str, value: float) -> Metric:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _gauge(name: str, doc: str, value: float) -> Metric:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def _time_inserts(store: Any, observe: Callable[[str, int, float], None]) -> None:
+    """Wrap this Store instance's insert so every successful insert is timed where it runs."""
+    inner = store.insert
+
+    def timed_insert(
+        table: str,
+        rows: Sequence[Sequence[Any]],
+        columns: Sequence[str],
+        settings: dict[str, Any] | None = None,
+    ) -> None:
+        started = time.perf_counter()
+        inner(table, rows, columns, settings)
+        observe(table, len(rows), time.perf_counter() - started)
+
+    setattr(store, "insert", timed_insert)  # noqa: B010 - an instance attribute, on purpose
+
+
+def _time_ticks(evaluator: Any, observe: Callable[[float], None]) -> None:
+    """Wrap this evaluator's tick so each one's duration is observed."""
+    inner: Callable[[float], Awaitable[Any]] = evaluator.tick
+
+    async def timed_tick(now: float) -> Any:
+        started = time.perf_counter()
+        try:
+            return await inner(now)
+        finally:
+            observe(time.perf_counter() - started)
+
+    setattr(evaluator, "tick", timed_tick)  # noqa: B010 - an instance attribute, on purpose
+    setattr(evaluator, "_tick_timed", True)  # noqa: B010

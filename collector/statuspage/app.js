@@ -1,0 +1,363 @@
+// probenet status page: plain JS, no external assets, data from the collector's /api/v1.
+"use strict";
+
+const REFRESH_MS = 5000;
+const MAX_GRID_ROWS = 500;
+const TIMELINE_HOURS = 24;
+const PHASE_COLORS = { dns: "#7e57c2", connect: "#42a5f5", tls: "#26a69a", ttfb: "#ffa726", transfer: "#8d6e63" };
+const STATUS_ORDER = { outage: 0, partial: 1, unknown: 2, ok: 3 };
+
+const $ = (sel) => document.querySelector(sel);
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "class") node.className = v;
+    else if (k === "dataset") Object.assign(node.dataset, v);
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function svg(tag, attrs) {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
+  return node;
+}
+
+// --- API access: the token (when the collector needs one) is kept in this browser only. ---
+
+function token() {
+  const fromUrl = new URLSearchParams(location.search).get("token");
+  if (fromUrl) localStorage.setItem("probenet.token", fromUrl);
+  return localStorage.getItem("probenet.token") || "";
+}
+
+async function api(path) {
+  const headers = {};
+  const t = token();
+  if (t) headers.Authorization = "Bearer " + t;
+  const response = await fetch(path, { headers });
+  if (response.status === 401) {
+    $("#auth").hidden = false;
+    throw new Error("the collector needs an API token");
+  }
+  const body = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(`${path}: ${body.error || response.statusText}`);
+  return body;
+}
+
+function showError(err) {
+  const box = $("#error");
+  box.hidden = !err;
+  box.textContent = err ? String(err.message || err) : "";
+}
+
+// --- formatting ---
+
+function parseTime(value) {
+  if (value === null || value === undefined || value === "") return null;
+  if (typeof value === "number") return new Date(value * 1000);
+  return new Date(value);
+}
+
+function ago(date) {
+  const s = Math.max(0, (Date.now() - date.getTime()) / 1000);
+  if (s < 90) return `${Math.round(s)} s ago`;
+  if (s < 5400) return `${Math.round(s / 60)} min ago`;
+  if (s < 172800) return `${Math.round(s / 3600)} h ago`;
+  return `${Math.round(s / 86400)} days ago`;
+}
+
+function duration(from, to) {
+  const s = Math.max(0, (to.getTime() - from.getTime()) / 1000);
+  if (s < 120) return `${Math.round(s)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function causeText(cause) {
+  if (!cause || !cause.class) return "";
+  let text = cause.class;
+  if (cause.host) text += ` on ${cause.host}`;
+  if (cause.error) text += `: ${cause.error}`;
+  return text;
+}
+
+function eventsOf(body) {
+  return Array.isArray(body) ? body : body.events || [];
+}
+
+// --- overview: summary, open events, grid, timeline ---
+
+let lastStatus = null;
+
+function renderSummary(checks) {
+  const counts = { ok: 0, partial: 0, outage: 0, unknown: 0 };
+  for (const c of checks) counts[c.status] = (counts[c.status] || 0) + 1;
+  const box = $("#summary");
+  box.replaceChildren(
+    el("span", { class: "count-checks" }, `${checks.length} checks: `),
+    el("span", { class: "count-ok" }, `${counts.ok} ok`), ", ",
+    el("span", { class: "count-partial" }, `${counts.partial} partial`), ", ",
+    el("span", { class: "count-outage" }, `${counts.outage} outage`),
+  );
+}
+
+function eventItem(ev) {
+  const closed = parseTime(ev.closed_at);
+  const opened = parseTime(ev.opened_at);
+  const regions = (ev.regions || []).join(", ");
+  const what = ev.kind === "vantage" ? "vantage" : ev.check;
+  const title = `${what}: ${ev.status} (${ev.scope}${regions ? " in " + regions : ""})`;
+  const when = closed
+    ? `opened ${opened ? opened.toISOString() : "?"}, closed after ${duration(opened, closed)}`
+    : `open since ${opened ? ago(opened) : "?"}${ev.version > 1 ? `, version ${ev.version}` : ""}`;
+  const link = ev.kind === "vantage" ? el("span", { class: "title" }, title)
+    : el("a", { class: "title", href: `#/check/${encodeURIComponent(ev.check)}` }, title);
+  return el("li", {
+    class: `event status-${ev.status}${closed ? " closed" : ""}`,
+    dataset: { check: ev.check || "", scope: ev.scope || "", status: ev.status || "" },
+  }, link, el("div", { class: "cause" }, causeText(ev.cause) ? `cause: ${causeText(ev.cause)}` : ""),
+  el("div", { class: "when" }, when));
+}
+
+function renderOpenEvents(events) {
+  const open = events.filter((e) => !e.closed_at);
+  const list = $("#open-events-list");
+  if (!open.length) {
+    list.replaceChildren(el("li", { class: "empty" }, "No open events."));
+    return;
+  }
+  open.sort((a, b) => (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9));
+  list.replaceChildren(...open.map(eventItem));
+}
+
+function renderGrid(status) {
+  const regions = status.regions || [];
+  const filter = $("#grid-filter").value.trim().toLowerCase();
+  const onlyProblems = $("#grid-problems").checked;
+  let checks = status.checks || [];
+  if (filter) checks = checks.filter((c) => c.check.toLowerCase().includes(filter));
+  if (onlyProblems) checks = checks.filter((c) => c.status !== "ok");
+  checks = [...checks].sort((a, b) =>
+    (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) || (a.check < b.check ? -1 : 1));
+  const shown = checks.slice(0, MAX_GRID_ROWS);
+  $("#grid-count").textContent = shown.length < checks.length
+    ? `showing ${shown.length} of ${checks.length} (worst first; filter to find others)` : `${checks.length} checks`;
+  const head = el("tr", {}, el("th", { class: "check" }, "check"), el("th", {}, "status"),
+    ...regions.map((r) => el("th", { scope: "col" }, r)));
+  $("#grid thead").replaceChildren(head);
+  const body = document.createDocumentFragment();
+  for (const c of shown) {
+    const row = el("tr", { dataset: { check: c.check } },
+      el("td", { class: "check" }, el("a", { href: `#/check/${encodeURIComponent(c.check)}` }, c.check)),
+      el("td", { class: "status" }, c.scope && c.status !== "ok" ? `${c.status}, ${c.scope}` : c.status));
+    for (const r of regions) {
+      const state = (c.region_states || {})[r] || "NO_DATA";
+      const tip = `${c.check} in ${r}: ${state}` +
+        (state === "DOWN" || state === "PARTIAL" ? (causeText(c.cause) ? ` (${causeText(c.cause)})` : "") : "");
+      row.append(el("td", {}, el("span", {
+        class: `cell state-${state}`, title: tip, dataset: { region: r, state, check: c.check },
+      }, state === "NO_DATA" ? "" : state)));
+    }
+    body.append(row);
+  }
+  $("#grid tbody").replaceChildren(body);
+}
+
+function renderTimeline(events) {
+  const box = $("#timeline");
+  const now = Date.now();
+  const start = now - TIMELINE_HOURS * 3600 * 1000;
+  const shown = events
+    .filter((e) => { const c = parseTime(e.closed_at); return !c || c.getTime() >= start; })
+    .slice(0, 40);
+  if (!shown.length) {
+    box.replaceChildren(el("p", { class: "empty" }, "No events in the last 24 hours."));
+    return;
+  }
+  const width = Math.max(600, box.clientWidth || 900);
+  const label = 220;
+  const rowH = 18;
+  const height = shown.length * rowH + 24;
+  const x = (t) => label + ((t - start) / (now - start)) * (width - label - 10);
+  const chart = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "event timeline" });
+  for (let h = 0; h <= TIMELINE_HOURS; h += 6) {
+    const t = start + h * 3600 * 1000;
+    chart.append(svg("line", { x1: x(t), x2: x(t), y1: 0, y2: height - 18, stroke: "#dde1e5" }));
+    const text = svg("text", { x: x(t), y: height - 4, "text-anchor": "middle" });
+    text.textContent = h === TIMELINE_HOURS ? "now" : `-${TIMELINE_HOURS - h} h`;
+    chart.append(text);
+  }
+  shown.forEach((ev, i) => {
+    const opened = Math.max(start, (parseTime(ev.opened_at) || new Date(now)).getTime());
+    const closed = (parseTime(ev.closed_at) || new Date(now)).getTime();
+    const y = i * rowH + 2;
+    const name = svg("text", { x: 4, y: y + 12 });
+    name.textContent = `${ev.kind === "vantage" ? "vantage" : ev.check} (${ev.scope})`;
+    chart.append(name);
+    const color = ev.status === "outage" ? "#d93025" : ev.status === "partial" ? "#e8a317" : "#b0b4ba";
+    const bar = svg("rect", { x: x(opened), y, width: Math.max(3, x(closed) - x(opened)), height: rowH - 5,
+      fill: color, rx: 2 });
+    const tip = svg("title", {});
+    tip.textContent = `${ev.check}: ${ev.status} ${ev.scope} ${(ev.regions || []).join(",")} ${causeText(ev.cause)}`;
+    bar.append(tip);
+    chart.append(bar);
+  });
+  box.replaceChildren(chart);
+}
+
+async function refreshOverview() {
+  const [status, events] = await Promise.all([api("/api/v1/status"), api("/api/v1/events?limit=200")]);
+  lastStatus = status;
+  const list = eventsOf(events);
+  renderSummary(status.checks || []);
+  renderOpenEvents(list);
+  renderGrid(status);
+  renderTimeline(list);
+}
+
+// --- per-check page ---
+
+function latencyChart(detail) {
+  const points = detail.latency || [];
+  const box = $("#latency-chart");
+  if (!points.length) {
+    box.replaceChildren(el("p", { class: "empty" }, "No results in this range."));
+    return;
+  }
+  const phases = (detail.phases || []).filter((p) => p !== "total");
+  const width = Math.max(600, box.clientWidth || 900);
+  const height = 260;
+  const pad = { left: 50, right: 10, top: 10, bottom: 24 };
+  const stackTop = points.map((p) => phases.reduce((s, ph) => s + (p[ph] || 0), 0));
+  const maxY = Math.max(1, ...stackTop, ...points.map((p) => p.p95_total || 0)) * 1.1;
+  const t0 = points[0].t;
+  const t1 = Math.max(points[points.length - 1].t, t0 + 1);
+  const x = (t) => pad.left + ((t - t0) / (t1 - t0)) * (width - pad.left - pad.right);
+  const y = (v) => height - pad.bottom - (v / maxY) * (height - pad.top - pad.bottom);
+  const chart = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img",
+    "aria-label": "latency by phase" });
+  for (let i = 0; i <= 4; i++) {
+    const v = (maxY / 4) * i;
+    chart.append(svg("line", { x1: pad.left, x2: width - pad.right, y1: y(v), y2: y(v), stroke: "#eceff1" }));
+    const text = svg("text", { x: pad.left - 4, y: y(v) + 4, "text-anchor": "end" });
+    text.textContent = v >= 100 ? v.toFixed(0) : v.toFixed(1);
+    chart.append(text);
+  }
+  const base = points.map(() => 0);
+  for (const phase of phases) {
+    const top = points.map((p, i) => base[i] + (p[phase] || 0));
+    const upper = points.map((p, i) => `${x(p.t).toFixed(1)},${y(top[i]).toFixed(1)}`);
+    const lower = points.map((p, i) => `${x(p.t).toFixed(1)},${y(base[i]).toFixed(1)}`).reverse();
+    chart.append(svg("polygon", { points: [...upper, ...lower].join(" "), fill: PHASE_COLORS[phase] || "#999",
+      "fill-opacity": 0.85, class: `phase phase-${phase}` }));
+    top.forEach((v, i) => { base[i] = v; });
+  }
+  const p95 = points.filter((p) => p.p95_total !== null).map((p) => `${x(p.t).toFixed(1)},${y(p.p95_total).toFixed(1)}`);
+  if (p95.length) chart.append(svg("polyline", { points: p95.join(" "), fill: "none", stroke: "#263238",
+    "stroke-width": 1.5, "stroke-dasharray": "4 3" }));
+  points.forEach((p) => {
+    if (p.failures > 0) chart.append(svg("rect", { x: x(p.t) - 2, y: height - pad.bottom + 2, width: 4, height: 5,
+      fill: "#d93025" }));
+  });
+  for (const t of [t0, (t0 + t1) / 2, t1]) {
+    const text = svg("text", { x: x(t), y: height - 6, "text-anchor": "middle" });
+    text.textContent = new Date(t * 1000).toISOString().slice(11, 16) + " UTC";
+    chart.append(text);
+  }
+  const legend = el("div", { class: "chart-legend" },
+    ...phases.map((p) => el("span", {}, el("i", { style: `background:${PHASE_COLORS[p]}` }), p)),
+    el("span", {}, el("i", { style: "background:#263238" }), "p95 total"),
+    el("span", {}, el("i", { style: "background:#d93025" }), "failures in interval"));
+  box.replaceChildren(legend, chart);
+}
+
+function fillTable(selector, rows) {
+  const body = $(selector + " tbody");
+  if (!rows.length) {
+    const cols = $(selector + " thead tr").children.length;
+    body.replaceChildren(el("tr", {}, el("td", { colspan: cols, class: "empty" }, "none")));
+    return;
+  }
+  body.replaceChildren(...rows.map((cells) => el("tr", {}, ...cells.map((c) =>
+    el("td", typeof c === "number" ? { class: "num" } : {}, c)))));
+}
+
+async function refreshCheck(checkId) {
+  const minutes = $("#check-range").value;
+  $("#check-title").textContent = checkId;
+  const [detail, events] = await Promise.all([
+    api(`/api/v1/checks/${encodeURIComponent(checkId)}?minutes=${minutes}`).catch((err) => ({ error: err })),
+    api(`/api/v1/events?check=${encodeURIComponent(checkId)}&limit=50`),
+  ]);
+  const verdict = lastStatus && (lastStatus.checks || []).find((c) => c.check === checkId);
+  $("#check-verdict").replaceChildren(verdict
+    ? el("p", { class: `verdict status-${verdict.status}` }, `now: ${verdict.status}`,
+      verdict.scope && verdict.status !== "ok" ? ` (${verdict.scope}: ${(verdict.regions || []).join(", ")})` : "",
+      causeText(verdict.cause) ? ` - cause: ${causeText(verdict.cause)}` : "")
+    : "");
+  const evs = eventsOf(events).filter((e) => e.check === checkId);
+  $("#check-events").replaceChildren(...(evs.length ? evs.map(eventItem) : [el("li", { class: "empty" }, "none")]));
+  if (detail.error) {
+    $("#check-meta").textContent = String(detail.error.message || detail.error);
+    latencyChart({ latency: [] });
+    fillTable("#failures", []); fillTable("#regions", []); fillTable("#hosts", []);
+    return;
+  }
+  $("#check-meta").textContent = `${detail.probe} ${detail.target}`;
+  latencyChart(detail);
+  fillTable("#failures", detail.failures.map((f) => [f.class || "(partial)", f.region, f.count, f.host, f.error]));
+  fillTable("#regions", detail.regions.map((r) => [r.region, r.results, r.failures, r.partials, r.latest, r.agents]));
+  fillTable("#hosts", detail.failed_hosts.map((h) => [h.host, h.class, h.region, h.count]));
+}
+
+// --- routing and the refresh loop ---
+
+function currentCheck() {
+  const match = location.hash.match(/^#\/check\/(.+)$/);
+  return match ? decodeURIComponent(match[1]) : null;
+}
+
+let refreshing = false;
+
+async function refresh() {
+  if (refreshing) return;
+  refreshing = true;
+  try {
+    const checkId = currentCheck();
+    $("#overview").hidden = !!checkId;
+    $("#check").hidden = !checkId;
+    if (checkId) {
+      if (!lastStatus) lastStatus = await api("/api/v1/status");
+      await refreshCheck(checkId);
+    } else {
+      await refreshOverview();
+    }
+    $("#updated").textContent = `updated ${new Date().toISOString().slice(11, 19)} UTC`;
+    document.body.dataset.loaded = "true";
+    showError(null);
+  } catch (err) {
+    showError(err);
+  } finally {
+    refreshing = false;
+  }
+}
+
+$("#grid-filter").addEventListener("input", () => lastStatus && renderGrid(lastStatus));
+$("#grid-problems").addEventListener("change", () => lastStatus && renderGrid(lastStatus));
+$("#check-range").addEventListener("change", refresh);
+$("#auth-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  localStorage.setItem("probenet.token", $("#auth-token").value);
+  $("#auth").hidden = true;
+  refresh();
+});
+window.addEventListener("hashchange", refresh);
+refresh();
+setInterval(refresh, REFRESH_MS);
