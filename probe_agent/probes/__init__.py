@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from probe_agent.probes import http
+from probe_agent.probes import dns, http, page, tls
 from probe_agent.probes.base import ProbeFn
 
 PROBE_TYPES: dict[str, ProbeFn] = {
     "http": http.probe,
+    "tls": tls.probe,
+    "page": page.probe,
+    "dns": dns.probe,
 }

@@ -32,7 +32,9 @@ async def query_addresses(host: str, server: str, ip_version: str = "") -> list[
         except dns.resolver.NoAnswer as exc:
             last = exc
         except dns.exception.Timeout as exc:
-            raise ProbeFailure(FailureClass.DNS_TIMEOUT, f"DNS timeout asking {server} for {host}", host) from exc
+            raise ProbeFailure(
+                FailureClass.DNS_TIMEOUT, f"DNS timeout asking {server} for {host}", host
+            ) from exc
         except dns.exception.DNSException as exc:
             raise ProbeFailure(FailureClass.DNS_ERROR, f"DNS error for {host}: {exc}", host) from exc
         else:

@@ -46,7 +46,9 @@ def classify(exc: BaseException, phase: str = "") -> tuple[FailureClass.ValueTyp
         return TIMEOUT_BY_PHASE.get(phase, FailureClass.TIMEOUT), f"timed out during {phase or 'probe'}"
     if isinstance(exc, ssl.SSLCertVerificationError):
         code = exc.verify_code
-        return _VERIFY_CODES.get(code, FailureClass.TLS_UNTRUSTED), f"certificate verify failed: {exc.verify_message}"
+        return _VERIFY_CODES.get(
+            code, FailureClass.TLS_UNTRUSTED
+        ), f"certificate verify failed: {exc.verify_message}"
     if isinstance(exc, ssl.SSLError):
         return FailureClass.TLS_HANDSHAKE, f"TLS error: {exc.reason or exc}"
     if isinstance(exc, socket.gaierror):

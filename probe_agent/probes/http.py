@@ -1,8 +1,20 @@
-"""http probe: one request (following redirects) with phase timings and status check."""
+"""http probe: one request on a fresh connection, redirects followed, phases timed, assertions checked.
+
+Every redirect hop is recorded (the URL asked, its status and duration); timings are summed
+over hops. For https targets the TLS handshake and the presented chain are recorded too (see
+tlsinspect), and a chain that fails verification ends the probe with its specific class.
+
+Assertions, checked on the final response in this order (the first failing one is reported):
+status in the accepted set (default 200-399) -> `http_status`; each header regex, body
+substring, body regex, max latency -> `http_assertion`. Body assertions see at most the first
+`ASSERT_BODY_BYTES` of the body, so a huge page cannot make the agent hold it in memory.
+"""
 
 from __future__ import annotations
 
-from urllib.parse import urljoin
+import asyncio
+import re
+from urllib.parse import urljoin, urlsplit
 
 from probe_agent.probes import http1
 from probe_agent.probes.base import fail
@@ -12,66 +24,192 @@ from probenet.v1.probe_pb2 import CheckSpec, FailureClass, ProbeResult
 
 DEFAULT_MAX_REDIRECTS = 10
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
-
-
-def _status_ok(spec: CheckSpec, status: int) -> bool:
-    codes = spec.http.valid_status_codes
-    return status in codes if codes else 200 <= status < 400
+ASSERT_BODY_BYTES = 1024 * 1024
 
 
 async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None:
     opts = spec.http
-    url = spec.target
-    max_redirects = opts.max_redirects or DEFAULT_MAX_REDIRECTS
-    sslctx = ctx.ssl_context(spec.tls.ca_pem, spec.tls.insecure_skip_verify)
-    request = http1.Request(
+    keep = ASSERT_BODY_BYTES if opts.body_contains or opts.body_regex else 0
+    final = await fetch_document(spec, ctx, result, keep)
+    if final is None:
+        return
+    problem = check_assertions(spec, final, result)
+    if problem is not None:
+        fail(result, problem[0], problem[1], final.host)
+
+
+def request_for(spec: CheckSpec, url: str, keep_body_bytes: int = 0) -> http1.Request:
+    opts = spec.http
+    return http1.Request(
         url=url,
-        method=opts.method or "GET",
+        method=(opts.method or "GET").upper(),
         headers=tuple(opts.headers.items()),
         body=opts.body.encode(),
         max_body_bytes=opts.max_body_bytes or DEFAULT_MAX_BODY,
-        ssl_context=sslctx,
+        keep_body_bytes=keep_body_bytes,
+        server_name=spec.tls.server_name,
+        ca_pem=spec.tls.ca_pem,
+        insecure=spec.tls.insecure_skip_verify,
     )
+
+
+async def fetch_document(
+    spec: CheckSpec, ctx: ProbeContext, result: ProbeResult, keep_body_bytes: int
+) -> http1.Exchange | None:
+    """Fetch spec.target following redirects, recording everything in `result`.
+
+    Returns the final exchange, or None once `result` holds the failure.
+    """
+    hops: list[http1.Exchange] = []
+    opts = spec.http
+    try:
+        final = await follow(
+            request_for(spec, spec.target, keep_body_bytes),
+            ctx,
+            spec,
+            hops,
+            max_redirects=opts.max_redirects or DEFAULT_MAX_REDIRECTS,
+            follow_redirects=not opts.no_follow_redirects,
+        )
+    except ProbeFailure as exc:
+        fail(result, exc.failure_class, exc.message, exc.host or _target_host(spec.target))
+        return None
+    except asyncio.CancelledError:
+        result.failure_host = hops[-1].host if hops else _target_host(spec.target)
+        raise
+    finally:
+        record(result, hops, ctx.dns_server_for(spec))
+    if not status_ok(spec, final.status):
+        fail(result, FailureClass.HTTP_STATUS, f"status {final.status} from {final.url}", final.host)
+        return None
+    return final
+
+
+async def follow(
+    req: http1.Request,
+    ctx: ProbeContext,
+    spec: CheckSpec,
+    hops: list[http1.Exchange],
+    *,
+    max_redirects: int,
+    follow_redirects: bool = True,
+) -> http1.Exchange:
+    """Run `req` and its redirects; every exchange is appended to `hops` as it starts.
+
+    Raises ProbeFailure (with the host concerned) for every way the fetch can fail.
+    """
     for hop in range(max_redirects + 1):
-        ex = http1.Exchange(url=url)
+        ex = http1.Exchange(url=req.url)
+        hops.append(ex)
         try:
-            await http1.exchange(request, ctx, spec, ex)
+            await http1.exchange(req, ctx, spec, ex)
         except ProbeFailure as exc:
-            _record(result, ex)
-            fail(result, exc.failure_class, exc.message, exc.host or ex.host)
-            return
+            exc.host = exc.host or ex.host
+            raise
         except Exception as exc:
-            _record(result, ex)
             failure_class, message = classify(exc, ex.phase)
-            fail(result, failure_class, message, ex.host)
-            if isinstance(exc, TimeoutError):
-                raise
-            return
-        _record(result, ex)
+            raise ProbeFailure(failure_class, f"{message} ({ex.host})", ex.host) from exc
         location = ex.header("location")
-        if 300 <= ex.status < 400 and location and not opts.no_follow_redirects:
-            if hop == max_redirects:
-                fail(result, FailureClass.HTTP_TOO_MANY_REDIRECTS, f"more than {max_redirects} redirects", ex.host)
-                return
-            url = urljoin(url, location)
-            result.http.redirects.add(url=url, status_code=ex.status, duration_ms=ex.timings.get("total_ms", 0.0))
-            request = http1.Request(**{**request.__dict__, "url": url})
-            continue
-        break
-    if not _status_ok(spec, result.http.status_code):
-        fail(result, FailureClass.HTTP_STATUS, f"unexpected status {result.http.status_code}", ex.host)
+        if not (follow_redirects and ex.status in (301, 302, 303, 307, 308) and location):
+            return ex
+        if hop == max_redirects:
+            raise ProbeFailure(
+                FailureClass.HTTP_TOO_MANY_REDIRECTS,
+                f"more than {max_redirects} redirects, last {req.url}",
+                ex.host,
+            )
+        req = _redirected(req, ex, urljoin(req.url, location))
+    raise AssertionError("unreachable: the loop returns or raises")
 
 
-def _record(result: ProbeResult, ex: http1.Exchange) -> None:
-    """Copy what the exchange saw into the result; timings accumulate over redirect hops."""
+def _redirected(req: http1.Request, ex: http1.Exchange, url: str) -> http1.Request:
+    method, body = req.method, req.body
+    if ex.status == 303 or (ex.status in (301, 302) and method == "POST"):
+        method, body = "GET", b""
+    # A configured SNI name belongs to the original host, not to wherever it redirects.
+    same_host = (urlsplit(url).hostname or "") == ex.host
+    return http1.Request(
+        url=url,
+        method=method,
+        headers=req.headers,
+        body=body,
+        max_body_bytes=req.max_body_bytes,
+        keep_body_bytes=req.keep_body_bytes,
+        server_name=req.server_name if same_host else "",
+        ca_pem=req.ca_pem,
+        insecure=req.insecure,
+        alpn=req.alpn,
+    )
+
+
+def status_ok(spec: CheckSpec, status: int) -> bool:
+    codes = spec.http.valid_status_codes
+    return status in codes if codes else 200 <= status < 400
+
+
+def check_assertions(
+    spec: CheckSpec, final: http1.Exchange, result: ProbeResult
+) -> tuple[FailureClass.ValueType, str] | None:
+    opts = spec.http
+    try:
+        for match in opts.header_regex:
+            value = final.header(match.name)
+            if value is None:
+                return FailureClass.HTTP_ASSERTION, f"header {match.name} missing"
+            if not re.search(match.regex, value):
+                return (
+                    FailureClass.HTTP_ASSERTION,
+                    f"header {match.name}: {value[:200]!r} does not match /{match.regex}/",
+                )
+        text = final.body.decode("utf-8", "replace") if opts.body_contains or opts.body_regex else ""
+        if opts.body_contains and opts.body_contains not in text:
+            return FailureClass.HTTP_ASSERTION, f"body does not contain {opts.body_contains[:200]!r}"
+        if opts.body_regex and not re.search(opts.body_regex, text):
+            return FailureClass.HTTP_ASSERTION, f"body does not match /{opts.body_regex[:200]}/"
+    except re.error as exc:
+        return FailureClass.HTTP_ASSERTION, f"invalid regex: {exc}"
+    latency = _hops_total_ms(result)
+    if opts.max_latency_ms and latency > opts.max_latency_ms:
+        return FailureClass.HTTP_ASSERTION, f"latency {latency:.0f} ms over {opts.max_latency_ms} ms"
+    return None
+
+
+def _hops_total_ms(result: ProbeResult) -> float:
     t = result.timings
-    t.dns_ms += ex.timings.get("dns_ms", 0.0)
-    t.connect_ms += ex.timings.get("connect_ms", 0.0)
-    t.tls_ms += ex.timings.get("tls_ms", 0.0)
-    t.ttfb_ms += ex.timings.get("ttfb_ms", 0.0)
-    t.transfer_ms += ex.timings.get("transfer_ms", 0.0)
-    result.http.status_code = ex.status
-    result.http.http_version = ex.version
-    result.http.body_bytes = ex.body_bytes
-    result.http.remote_addr = ex.remote_addr
-    result.http.final_url = ex.url
+    return t.dns_ms + t.connect_ms + t.tls_ms + t.ttfb_ms + t.transfer_ms
+
+
+def record(result: ProbeResult, hops: list[http1.Exchange], dns_server: str = "") -> None:
+    """Copy what the exchanges saw into the result; timings are summed over redirect hops."""
+    if not hops:
+        return
+    t = result.timings
+    for ex in hops:
+        t.dns_ms += ex.timings.get("dns_ms", 0.0)
+        t.connect_ms += ex.timings.get("connect_ms", 0.0)
+        t.tls_ms += ex.timings.get("tls_ms", 0.0)
+        t.ttfb_ms += ex.timings.get("ttfb_ms", 0.0)
+        t.transfer_ms += ex.timings.get("transfer_ms", 0.0)
+    for ex in hops[:-1]:
+        result.http.redirects.add(
+            url=ex.url, status_code=ex.status, duration_ms=ex.timings.get("total_ms", 0.0)
+        )
+    last = hops[-1]
+    result.http.status_code = last.status
+    result.http.http_version = last.version
+    result.http.body_bytes = last.body_bytes
+    result.http.remote_addr = last.remote_addr
+    result.http.final_url = last.url
+    tls = next((ex.tls for ex in reversed(hops) if ex.tls is not None), None)
+    if tls is not None:
+        result.tls.CopyFrom(tls)
+    if last.addresses:
+        result.dns.addresses[:] = last.addresses
+        result.dns.resolver = dns_server or "system"
+
+
+def _target_host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""

@@ -3,23 +3,36 @@
 Why not httpx: it hides the phases (dns/connect/tls/ttfb) and costs about twice the CPU per
 fresh connection. One request per connection ("Connection: close") is what a probe measuring
 a fresh connection wants anyway.
+
+Hostile servers are bounded here: response headers are capped (`MAX_HEADER_BYTES`), the body
+is streamed in chunks and counted, never buffered beyond `Request.keep_body_bytes`, and
+exceeding `Request.max_body_bytes` ends the exchange with `body_too_large`. The deadline is
+the caller's (run_probe's `asyncio.timeout`); `set_phase` tells it what a timeout interrupted.
+
+TLS: the handshake accepts any chain (one shared context), then the presented chain is judged
+by `ProbeContext.inspector`; on a verification failure nothing is sent to the server and the
+exchange ends with the specific class, the chain still recorded in `Exchange.tls`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
-from probe_agent.probes.context import ProbeContext, elapsed_ms
+from probe_agent.probes.base import set_phase
+from probe_agent.probes.context import HTTP1_ALPN, ProbeContext, elapsed_ms
 from probe_agent.probes.failures import ProbeFailure
-from probenet.v1.probe_pb2 import CheckSpec, FailureClass
+from probe_agent.probes.tlsinspect import ChainReport, presented_chain_der
+from probenet.v1.probe_pb2 import CheckSpec, FailureClass, TlsInfo
 
 MAX_HEADER_BYTES = 64 * 1024
 READ_CHUNK = 64 * 1024
+USER_AGENT = "probenet/0.1"
 
 
 @dataclass
@@ -29,6 +42,7 @@ class Exchange:
     url: str
     host: str = ""
     phase: str = "dns"
+    addresses: list[str] = field(default_factory=list)
     status: int = 0
     version: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
@@ -36,11 +50,15 @@ class Exchange:
     body_bytes: int = 0
     remote_addr: str = ""
     timings: dict[str, float] = field(default_factory=dict)
-    ssl_object: ssl.SSLObject | None = None
+    tls: TlsInfo | None = None
 
     def header(self, name: str) -> str | None:
         lname = name.lower()
         return next((v for k, v in self.headers if k.lower() == lname), None)
+
+    def enter(self, phase: str) -> None:
+        self.phase = phase
+        set_phase(phase)
 
 
 @dataclass(frozen=True)
@@ -50,15 +68,21 @@ class Request:
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
     max_body_bytes: int = 10 * 1024 * 1024
-    keep_body: bool = False
-    ssl_context: ssl.SSLContext | None = None
+    keep_body_bytes: int = 0  # how much of the body to keep for assertions or parsing
+    server_name: str = ""  # SNI and the name verified; default: the URL host
+    ca_pem: str = ""
+    insecure: bool = False
+    alpn: tuple[str, ...] = HTTP1_ALPN
 
 
 def split_url(url: str) -> tuple[SplitResult, str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"bad URL {url!r}: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"not an http(s) URL: {url!r}")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
     return parts, parts.hostname, port
 
 
@@ -67,47 +91,100 @@ async def exchange(req: Request, ctx: ProbeContext, spec: CheckSpec, ex: Exchang
     parts, host, port = split_url(req.url)
     ex.host = host
     start = time.perf_counter()
-    ex.phase = "dns"
-    addrs = await ctx.resolve(host, port, spec)
+    ex.enter("dns")
+    ex.addresses = await ctx.resolve(host, port, spec)
     ex.timings["dns_ms"] = elapsed_ms(start)
-    ex.phase = "connect"
+    ex.enter("connect")
     t = time.perf_counter()
-    reader, writer = await _connect_any(addrs, port)
+    sock = await connect_any(ex.addresses, port)
+    ex.timings["connect_ms"] = elapsed_ms(t)
+    peer = sock.getpeername()
+    ex.remote_addr = f"[{peer[0]}]:{peer[1]}" if sock.family == socket.AF_INET6 else f"{peer[0]}:{peer[1]}"
     try:
-        ex.timings["connect_ms"] = elapsed_ms(t)
-        peer = writer.get_extra_info("peername")
-        ex.remote_addr = f"{peer[0]}:{peer[1]}" if peer else ""
         if parts.scheme == "https":
-            ex.phase = "tls"
+            ex.enter("tls")
             t = time.perf_counter()
-            sslctx = req.ssl_context or ctx.ssl_context()
-            await writer.start_tls(sslctx, server_hostname=spec.tls.server_name or host)
+            reader, writer = await asyncio.open_connection(
+                sock=sock,
+                ssl=ctx.handshake_context(req.alpn),
+                server_hostname=req.server_name or host,
+                limit=MAX_HEADER_BYTES,
+            )
             ex.timings["tls_ms"] = elapsed_ms(t)
-            ex.ssl_object = writer.get_extra_info("ssl_object")
-        ex.phase = "ttfb"
+        else:
+            reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_HEADER_BYTES)
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        if parts.scheme == "https":
+            check_tls(writer.get_extra_info("ssl_object"), req, ex, ctx)
+        ex.enter("ttfb")
         t = time.perf_counter()
         writer.write(_request_bytes(req, parts, host, port))
         first = await reader.readexactly(1)
         ex.timings["ttfb_ms"] = elapsed_ms(t)
-        ex.phase = "transfer"
+        ex.enter("transfer")
         t = time.perf_counter()
         await _read_response(reader, req, ex, first)
         ex.timings["transfer_ms"] = elapsed_ms(t)
-        ex.phase = "done"
+        ex.enter("done")
     finally:
         writer.transport.abort()
     ex.timings["total_ms"] = elapsed_ms(start)
     return ex
 
 
-async def _connect_any(addrs: list[str], port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+def check_tls(ssl_object: ssl.SSLObject | None, req: Request, ex: Exchange, ctx: ProbeContext) -> None:
+    """Record the handshake and the presented chain in `ex.tls`; raise the verify class unless insecure."""
+    if ssl_object is None:
+        raise ProbeFailure(FailureClass.TLS_HANDSHAKE, "no TLS session after the handshake", ex.host)
+    server_name = req.server_name or ex.host
+    report = ctx.inspector.inspect(presented_chain_der(ssl_object), server_name, req.ca_pem)
+    ex.tls = tls_info(ssl_object, server_name, report)
+    if not report.verified and not req.insecure:
+        raise ProbeFailure(report.verify_class, report.verify_error, ex.host)
+
+
+def tls_info(ssl_object: ssl.SSLObject, server_name: str, report: ChainReport) -> TlsInfo:
+    cipher = ssl_object.cipher()
+    info = TlsInfo(
+        version=ssl_object.version() or "",
+        cipher=cipher[0] if cipher else "",
+        alpn=ssl_object.selected_alpn_protocol() or "",
+        server_name=server_name,
+        verified=report.verified,
+        verify_class=report.verify_class,
+        verify_error=report.verify_error,
+    )
+    info.chain.extend(report.chain)
+    if report.earliest_expiry is not None:
+        info.earliest_expiry.FromDatetime(report.earliest_expiry)
+        info.days_left = round((report.earliest_expiry.timestamp() - time.time()) / 86400.0, 3)
+    return info
+
+
+async def connect_any(addrs: list[str], port: int) -> socket.socket:
+    """Connect to the first address that accepts; the error of the last one otherwise."""
+    loop = asyncio.get_running_loop()
     last: OSError | None = None
     for addr in addrs:
+        family = socket.AF_INET6 if ":" in addr else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         try:
-            return await asyncio.open_connection(addr, port, limit=MAX_HEADER_BYTES)
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            await loop.sock_connect(sock, (addr, port))
         except OSError as exc:
+            sock.close()
             last = exc
-    assert last is not None
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    if last is None:
+        raise ProbeFailure(FailureClass.DNS_ERROR, "no address to connect to")
     raise last
 
 
@@ -116,13 +193,12 @@ def _request_bytes(req: Request, parts: SplitResult, host: str, port: int) -> by
     if parts.query:
         path += "?" + parts.query
     default_port = 443 if parts.scheme == "https" else 80
-    host_header = host if port == default_port else f"{host}:{port}"
-    if ":" in host and port == default_port:
-        host_header = f"[{host}]"
-    headers = {"Host": host_header, "User-Agent": "probenet/0.1", "Accept": "*/*", "Connection": "close"}
+    host_literal = f"[{host}]" if ":" in host else host
+    host_header = host_literal if port == default_port else f"{host_literal}:{port}"
+    headers = {"Host": host_header, "User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
     for name, value in req.headers:
         headers[name] = value
-    if req.body:
+    if req.body or req.method in ("POST", "PUT", "PATCH"):
         headers["Content-Length"] = str(len(req.body))
     lines = [f"{req.method} {path} HTTP/1.1"] + [f"{k}: {v}" for k, v in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + req.body
@@ -132,11 +208,13 @@ async def _read_response(reader: asyncio.StreamReader, req: Request, ex: Exchang
     try:
         head = first + await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError as exc:
-        raise ProbeFailure(FailureClass.HEADERS_TOO_LARGE, f"response headers over {MAX_HEADER_BYTES} bytes") from exc
+        raise ProbeFailure(
+            FailureClass.HEADERS_TOO_LARGE, f"response headers over {MAX_HEADER_BYTES} bytes", ex.host
+        ) from exc
     lines = head.decode("latin-1").split("\r\n")
     status_line = lines[0].split(" ", 2)
     if len(status_line) < 2 or not status_line[0].startswith("HTTP/") or not status_line[1].isdigit():
-        raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"bad status line {lines[0][:80]!r}")
+        raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"bad status line {lines[0][:80]!r}", ex.host)
     ex.version = status_line[0]
     ex.status = int(status_line[1])
     for line in lines[1:]:
@@ -145,45 +223,51 @@ async def _read_response(reader: asyncio.StreamReader, req: Request, ex: Exchang
             ex.headers.append((name.strip(), value.strip()))
     if req.method == "HEAD" or ex.status in (204, 304) or 100 <= ex.status < 200:
         return
-    chunks = _body_chunks(reader, ex)
     kept = bytearray()
-    async for chunk in chunks:
+    async for chunk in _body_chunks(reader, ex):
         ex.body_bytes += len(chunk)
         if ex.body_bytes > req.max_body_bytes:
-            raise ProbeFailure(FailureClass.BODY_TOO_LARGE, f"body over {req.max_body_bytes} bytes")
-        if req.keep_body:
-            kept += chunk
+            raise ProbeFailure(FailureClass.BODY_TOO_LARGE, f"body over {req.max_body_bytes} bytes", ex.host)
+        room = req.keep_body_bytes - len(kept)
+        if room > 0:
+            kept += chunk[:room]
     ex.body = bytes(kept)
 
 
 async def _body_chunks(reader: asyncio.StreamReader, ex: Exchange) -> AsyncIterator[bytes]:
     if (ex.header("transfer-encoding") or "").lower().endswith("chunked"):
-        while True:
-            size_line = await reader.readuntil(b"\r\n")
-            try:
-                size = int(size_line.split(b";")[0].strip(), 16)
-            except ValueError as exc:
-                raise ProbeFailure(FailureClass.HTTP_PROTOCOL, "bad chunk size") from exc
-            if size == 0:
-                return
-            while size:
-                chunk = await reader.read(min(size, READ_CHUNK))
-                if not chunk:
-                    raise asyncio.IncompleteReadError(b"", size)
-                size -= len(chunk)
-                yield chunk
-            await reader.readexactly(2)
-    length = ex.header("content-length")
-    if length is not None:
-        if not length.isdigit():
-            raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"bad Content-Length {length!r}")
-        remaining = int(length)
-        while remaining:
-            chunk = await reader.read(min(remaining, READ_CHUNK))
-            if not chunk:
-                raise asyncio.IncompleteReadError(b"", remaining)
-            remaining -= len(chunk)
+        async for chunk in _chunked(reader, ex):
             yield chunk
         return
-    while chunk := await reader.read(READ_CHUNK):
+    length = ex.header("content-length")
+    if length is None:
+        while chunk := await reader.read(READ_CHUNK):
+            yield chunk
+        return
+    if not length.isdigit():
+        raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"bad Content-Length {length[:40]!r}", ex.host)
+    async for chunk in _exactly(reader, int(length)):
+        yield chunk
+
+
+async def _chunked(reader: asyncio.StreamReader, ex: Exchange) -> AsyncIterator[bytes]:
+    while True:
+        size_line = await reader.readuntil(b"\r\n")
+        try:
+            size = int(size_line.split(b";")[0].strip(), 16)
+        except ValueError as exc:
+            raise ProbeFailure(FailureClass.HTTP_PROTOCOL, "bad chunk size", ex.host) from exc
+        if size == 0:
+            return
+        async for chunk in _exactly(reader, size):
+            yield chunk
+        await reader.readexactly(2)
+
+
+async def _exactly(reader: asyncio.StreamReader, remaining: int) -> AsyncIterator[bytes]:
+    while remaining:
+        chunk = await reader.read(min(remaining, READ_CHUNK))
+        if not chunk:
+            raise asyncio.IncompleteReadError(b"", remaining)
+        remaining -= len(chunk)
         yield chunk

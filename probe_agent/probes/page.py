@@ -1,0 +1,265 @@
+"""page probe: load an HTML page and every sub-resource a browser would fetch for it.
+
+1. The document is fetched like the http probe (redirects, TLS chain, status check); if that
+   fails the probe fails with the document's class.
+2. The HTML is parsed with selectolax: img src/srcset, picture source srcset, script src,
+   link rel=stylesheet/icon/preload (and apple-touch-icon), inline <style> url(); same- and
+   cross-origin alike, <base href> honoured. Fetched stylesheets are scanned for url() and
+   @import one level deep (resources found there are not parsed further).
+3. Sub-resources are fetched on fresh connections with bounded concurrency, under a total
+   time budget (`page.budget`, default and upper bound: the check timeout minus a margin so
+   the verdict is written before the deadline), a cap on their count and on total bytes.
+   A resource still loading when the budget ends fails with `timeout`; resources never
+   started because of a cap or the budget are not failures but set `page.truncated`.
+
+Verdict: document OK and every sub-resource OK -> success. Document OK and some
+sub-resources failing -> OUTCOME_PARTIAL, and for the verdict engine's `cause`:
+`failure_class` is the dominant sub-resource failure class (e.g. tls_cert_expired, not a
+generic subresource_failed), `failure_host` the host with the most failures of that class,
+`error` a sample message naming the URL. `page.failed_hosts` has one entry per
+(host, failure class), most failures first, each with a count and a sample URL and error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+from selectolax.lexbor import LexborHTMLParser
+
+from probe_agent.probes import http, http1
+from probe_agent.probes.base import set_phase, timeout_s
+from probe_agent.probes.context import ProbeContext
+from probe_agent.probes.failures import ProbeFailure
+from probenet.v1.probe_pb2 import CheckSpec, FailureClass, Outcome, ProbeResult
+
+DEFAULT_MAX_RESOURCES = 200
+DEFAULT_MAX_TOTAL_BYTES = 20 * 1024 * 1024
+DEFAULT_CONCURRENCY = 8
+MAX_CONCURRENCY = 64
+DOCUMENT_KEEP_BYTES = 2 * 1024 * 1024
+CSS_KEEP_BYTES = 512 * 1024
+SUBRESOURCE_MAX_REDIRECTS = 5
+_LINK_RELS = {"stylesheet", "icon", "shortcut", "preload", "apple-touch-icon", "modulepreload"}
+_CSS_URL = re.compile(r"""url\(\s*(['"]?)([^'")]+?)\1\s*\)|@import\s+(['"])([^'"]+)\3""", re.IGNORECASE)
+
+
+@dataclass
+class _Failure:
+    url: str
+    host: str
+    failure_class: FailureClass.ValueType
+    message: str
+
+
+@dataclass
+class _PageRun:
+    """State of one page's sub-resource fetches."""
+
+    spec: CheckSpec
+    ctx: ProbeContext
+    max_resources: int
+    bytes_left: int
+    seen: set[str] = field(default_factory=set)
+    started: int = 0
+    in_flight: dict[str, str] = field(default_factory=dict)  # url -> host
+    failures: list[_Failure] = field(default_factory=list)
+    bytes_total: int = 0
+    truncated: bool = False
+
+
+async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None:
+    start = time.monotonic()
+    document = await http.fetch_document(spec, ctx, result, DOCUMENT_KEEP_BYTES)
+    if document is None:
+        return
+    opts = spec.page
+    run = _PageRun(
+        spec=spec,
+        ctx=ctx,
+        max_resources=opts.max_resources or DEFAULT_MAX_RESOURCES,
+        bytes_left=(opts.max_total_bytes or DEFAULT_MAX_TOTAL_BYTES) - document.body_bytes,
+    )
+    run.bytes_total = document.body_bytes
+    urls = extract_resources(document.body, document.url)
+    set_phase("subresources")
+    deadline = start + _budget_s(spec)
+    await _fetch_all(run, urls, deadline)
+    _report(run, result)
+
+
+def _budget_s(spec: CheckSpec) -> float:
+    timeout = timeout_s(spec)
+    # Finish early enough to write the verdict ourselves rather than be cut by run_probe.
+    usable = timeout - min(0.25, timeout * 0.1)
+    budget = spec.page.budget.ToMilliseconds() / 1000.0
+    return min(budget, usable) if budget > 0 else usable
+
+
+async def _fetch_all(run: _PageRun, urls: Iterable[str], deadline: float) -> None:
+    concurrency = min(run.spec.page.concurrency or DEFAULT_CONCURRENCY, MAX_CONCURRENCY)
+    slots = asyncio.Semaphore(concurrency)
+    remaining = deadline - time.monotonic()
+    try:
+        async with asyncio.timeout(max(remaining, 0.0)), asyncio.TaskGroup() as group:
+            _spawn(run, group, slots, urls, parse_css=True)
+    except TimeoutError:
+        run.truncated = True
+        for url, host in run.in_flight.items():
+            run.failures.append(
+                _Failure(url, host, FailureClass.TIMEOUT, f"still loading when the page budget ended: {url}")
+            )
+
+
+def _spawn(
+    run: _PageRun, group: asyncio.TaskGroup, slots: asyncio.Semaphore, urls: Iterable[str], *, parse_css: bool
+) -> None:
+    for url in urls:
+        if url in run.seen:
+            continue
+        if len(run.seen) >= run.max_resources:
+            run.truncated = True
+            return
+        run.seen.add(url)
+        group.create_task(_fetch_one(run, group, slots, url, parse_css))
+
+
+async def _fetch_one(
+    run: _PageRun, group: asyncio.TaskGroup, slots: asyncio.Semaphore, url: str, parse_css: bool
+) -> None:
+    async with slots:
+        if run.bytes_left <= 0:
+            run.truncated = True
+            return
+        run.started += 1
+        host = _host(url)
+        run.in_flight[url] = host
+        hops: list[http1.Exchange] = []
+        keep = CSS_KEEP_BYTES if parse_css and _maybe_css(url) else 0
+        req = http1.Request(
+            url=url,
+            max_body_bytes=run.bytes_left,
+            keep_body_bytes=keep,
+            ca_pem=run.spec.tls.ca_pem,
+            insecure=run.spec.tls.insecure_skip_verify,
+        )
+        try:
+            final = await http.follow(req, run.ctx, run.spec, hops, max_redirects=SUBRESOURCE_MAX_REDIRECTS)
+        except ProbeFailure as exc:
+            run.in_flight.pop(url, None)
+            if exc.failure_class == FailureClass.BODY_TOO_LARGE:
+                run.truncated = True  # our byte cap, not the site's fault
+            else:
+                run.failures.append(_Failure(url, exc.host or host, exc.failure_class, exc.message))
+            return
+        finally:
+            # Not in_flight here: a resource cut by the budget must stay listed as in flight.
+            received = sum(ex.body_bytes for ex in hops)
+            run.bytes_total += received
+            run.bytes_left -= received
+        run.in_flight.pop(url, None)
+        if final.status >= 400:
+            run.failures.append(
+                _Failure(url, final.host, FailureClass.HTTP_STATUS, f"status {final.status} for {url}")
+            )
+            return
+    if keep and final.body and _is_css(final):
+        _spawn(run, group, slots, css_urls(final.body.decode("utf-8", "replace"), final.url), parse_css=False)
+
+
+def _report(run: _PageRun, result: ProbeResult) -> None:
+    page = result.page
+    page.resources_total = run.started
+    page.resources_failed = len(run.failures)
+    page.bytes_total = run.bytes_total
+    page.truncated = run.truncated
+    if not run.failures:
+        return
+    groups = Counter((f.host, f.failure_class) for f in run.failures)
+    for (host, failure_class), count in groups.most_common():
+        sample = next(f for f in run.failures if f.host == host and f.failure_class == failure_class)
+        page.failed_hosts.add(
+            host=host,
+            failure_class=failure_class,
+            count=count,
+            sample_url=sample.url,
+            sample_error=sample.message[:500],
+        )
+    dominant_class = Counter(f.failure_class for f in run.failures).most_common(1)[0][0]
+    host, _ = next(key for key, _ in groups.most_common() if key[1] == dominant_class)
+    sample = next(f for f in run.failures if f.host == host and f.failure_class == dominant_class)
+    result.outcome = Outcome.OUTCOME_PARTIAL
+    result.failure_class = dominant_class
+    result.failure_host = host
+    result.error = (
+        f"{len(run.failures)} of {run.started} sub-resources failed; {sample.message} ({sample.url})"[:1000]
+    )
+
+
+def extract_resources(html: bytes, base_url: str) -> list[str]:
+    """Absolute http(s) URLs of the sub-resources a browser would load, in document order, unique."""
+    tree = LexborHTMLParser(html)
+    base = tree.css_first("base[href]")
+    if base is not None:
+        base_url = urljoin(base_url, base.attributes.get("href") or "")
+    found: list[str] = []
+    for node in tree.css("img, source, script[src], link[href], style"):
+        attrs = node.attributes
+        if node.tag == "style":
+            found.extend(css_urls(node.text() or "", base_url))
+            continue
+        if node.tag == "link":
+            rels = set((attrs.get("rel") or "").lower().split())
+            if rels & _LINK_RELS:
+                found.append(urljoin(base_url, (attrs.get("href") or "").strip()))
+            continue
+        if attrs.get("src"):
+            found.append(urljoin(base_url, (attrs.get("src") or "").strip()))
+        if attrs.get("srcset"):
+            found.extend(urljoin(base_url, u) for u in parse_srcset(attrs.get("srcset") or ""))
+    return _unique_http(found)
+
+
+def parse_srcset(srcset: str) -> list[str]:
+    urls = []
+    for candidate in srcset.split(","):
+        parts = candidate.strip().split()
+        if parts:
+            urls.append(parts[0])
+    return urls
+
+
+def css_urls(css: str, base_url: str) -> list[str]:
+    found = [urljoin(base_url, (m.group(2) or m.group(4) or "").strip()) for m in _CSS_URL.finditer(css)]
+    return _unique_http(found)
+
+
+def _unique_http(urls: Iterable[str]) -> list[str]:
+    out: dict[str, None] = {}
+    for raw in urls:
+        url = raw.split("#", 1)[0]
+        if url.startswith(("http://", "https://")):
+            out[url] = None
+    return list(out)
+
+
+def _maybe_css(url: str) -> bool:
+    path = urlsplit(url).path.lower()
+    return path.endswith(".css") or "." not in path.rsplit("/", 1)[-1]
+
+
+def _is_css(ex: http1.Exchange) -> bool:
+    ctype = (ex.header("content-type") or "").lower()
+    return "text/css" in ctype or (not ctype and urlsplit(ex.url).path.lower().endswith(".css"))
+
+
+def _host(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
