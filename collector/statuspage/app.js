@@ -111,7 +111,7 @@ function eventItem(ev) {
   const closed = parseTime(ev.closed_at);
   const opened = parseTime(ev.opened_at);
   const regions = (ev.regions || []).join(", ");
-  const what = ev.kind === "vantage" ? "vantage" : ev.check;
+  const what = ev.kind === "vantage" ? `vantage ${ev.agent || "point"}` : ev.check;
   const title = `${what}: ${ev.status} (${ev.scope}${regions ? " in " + regions : ""})`;
   const when = closed
     ? `opened ${opened ? opened.toISOString() : "?"}, closed after ${duration(opened, closed)}`
@@ -199,7 +199,7 @@ function renderTimeline(events) {
     const closed = (parseTime(ev.closed_at) || new Date(now)).getTime();
     const y = i * rowH + 2;
     const name = svg("text", { x: 4, y: y + 12 });
-    name.textContent = `${ev.kind === "vantage" ? "vantage" : ev.check} (${ev.scope})`;
+    name.textContent = `${ev.kind === "vantage" ? `vantage ${ev.agent || ""}` : ev.check} (${ev.scope})`;
     chart.append(name);
     const color = ev.status === "outage" ? "#d93025" : ev.status === "partial" ? "#e8a317" : "#b0b4ba";
     const bar = svg("rect", { x: x(opened), y, width: Math.max(3, x(closed) - x(opened)), height: rowH - 5,
@@ -213,13 +213,17 @@ function renderTimeline(events) {
 }
 
 async function refreshOverview() {
-  const [status, events] = await Promise.all([api("/api/v1/status"), api("/api/v1/events?limit=200")]);
+  const since = Math.floor(Date.now() / 1000) - TIMELINE_HOURS * 3600;
+  const [status, open, recent] = await Promise.all([
+    api("/api/v1/status"),
+    api("/api/v1/events?open=true&limit=500"),
+    api(`/api/v1/events?since=${since}&limit=200`),
+  ]);
   lastStatus = status;
-  const list = eventsOf(events);
   renderSummary(status.checks || []);
-  renderOpenEvents(list);
+  renderOpenEvents(eventsOf(open));
   renderGrid(status);
-  renderTimeline(list);
+  renderTimeline(eventsOf(recent));
 }
 
 // --- per-check page ---
@@ -266,8 +270,8 @@ function latencyChart(detail) {
     if (p.failures > 0) chart.append(svg("rect", { x: x(p.t) - 2, y: height - pad.bottom + 2, width: 4, height: 5,
       fill: "#d93025" }));
   });
-  for (const t of [t0, (t0 + t1) / 2, t1]) {
-    const text = svg("text", { x: x(t), y: height - 6, "text-anchor": "middle" });
+  for (const [t, anchor] of [[t0, "start"], [(t0 + t1) / 2, "middle"], [t1, "end"]]) {
+    const text = svg("text", { x: x(t), y: height - 6, "text-anchor": anchor });
     text.textContent = new Date(t * 1000).toISOString().slice(11, 16) + " UTC";
     chart.append(text);
   }
@@ -315,6 +319,7 @@ async function refreshCheck(checkId) {
   fillTable("#failures", detail.failures.map((f) => [f.class || "(partial)", f.region, f.count, f.host, f.error]));
   fillTable("#regions", detail.regions.map((r) => [r.region, r.results, r.failures, r.partials, r.latest, r.agents]));
   fillTable("#hosts", detail.failed_hosts.map((h) => [h.host, h.class, h.region, h.count]));
+  $("#check").dataset.loaded = checkId;
 }
 
 // --- routing and the refresh loop ---

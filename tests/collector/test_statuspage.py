@@ -1,0 +1,144 @@
+"""The status page in a real headless chromium, loaded from a running collector with real data.
+
+Results showing a regional outage (shop refused in `it` only) go through the agents' gRPC
+stream into a collector process whose verdict engine opens the event; the test then looks at
+the page the way a person would: the `it` cell of `shop` is red, the others green, and the open
+event names the cause. A screenshot goes to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import BrowserContext, Page, sync_playwright
+
+from tests.collector.feed import feed, regional_outage
+from tests.e2e.procs import Collector, stopped_on_exit, wait_until
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+RED = "rgb(217, 48, 37)"
+GREEN = "rgb(46, 158, 68)"
+CHECKS = [
+    {"id": "shop", "probe": "http", "target": "https://shop.test/", "interval": "60s"},
+    {"id": "api", "probe": "http", "target": "https://api.test/", "interval": "60s"},
+    {"id": "assets", "probe": "page", "target": "https://assets.test/", "interval": "60s"},
+]
+
+
+@pytest.fixture(scope="module")
+def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+    running = Collector(
+        tmp_path_factory.mktemp("statuspage"), extra={"checks": CHECKS, "evaluate_every": "1s"}
+    )
+    running.start()
+    with stopped_on_exit(running):
+        feed(running.address, *regional_outage(time.time(), minutes=3, step=20))
+        wait_until(lambda: _open_event(running.api, "shop"), 60, "the verdict engine opens the shop event")
+        yield running
+        assert running.stop() == 0, running.proc.output() if running.proc else ""
+
+
+def _open_event(api: str, check: str) -> bool:
+    with urllib.request.urlopen(f"{api}/api/v1/events?open=true&check={check}", timeout=10) as response:
+        return bool(json.load(response)["events"])
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
+    # A missing browser is a failure, not a skip: CI installs it with .ci/install-chromium.sh.
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run .ci/install-chromium.sh"
+    profile = tmp_path_factory.mktemp("chromium-profile")  # fresh user-data-dir
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@pytest.fixture
+def page(browser: BrowserContext) -> Iterator[Page]:
+    opened = browser.new_page()
+    external: list[str] = []
+    opened.on(
+        "request",
+        lambda r: external.append(r.url) if not r.url.startswith(("http://127.0.0.1", "data:")) else None,
+    )
+    yield opened
+    opened.close()
+    assert not external, f"the page loaded external assets: {external}"
+
+
+def _cell(page: Page, check: str, region: str) -> str:
+    return f'#grid .cell[data-check="{check}"][data-region="{region}"]'
+
+
+def test_regional_outage_is_red_in_its_region_and_the_event_names_the_cause(
+    collector: Collector, page: Page
+) -> None:
+    page.goto(f"{collector.api}/status/")
+    page.wait_for_selector('body[data-loaded="true"]', timeout=15_000)
+    page.wait_for_selector(_cell(page, "shop", "it"), timeout=15_000)
+
+    it_cell = page.locator(_cell(page, "shop", "it"))
+    assert it_cell.inner_text() == "DOWN"
+    assert it_cell.evaluate("e => getComputedStyle(e).backgroundColor") == RED
+    for region in ("de", "fr"):
+        other = page.locator(_cell(page, "shop", region))
+        assert other.inner_text() == "UP"
+        assert other.evaluate("e => getComputedStyle(e).backgroundColor") == GREEN
+    assert (
+        page.locator(_cell(page, "api", "it")).evaluate("e => getComputedStyle(e).backgroundColor") == GREEN
+    )
+
+    event = page.locator('#open-events-list li[data-check="shop"]')
+    text = event.inner_text()
+    assert "shop: outage (regional in it)" in text
+    assert "tcp_refused" in text
+    assert "connection refused" in text
+    # The whole-page partial outage of `assets` is visible too, with its sub-resource cause.
+    assert "tls_cert_expired" in page.locator('#open-events-list li[data-check="assets"]').inner_text()
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "statuspage-overview.png"), full_page=True)
+
+
+def test_check_page_draws_latency_by_phase_and_failures_by_class_and_region(
+    collector: Collector, page: Page
+) -> None:
+    page.goto(f"{collector.api}/status/#/check/shop")
+    page.wait_for_selector('#check[data-loaded="shop"]', timeout=15_000)
+    assert page.locator("#check-title").inner_text() == "shop"
+    assert page.locator("#latency-chart svg polygon.phase").count() == 5
+    failures = page.locator("#failures tbody tr")
+    assert failures.count() == 1
+    assert failures.first.inner_text().split("\t")[:2] == ["tcp_refused", "it"]
+    assert "tcp_refused" in page.locator("#check-events").inner_text()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "statuspage-check.png"), full_page=True)
+
+    page.goto(f"{collector.api}/status/#/check/assets")
+    page.wait_for_selector('#check[data-loaded="assets"]', timeout=15_000)
+    assert "cdn.test" in page.locator("#hosts").inner_text()
