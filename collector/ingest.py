@@ -5,22 +5,28 @@ order over one stream at a time, and this ingestor commits each agent's results 
 So the highest committed seq per agent (its high-water mark, read back from the store when an
 agent first connects) tells which replayed results to drop. Every insert also carries an
 `insert_deduplication_token`, so a retried insert that ClickHouse did accept is not stored twice.
+
+Memory is bounded by `max_pending_rows`: past it the server stops reading agent streams until
+commits make room. Row conversion (the costly part of ingest) runs on a worker thread, never on
+the event loop; the conversion of the next chunk overlaps the insert of the current one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from collector.errors import StoreError
 from collector.store import Store
-from collector.store.rows import RESULT_COLUMNS, result_row
+from collector.store.rows import result_table
 from probenet.v1.probe_pb2 import ProbeResult
 
 log = logging.getLogger(__name__)
@@ -33,13 +39,32 @@ MAX_RETRY_S = 10.0
 
 
 @dataclass
+class _Pending:
+    agent_id: str
+    last_seq: int  # settles everything of this agent up to here, refused results included
+    results: list[ProbeResult]
+    received_ms: int
+
+
+@dataclass
 class _Chunk:
-    rows: list[list[Any]] = field(default_factory=list)
-    last_seq: dict[str, int] = field(default_factory=dict)
+    parts: list[_Pending] = field(default_factory=list)
+    rows: int = 0
+    table: Any = None
+
+    @property
+    def last_seq(self) -> dict[str, int]:
+        return {p.agent_id: p.last_seq for p in self.parts}
 
     def token(self) -> str:
         spans = sorted(self.last_seq.items())
-        return hashlib.sha256(repr((spans, len(self.rows))).encode()).hexdigest()
+        return hashlib.sha256(repr((spans, self.rows)).encode()).hexdigest()
+
+
+def _convert(chunk: _Chunk) -> Any:
+    results = [r for p in chunk.parts for r in p.results]
+    received = [p.received_ms for p in chunk.parts for _ in p.results]
+    return result_table(results, received)
 
 
 @dataclass
@@ -61,7 +86,7 @@ class Ingestor:
         self.batch_rows = batch_rows
         self.flush_interval = flush_interval
         self.max_pending_rows = max_pending_rows
-        self._pending: deque[tuple[str, int, list[list[Any]]]] = deque()
+        self._pending: deque[_Pending] = deque()
         self.pending_rows = 0
         self._inflight: _Chunk | None = None
         self.committed: dict[str, int] = {}
@@ -70,6 +95,9 @@ class Ingestor:
         self._agents_dirty = False
         self._committed_changed = asyncio.Condition()
         self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._convert_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-convert")
+        self.schema_ready = False
         self.store_ok = True
         self.rows_committed = 0
         self.duplicates_dropped = 0
@@ -79,9 +107,26 @@ class Ingestor:
     def overloaded(self) -> bool:
         return self.pending_rows >= self.max_pending_rows
 
+    async def prepare(self) -> bool:
+        """Apply migrations once; False (store marked down, retried by `run`) if the store is unreachable."""
+        try:
+            await self._store.run(self._store.migrate)
+        except StoreError as exc:
+            log.error("store unavailable at start, will retry: %s", exc)
+            self.store_ok = False
+            return False
+        self.schema_ready = True
+        self.store_ok = True
+        return True
+
     async def open_agent(self, agent_id: str) -> int:
-        """Return the agent's committed high-water mark, loading it from the store once."""
+        """Return the agent's committed high-water mark, loading it from the store once.
+
+        Raises StoreError while the store cannot tell (the agent must wait: acking blind
+        could skip results)."""
         if agent_id not in self.committed:
+            if not self.schema_ready:
+                raise StoreError("schema not ready")
             _, rows = await self._store.run(
                 self._store.query,
                 "SELECT max(seq) FROM probe_results WHERE agent_id = {a:String}",
@@ -92,20 +137,29 @@ class Ingestor:
             self._submitted.setdefault(agent_id, hwm)
         return self.committed[agent_id]
 
-    def submit(self, agent_id: str, results: list[ProbeResult]) -> int:
-        """Queue results (already validated, identity stamped) for insert; return how many were new."""
+    def submitted_mark(self, agent_id: str) -> int:
+        """Highest seq of this agent already queued or committed: anything at or below is a replay."""
+        return self._submitted.get(agent_id, 0)
+
+    def submit(self, agent_id: str, results: list[ProbeResult], last_seq: int | None = None) -> int:
+        """Queue results (validated, identity stamped, increasing seq) for insert; return how many were new.
+
+        `last_seq` (default: the last result's) may be higher than any result given, when the
+        validator refused the batch's tail: acknowledging past them keeps them from coming back.
+        """
         floor = self._submitted.get(agent_id, 0)
         fresh = [r for r in results if r.seq > floor]
         self.duplicates_dropped += len(results) - len(fresh)
-        if not fresh:
+        mark = max([floor, last_seq or 0, *(r.seq for r in fresh[-1:])])
+        if mark <= floor:
             return 0
-        now = datetime.now(UTC)
-        rows = [result_row(r, now) for r in fresh]
-        self._submitted[agent_id] = fresh[-1].seq
-        self._pending.append((agent_id, fresh[-1].seq, rows))
-        self.pending_rows += len(rows)
+        self._submitted[agent_id] = mark
+        self._pending.append(_Pending(agent_id, mark, fresh, int(time.time() * 1000)))
+        self.pending_rows += len(fresh)
         if self.pending_rows >= self.batch_rows:
             self._wake.set()
+        if self.overloaded:
+            self._room.clear()
         return len(fresh)
 
     def note_agent(self, status: AgentStatus) -> None:
@@ -115,13 +169,17 @@ class Ingestor:
     async def wait_committed(self, agent_id: str, above: int, timeout: float) -> int:
         """Wait until the agent's committed mark exceeds `above` (or timeout); return the mark."""
         async with self._committed_changed:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._committed_changed.wait_for(lambda: self.committed.get(agent_id, 0) > above), timeout
                 )
-            except TimeoutError:
-                pass
         return self.committed.get(agent_id, 0)
+
+    async def wait_for_room(self, timeout: float) -> None:
+        if self.overloaded:
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), timeout)
 
     async def drain(self, timeout: float) -> bool:
         """Ask the insert loop to commit everything now; True if it did within `timeout`."""
@@ -133,40 +191,61 @@ class Ingestor:
             await asyncio.sleep(0.02)
         return True
 
-    def _take_chunk(self) -> _Chunk:
+    def _take_chunk(self) -> _Chunk | None:
+        if not self._pending:
+            return None
         chunk = _Chunk()
-        while self._pending and len(chunk.rows) < self.batch_rows:
-            agent_id, last_seq, rows = self._pending.popleft()
-            chunk.rows.extend(rows)
-            chunk.last_seq[agent_id] = last_seq
+        while self._pending and chunk.rows < self.batch_rows:
+            part = self._pending.popleft()
+            chunk.parts.append(part)
+            chunk.rows += len(part.results)
         return chunk
 
     async def run(self) -> None:
         """Insert loop: every flush_interval, or as soon as a full batch is waiting."""
         last_agent_flush = 0.0
+        delay = 0.5
+        while not self.schema_ready:
+            if await self.prepare():
+                log.info("store reachable again; schema ready")
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RETRY_S)
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
-            except TimeoutError:
-                pass
             self._wake.clear()
             await self.flush_once()
             if self._agents_dirty and time.monotonic() - last_agent_flush > AGENT_FLUSH_S:
                 last_agent_flush = time.monotonic()
                 await self._flush_agents()
 
+    async def _converted(self, chunk: _Chunk) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._convert_pool, _convert, chunk)
+
     async def flush_once(self) -> None:
         """Commit what is pending, retrying the same chunk with backoff until the store takes it."""
         delay = 0.2
-        while self._inflight is not None or self._pending:
-            if self._inflight is None:
-                self._inflight = self._take_chunk()
+        if self._inflight is None:
+            self._inflight = self._take_chunk()
+        upcoming: asyncio.Future[Any] | None = None
+        while self._inflight is not None:
             chunk = self._inflight
+            if chunk.table is None and chunk.rows:
+                chunk.table = await self._converted(chunk)
+            if upcoming is None and len(self._pending) and (
+                self.pending_rows - chunk.rows >= self.batch_rows or self._wake.is_set()
+            ):
+                following = self._take_chunk()
+                if following is not None:
+                    upcoming = asyncio.ensure_future(self._convert_next(following))
             try:
-                await self._store.run(
-                    self._store.insert, "probe_results", chunk.rows, RESULT_COLUMNS,
-                    {"insert_deduplication_token": chunk.token()},
-                )
+                if chunk.rows:
+                    await self._store.run(
+                        self._store.insert_arrow, "probe_results", chunk.table,
+                        {"insert_deduplication_token": chunk.token()},
+                    )
             except StoreError as exc:
                 if self.store_ok:
                     log.error("store unavailable, holding %d rows and acks: %s", self.pending_rows, exc)
@@ -174,17 +253,32 @@ class Ingestor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_S)
                 continue
-            self._inflight = None
-            self.store_ok = True
+            await self._committed(chunk)
+            self._inflight = await upcoming if upcoming is not None else None
+            upcoming = None
+            if self._inflight is None and (self.pending_rows >= self.batch_rows or self._wake.is_set()):
+                self._wake.clear()
+                self._inflight = self._take_chunk()
+
+    async def _convert_next(self, chunk: _Chunk) -> _Chunk:
+        if chunk.rows:
+            chunk.table = await self._converted(chunk)
+        return chunk
+
+    async def _committed(self, chunk: _Chunk) -> None:
+        if not self.store_ok:
+            log.info("store accepts inserts again")
+        self.store_ok = True
+        if chunk.rows:
             self.inserts += 1
-            self.rows_committed += len(chunk.rows)
-            self.pending_rows -= len(chunk.rows)
-            async with self._committed_changed:
-                for agent_id, seq in chunk.last_seq.items():
-                    self.committed[agent_id] = max(self.committed.get(agent_id, 0), seq)
-                self._committed_changed.notify_all()
-            if self.pending_rows < self.batch_rows and not self._wake.is_set():
-                return
+        self.rows_committed += chunk.rows
+        self.pending_rows -= chunk.rows
+        if not self.overloaded:
+            self._room.set()
+        async with self._committed_changed:
+            for agent_id, seq in chunk.last_seq.items():
+                self.committed[agent_id] = max(self.committed.get(agent_id, 0), seq)
+            self._committed_changed.notify_all()
 
     async def _flush_agents(self) -> None:
         self._agents_dirty = False
@@ -198,3 +292,6 @@ class Ingestor:
         except StoreError as exc:
             self._agents_dirty = True
             log.warning("could not record agent status: %s", exc)
+
+    def close(self) -> None:
+        self._convert_pool.shutdown(wait=False, cancel_futures=True)

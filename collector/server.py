@@ -1,9 +1,18 @@
 """The agents' gRPC endpoint: one bidirectional stream per agent.
 
-Per stream: read the hello, fix the agent's identity, send its high-water mark as a first ack
-(so it drops what is already stored) and its checks; then read batches into the ingestor and,
-from a single writer, send acks as commits land, config when it changes, and slow-down
-requests while the store lags.
+Per stream: read the hello, fix the agent's identity (from the verified client certificate
+with mTLS, from the hello only with `insecure: true`), send its high-water mark as a first ack
+(so it drops what is already stored) and its checks; then read batches through the validator
+into the ingestor and, from a single writer, send acks as commits land, config when it
+changes, and slow-down requests while the store lags.
+
+Status codes an agent may see, each logged here:
+
+    INVALID_ARGUMENT    first message not a hello, or a message that does not decode
+    UNAUTHENTICATED     no usable client certificate (no probenet identity, expired)
+    PERMISSION_DENIED   the hello claims another agent or region than the certificate
+    RESOURCE_EXHAUSTED  a batch over the size limit
+    (TLS handshake)     a certificate not signed by the collector's CA, or none at all
 """
 
 from __future__ import annotations
@@ -13,17 +22,23 @@ import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
+from collector.ca import IdentityError, identity_from_pem
 from collector.config import CollectorConfig
+from collector.errors import StoreError
 from collector.ingest import AgentStatus, Ingestor
+from collector.validate import MALFORMED, Limits, Malformed, Validator, decode
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 ACK_WAIT_S = 1.0
 SLOW_DOWN_MS = 2000
+OPEN_RETRY_S = 2.0
+Outbox = asyncio.Queue[stream_pb2.CollectorMessage]
 
 
 @dataclass(frozen=True)
@@ -32,11 +47,31 @@ class Identity:
     region: str
 
 
+def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
+    """Register the stream with a decoder that never raises, so bad bytes get our own status."""
+    handlers = {
+        "Stream": grpc.stream_stream_rpc_method_handler(
+            service.Stream,
+            request_deserializer=decode,
+            response_serializer=stream_pb2.CollectorMessage.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("probenet.v1.Collector", handlers),))
+
+
+def _slow_down(reason: str, pause_ms: int = SLOW_DOWN_MS) -> stream_pb2.CollectorMessage:
+    return stream_pb2.CollectorMessage(slow_down=stream_pb2.SlowDown(pause_ms=pause_ms, reason=reason))
+
+
 class CollectorService(stream_pb2_grpc.CollectorServicer):
-    def __init__(self, ingestor: Ingestor, config: Callable[[], CollectorConfig]) -> None:
+    def __init__(
+        self, ingestor: Ingestor, config: Callable[[], CollectorConfig], limits: Limits | None = None
+    ) -> None:
         self._ingestor = ingestor
         self._config = config
+        self.validator = Validator(limits)
         self.streams: dict[str, Identity] = {}
+        self.refused_streams: dict[str, int] = {}
         self._config_generation = 0
         self._config_changed = asyncio.Condition()
 
@@ -45,23 +80,46 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             self._config_generation += 1
             self._config_changed.notify_all()
 
-    async def identify(self, hello: stream_pb2.Hello, context: grpc.aio.ServicerContext) -> Identity:
-        """Who is on the other end. With insecure: true, the hello is believed."""
-        if not hello.agent_id or not hello.region:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "hello must carry agent_id and region")
-        return Identity(hello.agent_id, hello.region)
+    async def _refuse(self, context: Any, code: grpc.StatusCode, why: str) -> None:
+        self.refused_streams[code.name] = self.refused_streams.get(code.name, 0) + 1
+        log.warning("refused agent stream from %s: %s %s", context.peer(), code.name, why)
+        await context.abort(code, why)
 
-    async def Stream(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:  # type: ignore[override]
+    async def identify(self, hello: stream_pb2.Hello, context: Any) -> Identity:
+        """Who is on the other end: the certificate decides; the hello is believed only when insecure."""
+        if self._config().insecure:
+            if not hello.agent_id or not hello.region:
+                await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "hello must carry agent_id and region")
+            return Identity(hello.agent_id, hello.region)
+        pems = context.auth_context().get("x509_pem_cert") or []
+        if not pems:
+            await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
+        try:
+            cert = identity_from_pem(pems[0])
+        except IdentityError as exc:
+            await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            raise
+        try:
+            agent_id, region = cert.resolve(hello.agent_id, hello.region)
+        except IdentityError as exc:
+            await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
+            raise
+        return Identity(agent_id, region)
+
+    async def Stream(self, request_iterator: object, context: Any) -> None:  # type: ignore[override]
         first = await context.read()
+        if isinstance(first, Malformed):
+            self.validator.count(MALFORMED)
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, first.reason)
         if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello")
-        who = await self.identify(first.hello, context)
+            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello")
         hello = first.hello
+        who = await self.identify(hello, context)
         self._note(who, hello)
-        hwm = await self._ingestor.open_agent(who.agent_id)
+        outbox: Outbox = asyncio.Queue()
+        hwm = await self._open(who, context)
         log.info("agent %s (%s) connected; stored up to seq %d", who.agent_id, who.region, hwm)
         self.streams[who.agent_id] = who
-        outbox: asyncio.Queue[stream_pb2.CollectorMessage] = asyncio.Queue()
         await context.write(stream_pb2.CollectorMessage(ack=stream_pb2.Ack(up_to_seq=hwm)))
         tasks = [
             asyncio.create_task(self._read(who, hello, context, outbox)),
@@ -86,6 +144,16 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
                 del self.streams[who.agent_id]
             log.info("agent %s disconnected", who.agent_id)
 
+    async def _open(self, who: Identity, context: Any) -> int:
+        """The agent's stored high-water mark; while the store is down, hold the agent off."""
+        while True:
+            try:
+                return await self._ingestor.open_agent(who.agent_id)
+            except StoreError as exc:
+                log.warning("agent %s waits: store unavailable (%s)", who.agent_id, exc)
+                await context.write(_slow_down("store unavailable", int(OPEN_RETRY_S * 1000)))
+                await asyncio.sleep(OPEN_RETRY_S)
+
     def _note(self, who: Identity, hello: stream_pb2.Hello) -> None:
         self._ingestor.note_agent(AgentStatus(
             agent_id=who.agent_id, region=who.region, version=hello.version,
@@ -93,45 +161,63 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             dropped_results=hello.dropped_results,
         ))
 
-    async def _read(
-        self, who: Identity, hello: stream_pb2.Hello, context: grpc.aio.ServicerContext, outbox: asyncio.Queue[stream_pb2.CollectorMessage]
-    ) -> None:
+    async def _read(self, who: Identity, hello: stream_pb2.Hello, context: Any, outbox: Outbox) -> None:
         while True:
+            await self._wait_for_room(outbox)
             message = await context.read()
             if message is grpc.aio.EOF:
                 return
+            if isinstance(message, Malformed):
+                self.validator.count(MALFORMED)
+                await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, message.reason)
             kind = message.WhichOneof("msg")
             if kind == "batch":
-                results = list(message.batch.results)
-                for result in results:
-                    result.agent_id = who.agent_id
-                    result.region = who.region
-                self._ingestor.submit(who.agent_id, results)
-                if self._ingestor.overloaded:
-                    reason = "store is behind" if self._ingestor.store_ok else "store unavailable"
-                    outbox.put_nowait(stream_pb2.CollectorMessage(
-                        slow_down=stream_pb2.SlowDown(pause_ms=SLOW_DOWN_MS, reason=reason)))
+                await self._batch(who, context, message.batch, outbox)
             elif kind == "heartbeat":
                 hello.spool_depth = message.heartbeat.spool_depth
                 hello.dropped_results = message.heartbeat.dropped_results
                 self._note(who, hello)
 
-    async def _acks(self, who: Identity, acked: int, outbox: asyncio.Queue[stream_pb2.CollectorMessage]) -> None:
+    async def _batch(self, who: Identity, context: Any, batch: stream_pb2.ResultBatch, outbox: Outbox) -> None:
+        results = list(batch.results)
+        too_large = self.validator.batch_too_large(len(results))
+        if too_large:
+            await self._refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, too_large)
+        checked = self.validator.check(
+            who.agent_id, who.region, results, self._ingestor.submitted_mark(who.agent_id)
+        )
+        if checked.counts:
+            log.info("agent %s batch: %s", who.agent_id, dict(checked.counts))
+        self._ingestor.submit(who.agent_id, checked.accepted, checked.last_seq)
+        pause = self.validator.throttle(who.agent_id, len(results))
+        if pause > 0:
+            # Not reading the stream is what holds a flood back; the message tells an honest agent.
+            outbox.put_nowait(_slow_down("rate limit", int(pause * 1000) + 1))
+            await asyncio.sleep(pause)
+
+    async def _wait_for_room(self, outbox: Outbox) -> None:
+        """While the ingestor holds max_pending_rows, stop reading: memory stays bounded."""
+        while self._ingestor.overloaded:
+            reason = "store is behind" if self._ingestor.store_ok else "store unavailable"
+            outbox.put_nowait(_slow_down(reason))
+            await self._ingestor.wait_for_room(SLOW_DOWN_MS / 1000)
+
+    async def _acks(self, who: Identity, acked: int, outbox: Outbox) -> None:
         while True:
             mark = await self._ingestor.wait_committed(who.agent_id, acked, ACK_WAIT_S)
             if mark > acked:
                 acked = mark
                 outbox.put_nowait(stream_pb2.CollectorMessage(ack=stream_pb2.Ack(up_to_seq=mark)))
 
-    async def _configs(self, who: Identity, outbox: asyncio.Queue[stream_pb2.CollectorMessage]) -> None:
+    async def _configs(self, who: Identity, outbox: Outbox) -> None:
         sent = ""
         while True:
             generation = self._config_generation
             config = self._config()
-            if config.checks and config.checks_version != sent:
+            if config.checks_version != sent and (config.checks or sent):
                 sent = config.checks_version
                 checks = config.checks_for_region(who.region)
                 outbox.put_nowait(stream_pb2.CollectorMessage(
                     config=stream_pb2.CheckConfig(version=sent, checks=checks)))
             async with self._config_changed:
-                await self._config_changed.wait_for(lambda: self._config_generation != generation)
+                await self._config_changed.wait_for(lambda g=generation: self._config_generation != g)  # type: ignore[misc]

@@ -26,8 +26,13 @@ log = logging.getLogger(__name__)
 
 MAX_BACKOFF_S = 15.0
 HEARTBEAT_S = 5.0
-# Results sent but not yet acknowledged, in batches: bounds the collector's and our memory.
-MAX_UNACKED_BATCHES = 8
+# Results sent but not yet acknowledged. The collector acknowledges per commit (every
+# `batch_rows` results or every second), so the window must exceed one insert's worth or the
+# stream would wait for the flush timer; it also bounds what a reconnect resends.
+MAX_UNACKED_RESULTS = 25_000
+# Refusals that a retry cannot fix: say so loudly, then keep retrying slowly (a fixed
+# certificate or config on the collector side heals it without restarting the agent).
+_REFUSALS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT}
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,9 @@ class Exporter:
         self._new_data = asyncio.Event()
         self._acked = asyncio.Event()
         self._pause_until = 0.0
+        self._batch_size = settings.batch_size
         self.connected = False
+        self.last_error = ""
         self.sessions = 0
 
     def notify(self) -> None:
@@ -85,7 +92,7 @@ class Exporter:
             except asyncio.CancelledError:
                 raise
             except grpc.aio.AioRpcError as exc:
-                log.warning("stream to %s ended: %s %s", self._settings.collector, exc.code().name, exc.details())
+                backoff = self._after_error(exc, backoff)
             except Exception:
                 log.exception("stream to %s failed", self._settings.collector)
             finally:
@@ -94,6 +101,19 @@ class Exporter:
                 backoff = 0.5
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, MAX_BACKOFF_S)
+
+    def _after_error(self, exc: grpc.aio.AioRpcError, backoff: float) -> float:
+        code = exc.code()
+        self.last_error = f"{code.name}: {exc.details()}"
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and self._batch_size > 1:
+            self._batch_size = max(1, self._batch_size // 2)
+            log.warning("collector refused a batch (%s); batch size now %d", exc.details(), self._batch_size)
+            return backoff
+        if code in _REFUSALS:
+            log.error("collector %s refused this agent: %s %s", self._settings.collector, code.name, exc.details())
+            return MAX_BACKOFF_S
+        log.warning("stream to %s ended: %s %s", self._settings.collector, code.name, exc.details())
+        return backoff
 
     async def _session(self) -> None:
         s = self._settings
@@ -133,7 +153,7 @@ class Exporter:
                          message.slow_down.reason)
 
     async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
-        batch_size = self._settings.batch_size
+        batch_size = self._batch_size
         sent = self._spool.acked_seq
         last_write = time.monotonic()
         while True:
@@ -141,7 +161,7 @@ class Exporter:
             if pause > 0:
                 await asyncio.sleep(pause)
             sent = max(sent, self._spool.acked_seq)
-            if sent - self._spool.acked_seq >= MAX_UNACKED_BATCHES * batch_size:
+            if sent - self._spool.acked_seq >= MAX_UNACKED_RESULTS:
                 self._acked.clear()
                 await _wait(self._acked, HEARTBEAT_S)
                 continue

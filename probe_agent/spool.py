@@ -76,8 +76,11 @@ class Spool:
             cur = self._db.execute("DELETE FROM results WHERE seq <= ?", (up_to_seq,))
             self.depth -= cur.rowcount
             self.acked_seq = up_to_seq
+            # The collector may know a higher seq than this spool (its files were lost): new
+            # results must continue above it or they would be taken for replays.
+            self.last_seq = max(self.last_seq, up_to_seq)
             self._set_meta("acked_seq", up_to_seq)
-            self._set_meta("last_seq", max(self.last_seq, up_to_seq))
+            self._set_meta("last_seq", self.last_seq)
 
     def close(self) -> None:
         self._db.close()
