@@ -52,7 +52,9 @@ def verdict(states: dict[str, str]) -> tuple[str, str, list[str]]:
     affected = sorted(r for r, s in states.items() if s in ("DOWN", "PARTIAL"))
     if not with_data:
         return "unknown", "undetermined", []
-    status = "outage" if any(states[r] == "DOWN" for r in affected) else "partial" if affected else "ok"
+    if not affected:
+        return "ok", "", []
+    status = "outage" if any(states[r] == "DOWN" for r in affected) else "partial"
     if len(with_data) < 2:
         scope = "undetermined"
     else:
@@ -65,7 +67,7 @@ async def status(request: web.Request) -> web.Response:
     rows = await run_query(request, _STATUS_SQL, {"minutes": STATUS_MINUTES, "limit": limit})
     checks: list[dict[str, Any]] = []
     regions: set[str] = set()
-    for check_id, names, states, affected, _ in rows:
+    for check_id, names, states, *_ in rows:
         region_states = dict(zip(names, states, strict=True))
         regions.update(names)
         status_, scope, affected_regions = verdict(region_states)
@@ -73,9 +75,9 @@ async def status(request: web.Request) -> web.Response:
             {
                 "check": check_id,
                 "status": status_,
-                "scope": scope if affected else "",
+                "scope": scope,
                 "regions": affected_regions,
-                "cause": {"class": "", "host": "", "error": ""},
+                "cause": None,
                 "region_states": region_states,
             }
         )
@@ -86,7 +88,7 @@ async def status(request: web.Request) -> web.Response:
         )
         by_check = {c: {"class": cls, "host": host, "error": err} for c, cls, host, err in causes}
         for c in bad:
-            c["cause"] = by_check.get(c["check"], c["cause"])
+            c["cause"] = by_check.get(c["check"])
     return json_response({"checks": checks, "regions": sorted(regions), "source": "rollup"})
 
 

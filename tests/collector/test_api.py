@@ -37,7 +37,16 @@ def get(base: str, path: str, token: str = "", method: str = "GET", body: Any = 
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     workdir: Path = tmp_path_factory.mktemp("api")
     running = Collector(workdir)
-    running.extra = {"api": {"listen": f"127.0.0.1:{running.api_port}", "token": TOKEN}}
+    # The verdict engine's first tick is at the next whole day: until then /api/v1/status is the
+    # rollup fallback this module tests (the engine's answer is tested by test_statuspage.py).
+    running.extra = {
+        "api": {"listen": f"127.0.0.1:{running.api_port}", "token": TOKEN},
+        "evaluate_every": "24h",
+        "checks": [
+            {"id": c, "probe": "http", "target": f"https://{c}.test/", "interval": "60s"}
+            for c in ("shop", "api", "assets")
+        ],
+    }
     running.start()
     with stopped_on_exit(running):
         feed(running.address, *regional_outage(time.time()))
@@ -113,6 +122,7 @@ def test_check_detail_errors_are_clear(collector: Collector) -> None:
 def test_status_shows_the_regional_outage(collector: Collector) -> None:
     status, body, _ = get(collector.api, "/api/v1/status", TOKEN)
     assert status == 200
+    assert body["source"] == "rollup"
     checks = {c["check"]: c for c in body["checks"]}
     assert set(body["regions"]) >= {"de", "fr", "it"}
     shop = checks["shop"]
@@ -196,3 +206,22 @@ def test_cli_query_and_status_use_the_api(collector: Collector) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"one": 1}
+
+
+@pytest.mark.parametrize(
+    ("states", "expected"),
+    [
+        ({"it": "DOWN", "fr": "UP", "de": "UP"}, ("outage", "regional", ["it"])),
+        ({"it": "DOWN", "fr": "PARTIAL"}, ("outage", "global", ["fr", "it"])),
+        ({"it": "PARTIAL", "fr": "UP"}, ("partial", "regional", ["it"])),
+        ({"it": "DOWN", "fr": "NO_DATA"}, ("outage", "undetermined", ["it"])),
+        ({"it": "UP", "fr": "UP"}, ("ok", "", [])),
+        ({"it": "NO_DATA"}, ("unknown", "undetermined", [])),
+    ],
+)
+def test_fallback_verdict_follows_the_design_rules(
+    states: dict[str, str], expected: tuple[str, str, list[str]]
+) -> None:
+    from collector.api_fallback import verdict
+
+    assert verdict(states) == expected
