@@ -47,7 +47,7 @@ app.kubernetes.io/part-of: probenet
 
 {{/* Selector labels of one component. Call with (list $ "collector"). */}}
 {{- define "probenet.selectorLabels" -}}
-{{- $root := index . 0 }}
+{{- $root := index . 0 -}}
 app.kubernetes.io/name: {{ include "probenet.name" $root }}
 app.kubernetes.io/instance: {{ $root.Release.Name }}
 app.kubernetes.io/component: {{ index . 1 }}
