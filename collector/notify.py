@@ -157,6 +157,7 @@ class Notifier:
         self.timeout = timeout
         self.delivered = 0
         self.failed = 0
+        self._progress = asyncio.Event()
 
     def submit(self, events: Sequence[Event]) -> None:
         for sink in self.sinks:
@@ -183,6 +184,12 @@ class Notifier:
         """True when every submitted version has been handled (recovery included)."""
         return all(s.recovered and s.pending == 0 for s in self.sinks)
 
+    async def wait_idle(self) -> None:
+        """Until every version submitted so far has been handled (callers bound it with a timeout)."""
+        while not self.idle:
+            self._progress.clear()
+            await self._progress.wait()
+
     async def _recover(self, sink: _Sink) -> None:
         since = time.time() - BACKLOG_S
         while True:
@@ -196,6 +203,7 @@ class Notifier:
         for event in backlog:
             sink.put(event)
         sink.recovered = True
+        self._progress.set()
 
     async def _work(self, sink: _Sink, session: aiohttp.ClientSession) -> None:
         await self._recover(sink)
@@ -208,6 +216,7 @@ class Notifier:
                     await self._record(sink, event, delivery)
             finally:
                 sink.pending -= 1
+                self._progress.set()
 
     async def _record(self, sink: _Sink, event: Event, delivery: Delivery) -> None:
         for attempt in range(self.retries):

@@ -1,0 +1,302 @@
+"""Table-driven verdict scenarios (DESIGN section 4) through the engine and the event tracker.
+
+Each scenario is a synthetic network (regions of agents probing checks every 10 s), faults, and
+the exact event versions expected: (kind, subject, version, status, scope, regions, cause
+class, closed). Faults start at 60 s: with confirm 2 the second failing round (71 s) makes the
+agents FAIL, so events open at the 80 s tick.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from collector.verdicts import CheckOptions, replay
+from tests.collector.verdicts.sim import START, Fault, Network, summary
+
+FOUR = {"it": 3, "fr": 3, "de": 3, "us": 3}
+ALL = ("de", "fr", "it", "us")
+
+
+@dataclass
+class Scenario:
+    name: str
+    network: Network
+    expected: list[tuple[Any, ...]]
+    options: dict[str, Any] = field(default_factory=dict)
+    probe: str = "http"
+    check_regions: tuple[str, ...] = ()
+
+
+def _opts(s: Scenario) -> list[CheckOptions]:
+    return [
+        CheckOptions(
+            c,
+            probe=s.probe,
+            target=f"{c}.example:443",
+            interval=s.network.interval,
+            regions=s.check_regions,
+            **s.options,
+        )
+        for c in s.network.checks
+    ]
+
+
+def outage(
+    scope: str, regions: tuple[str, ...], cls: str = "tcp_refused", check: str = "web", status: str = "outage"
+) -> list[tuple[Any, ...]]:
+    return [
+        ("check", check, 1, status, scope, regions, cls, False),
+        ("check", check, 2, status, scope, regions, cls, True),
+    ]
+
+
+FIVE_CHECKS = ("web", "api", "cdn", "img", "auth")
+
+SCENARIOS = [
+    Scenario(
+        "one agent failing in a region of three: no outage",
+        Network(FOUR, faults=[Fault(60, 150, agents=("it-1",))]),
+        [],
+    ),
+    Scenario(
+        "one agent failing every check: an impaired agent, no check outage",
+        Network(FOUR, checks=FIVE_CHECKS, faults=[Fault(60, 150, agents=("it-1",), cls="tcp_timeout")]),
+        [
+            ("vantage", "it-1", 1, "impaired", "agent", ("it",), "tcp_timeout", False),
+            ("vantage", "it-1", 2, "impaired", "agent", ("it",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
+        "a minority failing in two regions: no outage",
+        Network(FOUR, faults=[Fault(60, 150, agents=("it-1", "fr-2"))]),
+        [],
+    ),
+    Scenario(
+        "one region down: regional outage",
+        Network(FOUR, faults=[Fault(60, 150, regions=("it",))]),
+        outage("regional", ("it",)),
+    ),
+    Scenario(
+        "two of four regions down: regional outage in both",
+        Network(FOUR, faults=[Fault(60, 150, regions=("it", "fr"))]),
+        outage("regional", ("fr", "it")),
+    ),
+    Scenario(
+        "all regions down: global outage", Network(FOUR, faults=[Fault(60, 150)]), outage("global", ALL)
+    ),
+    Scenario(
+        "escalation regional -> global -> regional, then recovery",
+        Network(FOUR, duration=400, faults=[Fault(60, 250, regions=("it",)), Fault(120, 180)]),
+        [
+            ("check", "web", 1, "outage", "regional", ("it",), "tcp_refused", False),
+            ("check", "web", 2, "outage", "global", ALL, "tcp_refused", False),
+            ("check", "web", 3, "outage", "regional", ("it",), "tcp_refused", False),
+            ("check", "web", 4, "outage", "regional", ("it",), "tcp_refused", True),
+        ],
+    ),
+    Scenario(
+        "flapping every other round with confirm 2: never confirmed, no event",
+        Network(FOUR, faults=[Fault(60, 250, every=2)]),
+        [],
+    ),
+    Scenario(
+        "flapping with confirm 1: one event, open through the flapping, closed once",
+        Network(FOUR, duration=400, faults=[Fault(60, 250, every=2)]),
+        outage("global", ALL),
+        options={"confirm": 1},
+    ),
+    Scenario(
+        "partial page in two regions: partial regional, cause from the sub-resources",
+        Network(
+            FOUR,
+            faults=[
+                Fault(
+                    60,
+                    150,
+                    regions=("it", "fr"),
+                    outcome="partial",
+                    cls="subresource_failed",
+                    host="shop.example",
+                    page_hosts=(("static.example", "tls_cert_expired"),),
+                )
+            ],
+        ),
+        outage("regional", ("fr", "it"), "tls_cert_expired", status="partial"),
+        probe="page",
+    ),
+    Scenario(
+        "partial page everywhere: partial global",
+        Network(
+            FOUR,
+            faults=[
+                Fault(
+                    60,
+                    150,
+                    outcome="partial",
+                    cls="subresource_failed",
+                    page_hosts=(("static.example", "http_status"),),
+                )
+            ],
+        ),
+        outage("global", ALL, "http_status", status="partial"),
+        probe="page",
+    ),
+    Scenario(
+        "impaired region: a network incident, not five check outages",
+        Network(FOUR, checks=FIVE_CHECKS, faults=[Fault(60, 150, regions=("de",), cls="tcp_timeout")]),
+        [
+            ("vantage", "de", 1, "impaired", "region", ("de",), "tcp_timeout", False),
+            ("vantage", "de", 2, "impaired", "region", ("de",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
+        "a configured region with no data does not count",
+        Network({"it": 3, "fr": 3}, faults=[Fault(60, 150, regions=("it",))]),
+        outage("regional", ("it",)),
+        check_regions=("it", "fr", "jp"),
+    ),
+    Scenario(
+        "a region with no data; the others all down: global over the regions with data",
+        Network({"it": 3, "fr": 3}, faults=[Fault(60, 150)]),
+        outage("global", ("fr", "it")),
+        check_regions=("it", "fr", "jp"),
+    ),
+    Scenario(
+        "only one region has data: undetermined",
+        Network({"it": 3}, faults=[Fault(60, 150)]),
+        outage("undetermined", ("it",)),
+    ),
+    Scenario(
+        "mixed failure classes: the dominant one is the cause",
+        Network(
+            FOUR,
+            faults=[
+                Fault(60, 150, agents=("it-3",), cls="dns_error", host="ns.example"),
+                Fault(60, 150, regions=("it", "fr"), cls="tcp_timeout"),
+            ],
+        ),
+        outage("regional", ("fr", "it"), "tcp_timeout"),
+    ),
+    Scenario(
+        "stale: a region going silent is no data, not an outage",
+        Network(FOUR, silent=lambda t, agent: t >= 60 and agent.startswith("us")),
+        [],
+    ),
+    Scenario(
+        "stale: every agent silent mid-outage keeps the event open (unknown proves nothing)",
+        Network(FOUR, faults=[Fault(60, 1e9, regions=("it",))], silent=lambda t, agent: t >= 150),
+        [("check", "web", 1, "outage", "regional", ("it",), "tcp_refused", False)],
+    ),
+    Scenario("a single failed round is not confirmed: no event", Network(FOUR, faults=[Fault(60, 70)]), []),
+    Scenario(
+        "open_after 3 ignores a short outage",
+        Network(FOUR, faults=[Fault(60, 90, regions=("it",))]),
+        [],
+        options={"open_after": 3},
+    ),
+    Scenario(
+        "status change partial -> outage is a new version of the same event",
+        Network(
+            FOUR,
+            faults=[
+                Fault(
+                    60,
+                    120,
+                    regions=("it",),
+                    outcome="partial",
+                    cls="subresource_failed",
+                    page_hosts=(("cdn.example", "tcp_refused"),),
+                ),
+                Fault(120, 200, regions=("it",), cls="tcp_refused"),
+            ],
+        ),
+        [
+            ("check", "web", 1, "partial", "regional", ("it",), "tcp_refused", False),
+            ("check", "web", 2, "outage", "regional", ("it",), "tcp_refused", False),
+            ("check", "web", 3, "outage", "regional", ("it",), "tcp_refused", True),
+        ],
+        probe="page",
+    ),
+    Scenario(
+        "cause change mid-outage is a new version",
+        Network(
+            FOUR,
+            faults=[
+                Fault(60, 120, regions=("it",), cls="tcp_refused"),
+                Fault(120, 200, regions=("it",), cls="http_status"),
+            ],
+        ),
+        [
+            ("check", "web", 1, "outage", "regional", ("it",), "tcp_refused", False),
+            ("check", "web", 2, "outage", "regional", ("it",), "http_status", False),
+            ("check", "web", 3, "outage", "regional", ("it",), "http_status", True),
+        ],
+    ),
+    Scenario(
+        "region quorum 1.0: two of three failing is not down",
+        Network(FOUR, faults=[Fault(60, 150, agents=("it-1", "it-2"))]),
+        [],
+        options={"region_quorum": 1.0},
+    ),
+    Scenario(
+        "two of three failing with the default quorum: down",
+        Network(FOUR, faults=[Fault(60, 150, agents=("it-1", "it-2"))]),
+        outage("regional", ("it",)),
+    ),
+    Scenario(
+        "cert expiring on a TLS check: a global warning",
+        Network(FOUR, duration=100, days_left=9.5),
+        [("cert_expiring", "web", 1, "warning", "global", ALL, "tls_cert_expiring", False)],
+        probe="tls",
+    ),
+    Scenario("cert with time left: no warning", Network(FOUR, duration=100, days_left=40.0), [], probe="tls"),
+]
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_scenario(scenario: Scenario) -> None:
+    outcome = replay(_opts(scenario), scenario.network.results())
+    assert summary(outcome.events) == scenario.expected
+
+
+def test_events_open_within_confirm_plus_one_intervals() -> None:
+    network = Network(FOUR, faults=[Fault(60, 150, regions=("it",))])
+    events = replay(_opts(Scenario("", network, [])), network.results()).events
+    fault_at = START + 60
+    assert events[0].opened_at - fault_at <= (2 + 1) * network.interval
+
+
+def test_close_after_counts_ok_evaluations() -> None:
+    network = Network(FOUR, faults=[Fault(60, 150, regions=("it",))])
+    for close_after in (1, 2, 4):
+        events = replay(
+            _opts(Scenario("", network, [], {"close_after": close_after})), network.results()
+        ).events
+        # The first round after the fault (151 s) is OK at the 160 s tick.
+        assert events[-1].closed_at == START + 150 + close_after * network.interval
+
+
+def test_clock_skew_between_agents_gives_the_same_verdicts() -> None:
+    faults = [Fault(60, 200, regions=("it",)), Fault(100, 150, regions=("fr",))]
+    plain = Network(FOUR, duration=300, faults=faults)
+    skew = {"it-1": 7.0, "it-2": -6.0, "fr-1": -8.0, "fr-3": 5.0, "de-2": 8.5, "us-1": -9.0}
+    skewed = Network(FOUR, duration=300, faults=faults, skew=skew)
+    scenario = Scenario("", plain, [])
+    expected = summary(replay(_opts(scenario), plain.results()).events)
+    got = summary(replay(_opts(scenario), skewed.results()).events)
+    assert got == expected
+    assert [v[4] for v in got] == ["regional", "regional", "regional", "regional"]
+
+
+def test_replay_is_deterministic() -> None:
+    network = Network(
+        FOUR, checks=FIVE_CHECKS, faults=[Fault(60, 150, regions=("it",), checks=("web", "api"))]
+    )
+    scenario = Scenario("", network, [])
+    first = [e.to_dict() for e in replay(_opts(scenario), network.results()).events]
+    second = [e.to_dict() for e in replay(_opts(scenario), list(reversed(network.results()))).events]
+    assert first == second
+    assert len(first) == 4
