@@ -1,0 +1,68 @@
+"""probe-collector lab [SCENARIO.yaml] [--json] [--speed FACTOR]: a whole probe network on this machine."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+from collector.errors import UsageError
+
+EXIT_OK, EXIT_UNMET, EXIT_USAGE = 0, 1, 2
+
+
+def register(sub: Any) -> None:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        "lab", help="run a scenario: collector, agents, targets and faults on this machine"
+    )
+    parser.add_argument(
+        "scenario",
+        nargs="?",
+        default=None,
+        help="scenario file or built-in name (default: shop-assets-cert-expired, the 23 April 2020 replay)",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="one JSON object per line instead of the live view"
+    )
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        metavar="FACTOR",
+        help="divide every scenario time by FACTOR (default 1)",
+    )
+    parser.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from collector.lab.scenario import builtin_names, load_scenario, resolve_scenario_path
+
+    if args.list:
+        for name in builtin_names():
+            print(name)
+        return EXIT_OK
+    if not 0.1 <= args.speed <= 20:
+        raise UsageError(f"--speed {args.speed:g}: expected a factor between 0.1 and 20")
+    scenario = load_scenario(resolve_scenario_path(args.scenario)).scaled(args.speed)
+    from collector.lab.runner import Lab
+    from collector.lab.view import JsonObserver, LiveObserver, PlainObserver
+
+    if args.json:
+        observer: Any = JsonObserver()
+    elif sys.stdout.isatty():
+        observer = LiveObserver()
+    else:
+        observer = PlainObserver()
+    report = asyncio.run(_run(Lab(scenario, observer)))
+    return EXIT_OK if report.expect_met else EXIT_UNMET
+
+
+async def _run(lab: Any) -> Any:
+    """Run the lab; SIGTERM cancels it like Ctrl-C does, so the teardown always runs."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    return await lab.run()
