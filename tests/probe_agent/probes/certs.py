@@ -39,10 +39,17 @@ class Issued:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
     def server_context(
-        self, tmp: Path, name: str, *, min_version: ssl.TLSVersion | None = None, max_version: ssl.TLSVersion | None = None
+        self,
+        tmp: Path,
+        name: str,
+        *,
+        min_version: ssl.TLSVersion | None = None,
+        max_version: ssl.TLSVersion | None = None,
     ) -> ssl.SSLContext:
         certfile, keyfile = tmp / f"{name}.crt", tmp / f"{name}.key"
-        certfile.write_bytes(b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [self.cert, *self.chain]))
+        certfile.write_bytes(
+            b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [self.cert, *self.chain])
+        )
         keyfile.write_bytes(
             self.key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -88,8 +95,15 @@ def make_ca(
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -139,12 +153,18 @@ def make_leaf(
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False
+        )
     )
     if aia_url:
         builder = builder.add_extension(
             x509.AuthorityInformationAccess(
-                [x509.AccessDescription(AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_url))]
+                [
+                    x509.AccessDescription(
+                        AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(aia_url)
+                    )
+                ]
             ),
             critical=False,
         )

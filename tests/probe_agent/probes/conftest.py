@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import uvloop
 from google.protobuf import json_format
 
 from probe_agent.probes import PROBE_TYPES
@@ -38,15 +39,30 @@ def pki() -> Pki:
 
 
 def spec_for(probe: str, target: str, timeout_s: float = 3.0, **fields: Any) -> CheckSpec:
-    spec = json_format.ParseDict({"id": f"test-{probe}", "probe": probe, "target": target, **fields}, CheckSpec())
+    spec = json_format.ParseDict(
+        {"id": f"test-{probe}", "probe": probe, "target": target, **fields}, CheckSpec()
+    )
     spec.timeout.FromMilliseconds(round(timeout_s * 1000))
     spec.interval.FromMilliseconds(round(max(timeout_s, 1.0) * 1000))
     return spec
 
 
-def run_check(probe: str, target: str, timeout_s: float = 3.0, ctx: ProbeContext | None = None, **fields: Any) -> ProbeResult:
+def run_check(
+    probe: str,
+    target: str,
+    timeout_s: float = 3.0,
+    ctx: ProbeContext | None = None,
+    *,
+    loop: str = "asyncio",
+    **fields: Any,
+) -> ProbeResult:
+    """Run one probe to completion on a fresh event loop (`loop="uvloop"`: the agent's loop)."""
     spec = spec_for(probe, target, timeout_s, **fields)
-    return asyncio.run(run_probe(PROBE_TYPES[probe], spec, ctx or ProbeContext()))
+    coro = run_probe(PROBE_TYPES[probe], spec, ctx or ProbeContext())
+    if loop == "uvloop":
+        result: ProbeResult = uvloop.run(coro)
+        return result
+    return asyncio.run(coro)
 
 
 @pytest.fixture

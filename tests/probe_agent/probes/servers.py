@@ -37,7 +37,9 @@ App = Callable[[socket.socket, HttpRequest], None]
 class TcpServer:
     """Accepts on 127.0.0.1:0 and runs `handler(conn)` per connection in a thread (TLS wrapped first)."""
 
-    def __init__(self, handler: Handler, ssl_context: ssl.SSLContext | None = None, *, accept: bool = True) -> None:
+    def __init__(
+        self, handler: Handler, ssl_context: ssl.SSLContext | None = None, *, accept: bool = True
+    ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

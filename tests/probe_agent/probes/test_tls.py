@@ -44,11 +44,15 @@ CASES: dict[str, Case] = {
     "valid_tls12": Case(lambda p: p.leaf(HOST), FailureClass.NONE, 2, ssl.TLSVersion.TLSv1_2),
     "expiring_in_3_days": Case(lambda p: p.leaf(HOST, not_after=NOW + 3 * DAY), FailureClass.NONE, 2),
     "expired_leaf": Case(
-        lambda p: p.leaf(HOST, not_before=NOW - 100 * DAY, not_after=NOW - DAY), FailureClass.TLS_CERT_EXPIRED, 2
+        lambda p: p.leaf(HOST, not_before=NOW - 100 * DAY, not_after=NOW - DAY),
+        FailureClass.TLS_CERT_EXPIRED,
+        2,
     ),
     "expired_intermediate": Case(_expired_intermediate, FailureClass.TLS_CERT_EXPIRED, 2),
     "not_yet_valid": Case(
-        lambda p: p.leaf(HOST, not_before=NOW + DAY, not_after=NOW + 90 * DAY), FailureClass.TLS_CERT_NOT_YET_VALID, 2
+        lambda p: p.leaf(HOST, not_before=NOW + DAY, not_after=NOW + 90 * DAY),
+        FailureClass.TLS_CERT_NOT_YET_VALID,
+        2,
     ),
     "wrong_host": Case(lambda p: p.leaf("other.test"), FailureClass.TLS_HOSTNAME_MISMATCH, 2),
     "self_signed": Case(lambda p: make_leaf([HOST], None), FailureClass.TLS_SELF_SIGNED, 1),
@@ -79,7 +83,9 @@ def test_certificate_matrix(name: str, pki: Pki, tmp_path: Path) -> None:
         result = run_check("tls", f"{HOST}:{server.port}", resolve=RESOLVE, tls={"ca_pem": pki.ca_pem})
 
     assert result.failure_class == case.expected, result.error
-    assert result.outcome == (Outcome.OUTCOME_SUCCESS if case.expected == FailureClass.NONE else Outcome.OUTCOME_FAILED)
+    assert result.outcome == (
+        Outcome.OUTCOME_SUCCESS if case.expected == FailureClass.NONE else Outcome.OUTCOME_FAILED
+    )
     tls = result.tls
     assert tls.verify_class == case.expected
     assert tls.verified == (case.expected == FailureClass.NONE)
@@ -119,7 +125,10 @@ def test_insecure_skip_verify_records_the_verdict_without_failing(pki: Pki, tmp_
     leaf = pki.leaf(HOST, not_before=NOW - 100 * DAY, not_after=NOW - DAY)
     with serving(hang, leaf.server_context(tmp_path, "expired")) as server:
         result = run_check(
-            "tls", f"{HOST}:{server.port}", resolve=RESOLVE, tls={"ca_pem": pki.ca_pem, "insecure_skip_verify": True}
+            "tls",
+            f"{HOST}:{server.port}",
+            resolve=RESOLVE,
+            tls={"ca_pem": pki.ca_pem, "insecure_skip_verify": True},
         )
     assert result.outcome == Outcome.OUTCOME_SUCCESS
     assert result.tls.verify_class == FailureClass.TLS_CERT_EXPIRED
