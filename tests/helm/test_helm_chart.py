@@ -453,3 +453,9 @@ def test_notes_render(helm: Helm, tmp_path: Path) -> None:
         notes = yaml.safe_load(result.stdout)["data"]["notes"]
         assert "helm test" in notes
         assert "region" in notes
+
+
+def test_clusters_older_than_the_chart_supports_are_refused(helm: Helm) -> None:
+    result = helm.template(kube_version="1.24.0")
+    assert result.returncode != 0
+    assert "kubeVersion" in result.stderr or "incompatible" in result.stderr, result.stderr
