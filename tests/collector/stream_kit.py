@@ -53,6 +53,7 @@ class Running:
     port: int
     service: CollectorService
     ingestor: Ingestor
+    server: grpc.aio.Server
     holder: dict[str, CollectorConfig] = field(default_factory=dict)
 
     @property
@@ -63,7 +64,7 @@ class Running:
 @contextlib.asynccontextmanager
 async def running_collector(
     store: Store, config: CollectorConfig, limits: Limits | None = None, max_pending_rows: int = 200_000,
-    flush_interval: float = 0.05,
+    flush_interval: float = 0.05, port: int = 0,
 ) -> AsyncIterator[Running]:
     ingestor = Ingestor(store, batch_rows=10_000, flush_interval=flush_interval, max_pending_rows=max_pending_rows)
     await ingestor.prepare()
@@ -72,17 +73,17 @@ async def running_collector(
     server = grpc.aio.server()
     add_to_server(service, server)
     if config.insecure:
-        port = server.add_insecure_port("127.0.0.1:0")
+        port = server.add_insecure_port(f"127.0.0.1:{port}")
     else:
         creds = grpc.ssl_server_credentials(
             [(Path(config.tls.key).read_bytes(), Path(config.tls.cert).read_bytes())],
             root_certificates=Path(config.tls.ca).read_bytes(), require_client_auth=True,
         )
-        port = server.add_secure_port("127.0.0.1:0", creds)
+        port = server.add_secure_port(f"127.0.0.1:{port}", creds)
     await server.start()
     task = asyncio.create_task(ingestor.run())
     try:
-        yield Running(port, service, ingestor, holder)
+        yield Running(port, service, ingestor, server, holder)
     finally:
         await server.stop(0.5)
         task.cancel()

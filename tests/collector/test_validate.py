@@ -1,0 +1,148 @@
+"""Validation refuses or clamps each kind of bad input, counts it, and never raises."""
+
+from __future__ import annotations
+
+import time
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from collector import validate
+from collector.store.rows import result_table
+from collector.validate import Limits, Malformed, Validator, decode
+from probenet.v1 import stream_pb2
+from probenet.v1.probe_pb2 import Outcome, ProbeResult
+
+NOW = 1_800_000_000.0
+
+
+def _result(seq: int, **kw: object) -> ProbeResult:
+    r = ProbeResult(seq=seq, check_id="shop", probe="http", outcome=Outcome.OUTCOME_SUCCESS)
+    r.started_at.FromSeconds(int(NOW) - 5)
+    for key, value in kw.items():
+        if key == "at":
+            r.started_at.FromSeconds(int(value))  # type: ignore[call-overload]
+        else:
+            setattr(r, key, value)
+    return r
+
+
+def test_good_results_are_stamped_with_identity() -> None:
+    checked = Validator().check("it-1", "it", [_result(1), _result(2, agent_id="it-1", region="it")], 0, NOW)
+    assert [r.seq for r in checked.accepted] == [1, 2]
+    assert {(r.agent_id, r.region) for r in checked.accepted} == {("it-1", "it")}
+    assert checked.last_seq == 2 and not checked.counts
+
+
+def test_each_bad_result_is_refused_with_its_own_status() -> None:
+    v = Validator()
+    results = [
+        _result(1, check_id=""),
+        _result(2, outcome=99),
+        _result(3, agent_id="fr-1"),
+        _result(4, region="fr"),
+        _result(5, at=NOW - 31 * 86_400),
+        _result(6, at=0),
+        _result(7),
+        _result(0),
+        _result(6),
+    ]
+    checked = v.check("it-1", "it", results, 0, NOW)
+    assert [r.seq for r in checked.accepted] == [7]
+    assert checked.last_seq == 7
+    assert checked.counts == {
+        validate.EMPTY_CHECK_ID: 1, validate.UNKNOWN_OUTCOME: 1, validate.IDENTITY: 2,
+        validate.TOO_OLD: 2, validate.BAD_SEQ: 2,
+    }
+    assert v.counts == checked.counts
+
+
+def test_future_timestamps_are_clamped_and_unknown_failure_classes_kept() -> None:
+    checked = Validator().check("it-1", "it", [_result(1, at=NOW + 3600), _result(2, failure_class=977)], 0, NOW)
+    assert checked.accepted[0].started_at.seconds == int(NOW)
+    assert checked.counts == {validate.FUTURE: 1, validate.UNKNOWN_FAILURE: 1}
+    table = result_table(checked.accepted, [0, 0])
+    assert table.column("failure_class").to_pylist() == ["", "unknown_977"]
+
+
+def test_replays_are_passed_on_for_the_ingestor_to_drop() -> None:
+    checked = Validator().check("it-1", "it", [_result(4), _result(5), _result(6)], 5, NOW)
+    assert [r.seq for r in checked.accepted] == [4, 5, 6]
+    assert checked.last_seq == 6 and not checked.counts
+
+
+def test_batch_size_limit() -> None:
+    v = Validator(Limits(max_batch_results=10))
+    assert v.batch_too_large(10) is None
+    assert "exceeds max_batch_results 10" in (v.batch_too_large(11) or "")
+    assert v.counts[validate.BATCH_TOO_LARGE] == 1
+
+
+def test_rate_limit_pauses_only_the_flooding_agent() -> None:
+    v = Validator(Limits(rate_per_agent=100.0, burst_per_agent=200.0))
+    assert v.throttle("flood", 200, now=0.0) == 0.0
+    assert v.throttle("flood", 100, now=0.0) == 1.0
+    assert v.throttle("calm", 50, now=0.0) == 0.0
+    assert v.throttle("flood", 0, now=3.0) == 0.0  # refilled by then
+    assert v.counts[validate.RATE_LIMITED] == 100
+
+
+def test_decoder_turns_garbage_into_malformed() -> None:
+    assert isinstance(decode(b"\xff\xff\xff"), Malformed)
+    assert decode(stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3)).SerializeToString()) \
+        == stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3))
+
+
+_results = st.builds(
+    ProbeResult,
+    check_id=st.text(max_size=8),
+    agent_id=st.sampled_from(["", "it-1", "fr-1"]),
+    region=st.sampled_from(["", "it", "fr"]),
+    seq=st.integers(min_value=0, max_value=2**64 - 1),
+    outcome=st.integers(min_value=0, max_value=2**31 - 1),
+    failure_class=st.integers(min_value=0, max_value=2**31 - 1),
+    error=st.text(max_size=20),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=400))
+def test_random_bytes_never_crash_the_decoder_and_validator(data: bytes) -> None:
+    message = decode(data)
+    if isinstance(message, Malformed):
+        return
+    _check_batch_invariants(list(message.batch.results), after=0)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(results=st.lists(_results, max_size=30), stamps=st.lists(st.integers(-2**40, 2**40), min_size=30,
+                                                                  max_size=30), after=st.integers(0, 50))
+def test_random_results_are_sorted_into_accepted_or_counted(
+    results: list[ProbeResult], stamps: list[int], after: int
+) -> None:
+    for r, stamp in zip(results, stamps, strict=False):
+        r.started_at.seconds = max(-62135596800, min(253402300799, stamp))
+    # Through the wire and back, as the server sees them.
+    wire = stream_pb2.AgentMessage(batch=stream_pb2.ResultBatch(results=results)).SerializeToString()
+    decoded = decode(wire)
+    assert not isinstance(decoded, Malformed)
+    _check_batch_invariants(list(decoded.batch.results), after)
+
+
+def _check_batch_invariants(results: list[ProbeResult], after: int) -> None:
+    v = Validator()
+    now = time.time()
+    checked = v.check("it-1", "it", results, after, now)
+    fresh = [r for r in checked.accepted if r.seq > after]
+    replays = len(checked.accepted) - len(fresh)
+    assert len(fresh) + replays + sum(n for k, n in checked.counts.items()
+                                      if k.startswith("refused_")) == len(results)
+    seqs = [r.seq for r in fresh]
+    assert seqs == sorted(set(seqs))
+    assert checked.last_seq >= max(seqs, default=after)
+    for r in fresh:
+        assert r.check_id and r.agent_id == "it-1" and r.region == "it"
+        assert r.outcome in Outcome.values()
+        assert now - v.limits.max_age_s <= r.started_at.seconds <= now + v.limits.max_future_s
+    # Whatever passed converts into store rows.
+    assert result_table(fresh, [0] * len(fresh)).num_rows == len(fresh)
