@@ -11,7 +11,9 @@ is bounded by check id (the ORDER BY prefix) or by time, so none scans the whole
     POST /api/v1/query {"sql": ...}           read-only SQL, time and row limits
     GET  /api/v1/agents                       last seen, region, version, spool depth, impaired
     GET  /api/v1/checks/{id}?minutes=60       latency by phase over time, failures by class/region
-    GET  /api/v1/status, /api/v1/events       from collector.verdict_api (fallbacks until it exists)
+    GET  /api/v1/status, /api/v1/events       from collector.verdict_api (fallbacks until it exists);
+                                              status is cached per evaluation and sliceable
+                                              (collector.api_status)
 """
 
 from __future__ import annotations
@@ -349,8 +351,12 @@ def _add_verdict_routes(app: web.Application) -> None:
 
 
 def make_app(state: ApiState) -> web.Application:
-    app = web.Application(middlewares=[auth_middleware])
+    from collector.api_status import CACHE_KEY, StatusCache, status_context, status_middleware
+
+    app = web.Application(middlewares=[auth_middleware, status_middleware])
     app[STATE_KEY] = state
+    app[CACHE_KEY] = StatusCache()
+    app.cleanup_ctx.append(status_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

@@ -2,7 +2,7 @@
 "use strict";
 
 const REFRESH_MS = 5000;
-const MAX_GRID_ROWS = 500;
+const MAX_GRID_ROWS = 200;
 const TIMELINE_HOURS = 24;
 const PHASE_COLORS = { dns: "#7e57c2", connect: "#42a5f5", tls: "#26a69a", ttfb: "#ffa726", transfer: "#8d6e63" };
 const STATUS_ORDER = { outage: 0, partial: 1, unknown: 2, ok: 3 };
@@ -95,15 +95,20 @@ function eventsOf(body) {
 
 let lastStatus = null;
 
-function renderSummary(checks) {
-  const counts = { ok: 0, partial: 0, outage: 0, unknown: 0 };
-  for (const c of checks) counts[c.status] = (counts[c.status] || 0) + 1;
+function renderSummary(status) {
+  // `counts` covers every check even when the answer is one page of them.
+  let counts = status.counts;
+  if (!counts) {
+    counts = {};
+    for (const c of status.checks || []) counts[c.status] = (counts[c.status] || 0) + 1;
+  }
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
   const box = $("#summary");
   box.replaceChildren(
-    el("span", { class: "count-checks" }, `${checks.length} checks: `),
-    el("span", { class: "count-ok" }, `${counts.ok} ok`), ", ",
-    el("span", { class: "count-partial" }, `${counts.partial} partial`), ", ",
-    el("span", { class: "count-outage" }, `${counts.outage} outage`),
+    el("span", { class: "count-checks" }, `${total} checks: `),
+    el("span", { class: "count-ok" }, `${counts.ok || 0} ok`), ", ",
+    el("span", { class: "count-partial" }, `${counts.partial || 0} partial`), ", ",
+    el("span", { class: "count-outage" }, `${counts.outage || 0} outage`),
   );
 }
 
@@ -136,6 +141,15 @@ function renderOpenEvents(events) {
   list.replaceChildren(...open.map(eventItem));
 }
 
+// The grid asks for one page, worst first; the filters are applied by the collector.
+function statusPath() {
+  const params = new URLSearchParams({ limit: String(MAX_GRID_ROWS) });
+  const filter = $("#grid-filter").value.trim();
+  if (filter) params.set("q", filter);
+  if ($("#grid-problems").checked) params.set("status", "outage,partial,unknown");
+  return `/api/v1/status?${params}`;
+}
+
 function renderGrid(status) {
   const regions = status.regions || [];
   const filter = $("#grid-filter").value.trim().toLowerCase();
@@ -146,8 +160,9 @@ function renderGrid(status) {
   checks = [...checks].sort((a, b) =>
     (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9) || (a.check < b.check ? -1 : 1));
   const shown = checks.slice(0, MAX_GRID_ROWS);
-  $("#grid-count").textContent = shown.length < checks.length
-    ? `showing ${shown.length} of ${checks.length} (worst first; filter to find others)` : `${checks.length} checks`;
+  const matching = Math.max(status.total || 0, checks.length);
+  $("#grid-count").textContent = shown.length < matching
+    ? `showing ${shown.length} of ${matching} (worst first; filter to find others)` : `${matching} checks`;
   const head = el("tr", {}, el("th", { class: "check" }, "check"), el("th", {}, "status"),
     ...regions.map((r) => el("th", { scope: "col" }, r)));
   $("#grid thead").replaceChildren(head);
@@ -215,12 +230,12 @@ function renderTimeline(events) {
 async function refreshOverview() {
   const since = Math.floor(Date.now() / 1000) - TIMELINE_HOURS * 3600;
   const [status, open, recent] = await Promise.all([
-    api("/api/v1/status"),
+    api(statusPath()),
     api("/api/v1/events?open=true&limit=500"),
     api(`/api/v1/events?since=${since}&limit=200`),
   ]);
   lastStatus = status;
-  renderSummary(status.checks || []);
+  renderSummary(status);
   renderOpenEvents(eventsOf(open));
   renderGrid(status);
   renderTimeline(eventsOf(recent));
@@ -339,7 +354,7 @@ async function refresh() {
     $("#overview").hidden = !!checkId;
     $("#check").hidden = !checkId;
     if (checkId) {
-      if (!lastStatus) lastStatus = await api("/api/v1/status");
+      lastStatus = await api(`/api/v1/status?q=${encodeURIComponent(checkId)}&limit=50`);
       await refreshCheck(checkId);
     } else {
       await refreshOverview();
@@ -354,8 +369,13 @@ async function refresh() {
   }
 }
 
-$("#grid-filter").addEventListener("input", () => lastStatus && renderGrid(lastStatus));
-$("#grid-problems").addEventListener("change", () => lastStatus && renderGrid(lastStatus));
+let filterTimer = null;
+$("#grid-filter").addEventListener("input", () => {
+  if (lastStatus) renderGrid(lastStatus);
+  clearTimeout(filterTimer);
+  filterTimer = setTimeout(refresh, 250);
+});
+$("#grid-problems").addEventListener("change", refresh);
 $("#check-range").addEventListener("change", refresh);
 $("#auth-form").addEventListener("submit", (ev) => {
   ev.preventDefault();

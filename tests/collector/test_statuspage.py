@@ -13,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
@@ -142,3 +143,23 @@ def test_check_page_draws_latency_by_phase_and_failures_by_class_and_region(
     page.goto(f"{collector.api}/status/#/check/assets")
     page.wait_for_selector('#check[data-loaded="assets"]', timeout=15_000)
     assert "cdn.test" in page.locator("#hosts").inner_text()
+
+
+def _status(api: str, query: str = "") -> dict[str, Any]:
+    with urllib.request.urlopen(f"{api}/api/v1/status{query}", timeout=10) as response:
+        doc: dict[str, Any] = json.load(response)
+    return doc
+
+
+def test_status_from_the_engine_is_sliceable_worst_first(collector: Collector) -> None:
+    full = _status(collector.api)
+    assert full["source"] == "engine"
+    assert [c["check"] for c in full["checks"]] == ["shop", "assets", "api"]
+    assert full["counts"] == {"outage": 1, "partial": 1, "ok": 1}
+    first = _status(collector.api, "?limit=1")
+    assert [c["check"] for c in first["checks"]] == ["shop"]
+    assert (first["total"], first["next"], first["counts"]) == (3, 1, full["counts"])
+    assert first["checks"][0]["region_states"] == {"de": "UP", "fr": "UP", "it": "DOWN"}
+    assert [c["check"] for c in _status(collector.api, "?limit=1&offset=1")["checks"]] == ["assets"]
+    assert [c["check"] for c in _status(collector.api, "?q=AP")["checks"]] == ["api"]
+    assert [c["check"] for c in _status(collector.api, "?status=partial,ok")["checks"]] == ["assets", "api"]
