@@ -3,14 +3,22 @@
 Why verify after the handshake instead of inside it: OpenSSL aborts a handshake whose
 verification fails, and the presented chain is lost with it (blackbox_exporter #1119: no
 certificate data exactly when a certificate expires). So the handshake runs with verification
-off (one context, built once), the chain is read from the connection, and `cryptography`'s
-webpki verifier judges it against the trust store plus the check's own CAs. The caller sends
-nothing over a connection whose chain failed verification (unless the check says insecure).
-One handshake per probe.
+off (one context, built once), the chain is read from the connection (`_sslobj.
+get_unverified_chain()`, public only from Python 3.13), and this module judges it against the
+trust store (the system bundle plus the check's own CAs). The caller sends nothing over a
+connection whose chain failed verification (unless the check says insecure). One handshake
+per probe; the verdict for a given chain is cached for a minute (bounded by its expiry).
 
-When verification fails, `diagnose` names the specific reason, in the order a human would
-fix them: self-signed leaf, chain not reaching a trust anchor (untrusted CA vs incomplete
-chain), validity dates over the whole path (expired, not yet valid), then the host name.
+Verification builds the path leaf -> presented intermediates -> trust anchor, each link's
+signature checked with `cryptography`, then checks validity dates along the path, that issuers
+are CAs, and the host name (RFC 6125, SANs only). This is deliberately as lenient as OpenSSL,
+which is what curl and most clients use: cryptography's strict webpki verifier rejects
+certificates those clients accept (a critical SAN with a non-empty subject, as trustme and
+many private CAs issue), which would make the probe disagree with the users it stands for.
+
+The failure class follows the order a human would fix things in: chain not reaching a trust
+anchor (self-signed leaf, untrusted root, unknown CA, incomplete chain), then validity dates
+over the whole path (expired, not yet valid), then the host name.
 
 Untrusted CA vs incomplete chain cannot be told apart with certainty from the handshake alone
 (OpenSSL reports both as "unable to get local issuer certificate"). The chain is called
@@ -39,17 +47,18 @@ from functools import cache
 from pathlib import Path
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from probenet.v1.probe_pb2 import Certificate, FailureClass
 
 _DER = _ssl.ENCODING_DER  # not exported by the public ssl module
 _CACHE_TTL_S = 60.0
 _CACHE_MAX = 1024
+_MAX_PATH = 10
 _SHA256 = hashes.SHA256()
 
 
@@ -88,7 +97,6 @@ class TrustAnchors:
     """A trust store (system bundle + a check's extra CAs) indexed for diagnosis."""
 
     def __init__(self, certs: Sequence[x509.Certificate]) -> None:
-        self.store = Store(list(certs))
         self.fingerprints = {c.fingerprint(_SHA256) for c in certs}
         self.by_subject: dict[x509.Name, list[x509.Certificate]] = {}
         for cert in certs:
@@ -147,38 +155,11 @@ def build_report(
 def verify(
     certs: Sequence[x509.Certificate], server_name: str, anchors: TrustAnchors, now: dt.datetime
 ) -> tuple[FailureClass.ValueType, str]:
-    leaf, intermediates = certs[0], list(certs[1:])
-    try:
-        verifier = PolicyBuilder().store(anchors.store).time(now).build_server_verifier(_subject(server_name))
-        verifier.verify(leaf, intermediates)
-    except (VerificationError, ValueError) as exc:
-        return diagnose(certs, server_name, anchors, now, str(exc))
-    return FailureClass.NONE, ""
-
-
-def diagnose(
-    certs: Sequence[x509.Certificate],
-    server_name: str,
-    anchors: TrustAnchors,
-    now: dt.datetime,
-    fallback: str,
-) -> tuple[FailureClass.ValueType, str]:
-    """Name the specific reason a chain failed verification (see the module docstring)."""
-    leaf = certs[0]
-    if _self_issued(leaf) and leaf.fingerprint(_SHA256) not in anchors.fingerprints:
-        return FailureClass.TLS_SELF_SIGNED, f"self-signed certificate {_name(leaf.subject)}"
-    path = _issuer_path(certs)
-    top = path[-1]
-    if _self_issued(top):
-        if top.fingerprint(_SHA256) not in anchors.fingerprints and top.subject not in anchors.by_subject:
-            return FailureClass.TLS_UNTRUSTED, f"chain ends at untrusted root {_name(top.subject)}"
-    elif top.issuer not in anchors.by_subject:
-        if (len(path) == 1 and len(certs) > 1) or _has_ca_issuers_url(top):
-            return (
-                FailureClass.TLS_INCOMPLETE_CHAIN,
-                f"incomplete chain: issuer {_name(top.issuer)} of {_name(top.subject)} was not sent by the server",
-            )
-        return FailureClass.TLS_UNTRUSTED, f"unknown CA {_name(top.issuer)}"
+    """Judge a presented chain; (NONE, "") when it is valid for server_name (module docstring)."""
+    path, anchored = build_path(certs, anchors)
+    leaf, top = path[0], path[-1]
+    if not anchored:
+        return _untrusted_reason(certs, path)
     for cert in path:
         if now > cert.not_valid_after_utc:
             return (
@@ -190,12 +171,63 @@ def diagnose(
                 FailureClass.TLS_CERT_NOT_YET_VALID,
                 f"certificate {_name(cert.subject)} not valid before {cert.not_valid_before_utc:%Y-%m-%dT%H:%M:%SZ}",
             )
+    for issuer in path[1:]:
+        if not _is_ca(issuer) and issuer is not top:
+            return FailureClass.TLS_UNTRUSTED, f"issuer {_name(issuer.subject)} is not a CA certificate"
     if not hostname_matches(leaf, server_name):
         return (
             FailureClass.TLS_HOSTNAME_MISMATCH,
             f"certificate is for {', '.join(_sans(leaf)) or _name(leaf.subject)}, not {server_name}",
         )
-    return FailureClass.TLS_UNTRUSTED, f"certificate verify failed: {fallback}"
+    return FailureClass.NONE, ""
+
+
+def build_path(
+    certs: Sequence[x509.Certificate], anchors: TrustAnchors
+) -> tuple[list[x509.Certificate], bool]:
+    """Leaf first, each next certificate the verified signer of the previous one, taken from the
+    presented certificates or the trust anchors; True when the path reaches a trust anchor."""
+    path = [certs[0]]
+    pool = list(certs[1:])
+    for _ in range(_MAX_PATH):
+        current = path[-1]
+        if current.fingerprint(_SHA256) in anchors.fingerprints:
+            return path, True
+        anchor = next((a for a in anchors.by_subject.get(current.issuer, ()) if _issued_by(current, a)), None)
+        if anchor is not None:
+            return [*path, anchor], True
+        if _self_issued(current):
+            return path, False
+        parent = next((c for c in pool if c.subject == current.issuer and _issued_by(current, c)), None)
+        if parent is None:
+            return path, False
+        pool.remove(parent)
+        path.append(parent)
+    return path, False
+
+
+def _untrusted_reason(
+    certs: Sequence[x509.Certificate], path: Sequence[x509.Certificate]
+) -> tuple[FailureClass.ValueType, str]:
+    top = path[-1]
+    if _self_issued(top):
+        if len(path) == 1:
+            return FailureClass.TLS_SELF_SIGNED, f"self-signed certificate {_name(top.subject)}"
+        return FailureClass.TLS_UNTRUSTED, f"chain ends at untrusted root {_name(top.subject)}"
+    if (len(path) == 1 and len(certs) > 1) or _has_ca_issuers_url(top):
+        return (
+            FailureClass.TLS_INCOMPLETE_CHAIN,
+            f"incomplete chain: issuer {_name(top.issuer)} of {_name(top.subject)} was not sent by the server",
+        )
+    return FailureClass.TLS_UNTRUSTED, f"unknown CA {_name(top.issuer)}"
+
+
+def _issued_by(child: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        child.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def hostname_matches(cert: x509.Certificate, server_name: str) -> bool:
@@ -233,26 +265,6 @@ def certificate_proto(cert: x509.Certificate, der: bytes) -> Certificate:
     proto.not_before.FromDatetime(cert.not_valid_before_utc)
     proto.not_after.FromDatetime(cert.not_valid_after_utc)
     return proto
-
-
-def _issuer_path(certs: Sequence[x509.Certificate]) -> list[x509.Certificate]:
-    """Leaf, then each presented certificate whose subject is the previous one's issuer."""
-    path = [certs[0]]
-    remaining = list(certs[1:])
-    while not _self_issued(path[-1]):
-        parent = next((c for c in remaining if c.subject == path[-1].issuer), None)
-        if parent is None:
-            break
-        path.append(parent)
-        remaining.remove(parent)
-    return path
-
-
-def _subject(server_name: str) -> x509.DNSName | x509.IPAddress:
-    try:
-        return x509.IPAddress(ipaddress.ip_address(server_name))
-    except ValueError:
-        return x509.DNSName(server_name)
 
 
 def _self_issued(cert: x509.Certificate) -> bool:
