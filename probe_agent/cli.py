@@ -57,7 +57,11 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", help="print the result as proto3 JSON")
     check.add_argument("--ca", type=Path, help="PEM file of extra trusted CAs")
     check.add_argument(
-        "--resolve", action="append", default=[], metavar="HOST:IP", help="like curl --resolve"
+        "--resolve",
+        action="append",
+        default=[],
+        metavar="HOST:IP",
+        help="use IP for HOST (HOST:PORT:IP accepted too)",
     )
     check.add_argument("--timeout", type=float, default=10.0, metavar="S")
     check.add_argument(
@@ -122,6 +126,9 @@ def _parse_resolve(items: Sequence[str]) -> dict[str, str]:
     resolve: dict[str, str] = {}
     for item in items:
         host, sep, ip = item.partition(":")
+        port, colon, rest = ip.partition(":")
+        if colon and port.isdigit():  # curl's HOST:PORT:ADDR form
+            ip = rest
         ip = ip.strip("[]")
         if not sep or not host or not ip or not is_ip(ip):
             raise UsageError(f"--resolve {item!r}: expected HOST:IP")

@@ -35,6 +35,7 @@ class ProbeContext:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+            # What browsers and curl still accept; an older-only server fails as tls_handshake.
             ctx.minimum_version = ssl.TLSVersion.TLSv1_2
             if alpn:
                 ctx.set_alpn_protocols(list(alpn))
@@ -43,6 +44,14 @@ class ProbeContext:
 
     def dns_server_for(self, spec: CheckSpec) -> str:
         return spec.dns_server or self.dns_server
+
+    def resolver_label(self, host: str, spec: CheckSpec) -> str:
+        """Where `resolve` gets host's addresses from, for DnsInfo.resolver."""
+        if spec.resolve.get(host) or self.resolve_overrides.get(host):
+            return "override"
+        if is_ip(host):
+            return "literal"
+        return self.dns_server_for(spec) or "system"
 
     async def resolve(self, host: str, port: int, spec: CheckSpec) -> list[str]:
         """Addresses for host, honouring --resolve overrides, the check's resolver and IP preference."""

@@ -59,6 +59,8 @@ def classify(exc: BaseException, phase: str = "") -> tuple[FailureClass.ValueTyp
         return FailureClass.TCP_REFUSED, "connection refused"
     if isinstance(exc, ConnectionResetError | BrokenPipeError):
         return FailureClass.TCP_RESET, "connection reset by peer"
+    if isinstance(exc, asyncio.LimitOverrunError):
+        return FailureClass.HTTP_PROTOCOL, "response line over the size limit"
     if isinstance(exc, asyncio.IncompleteReadError):
         return FailureClass.HTTP_PROTOCOL, "connection closed before the response was complete"
     if isinstance(exc, OSError):

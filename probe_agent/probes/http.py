@@ -78,7 +78,7 @@ async def fetch_document(
         result.failure_host = hops[-1].host if hops else _target_host(spec.target)
         raise
     finally:
-        record(result, hops, ctx.dns_server_for(spec))
+        record(result, hops, ctx.resolver_label(hops[-1].host, spec) if hops else "")
     if not status_ok(spec, final.status):
         fail(result, FailureClass.HTTP_STATUS, f"status {final.status} from {final.url}", final.host)
         return None
@@ -179,7 +179,7 @@ def _hops_total_ms(result: ProbeResult) -> float:
     return t.dns_ms + t.connect_ms + t.tls_ms + t.ttfb_ms + t.transfer_ms
 
 
-def record(result: ProbeResult, hops: list[http1.Exchange], dns_server: str = "") -> None:
+def record(result: ProbeResult, hops: list[http1.Exchange], resolver: str = "") -> None:
     """Copy what the exchanges saw into the result; timings are summed over redirect hops."""
     if not hops:
         return
@@ -205,7 +205,7 @@ def record(result: ProbeResult, hops: list[http1.Exchange], dns_server: str = ""
         result.tls.CopyFrom(tls)
     if last.addresses:
         result.dns.addresses[:] = last.addresses
-        result.dns.resolver = dns_server or "system"
+        result.dns.resolver = resolver
 
 
 def _target_host(url: str) -> str:

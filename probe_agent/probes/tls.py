@@ -50,7 +50,7 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
     result.failure_host = host  # cleared below on success; kept if the deadline interrupts
     addresses = await ctx.resolve(host, port, spec)
     result.dns.addresses[:] = addresses
-    result.dns.resolver = ctx.dns_server_for(spec) or "system"
+    result.dns.resolver = ctx.resolver_label(host, spec)
     timings.dns_ms = elapsed_ms(start)
     set_phase("connect")
     t = time.perf_counter()
