@@ -2,8 +2,8 @@
 
 Each agent is configured with its own resolver address (its `dns_server`), so the address a
 query arrives on says who asks: the server answers `<target>.lab.test` with that agent's copy
-of the target, NXDOMAIN under a `dns_nxdomain` fault, and nothing at all when the agent's
-network is cut (`offline`). AAAA queries get an empty answer (the lab is IPv4).
+of the target, NXDOMAIN under a `dns_nxdomain` fault, and REFUSED when the agent's network is cut
+(`offline`). AAAA queries get an empty answer (the lab is IPv4).
 """
 
 from __future__ import annotations
@@ -93,7 +93,10 @@ class LabDns:
             return response.to_wire()
         effect = self.effect(agent, target)
         if effect is not None and effect.kind == "offline":
-            return None
+            # The agent's network is cut: its resolver refuses at once (like an unreachable
+            # network), so every probe fails in the same interval rather than at its timeout.
+            response.set_rcode(dns.rcode.REFUSED)
+            return response.to_wire()
         if effect is not None and effect.kind == "dns_nxdomain":
             response.set_rcode(dns.rcode.NXDOMAIN)
             return response.to_wire()

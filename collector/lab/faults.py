@@ -17,7 +17,7 @@ class Effect:
     """What a target server (or the DNS server) does for one agent right now.
 
     kind: a certificate fault (cert_*), http_status, refuse, blackhole, reset, slow,
-    dns_nxdomain, or `offline` (the agent's whole network is cut: no DNS answer, no TCP answer).
+    dns_nxdomain, or `offline` (the agent's whole network is cut: DNS refused, TCP refused).
     """
 
     kind: str
@@ -89,7 +89,21 @@ class Timeline:
                 times.append(fault.at + steps * fault.param)
         return min(times) if times else None
 
-    def fault_start_before(self, t: float, targets: set[str]) -> Fault | None:
-        """The latest fault that started at or before t and concerns one of `targets` (or all)."""
-        candidates = [f for f in self.scenario.faults if f.at <= t and (not f.target or f.target in targets)]
-        return max(candidates, key=lambda f: f.at) if candidates else None
+    def fault_start_before(self, t: float, targets: set[str]) -> tuple[Fault, float] | None:
+        """The latest fault onset at or before t concerning one of `targets` (or all): (fault, onset).
+
+        A flap starts biting again at each period pair, so its onset is the latest such edge.
+        """
+        onsets: list[tuple[float, int, Fault]] = []
+        for fault in self.scenario.faults:
+            if fault.at > t or (fault.target and fault.target not in targets):
+                continue
+            onset = fault.at
+            if fault.kind == "flap":
+                cycles = int((min(t, fault.until) - fault.at) // (2 * fault.param))
+                onset = fault.at + cycles * 2 * fault.param
+            onsets.append((onset, fault.index, fault))
+        if not onsets:
+            return None
+        onset, _, fault = max(onsets)
+        return fault, onset

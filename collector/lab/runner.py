@@ -557,17 +557,18 @@ class Lab:
             return None
         t_open = opened - self.clock_start_epoch
         targets = set(self.scenario.targets) if event.kind == "vantage" else self._targets_of(event.check)
-        fault = self.timeline.fault_start_before(t_open, targets)
-        if fault is None or event.kind == "cert_expiring":
+        found = self.timeline.fault_start_before(t_open, targets)
+        if found is None or event.kind == "cert_expiring":
             return None
+        fault, onset = found
         check = next((c for c in self.scenario.checks if c.id == event.check), None)
         confirm = int(((check.options.get("verdict") or {}).get("confirm") or 2) if check else 2)
-        latency = t_open - fault.at
+        latency = t_open - onset
         return LatencyFigure(
             event.id,
             event.check or event.kind,
             fault.label,
-            fault.at * self.scenario.speed,
+            onset * self.scenario.speed,
             latency,
             latency / self.scenario.interval,
             confirm + 1,

@@ -7,7 +7,8 @@ change in how that agent's copies behave; no root, no network namespaces.
 
 Certificates come from a lab CA made here with `cryptography` (ECDSA P-256: cheap handshakes).
 Certificate faults swap the certificate per connection (plain TCP accept, then `start_tls`),
-`refuse` closes the listener, `blackhole` accepts and never answers, `reset` answers with RST.
+`refuse` (and a cut-off region) closes the listener, `blackhole` accepts and never answers,
+`reset` answers with RST.
 """
 
 from __future__ import annotations
@@ -283,7 +284,7 @@ class TargetServers:
         for agent in self.agent_numbers:
             for target in self.scenario.targets:
                 effect = self.effect(agent, target)
-                refused = effect is not None and effect.kind == "refuse"
+                refused = effect is not None and effect.kind in ("refuse", "offline")
                 server = self._servers.get((agent, target))
                 if refused and server is not None:
                     server.close()
@@ -307,7 +308,7 @@ class TargetServers:
     ) -> None:
         self.connections_served += 1
         effect = self.effect(agent, target.name)
-        if effect is not None and effect.kind in ("blackhole", "offline"):
+        if effect is not None and effect.kind == "blackhole":
             await _hold(reader)
             return
         if effect is not None and effect.kind == "reset":

@@ -74,6 +74,12 @@ def test_fault_start_before_picks_the_latest_relevant_fault() -> None:
     tl = timeline(
         {"at": 5, "target": "static", "fault": "refuse"}, {"at": 9, "target": "shop", "fault": "refuse"}
     )
-    assert tl.fault_start_before(10, {"static"}).index == 0  # type: ignore[union-attr]
-    assert tl.fault_start_before(10, {"shop", "static"}).index == 1  # type: ignore[union-attr]
+    assert tl.fault_start_before(10, {"static"}) == (tl.scenario.faults[0], 5)
+    assert tl.fault_start_before(10, {"shop", "static"}) == (tl.scenario.faults[1], 9)
     assert tl.fault_start_before(4, {"static"}) is None
+
+
+def test_a_flap_starts_again_at_each_cycle() -> None:
+    tl = timeline({"at": 10, "until": 30, "target": "shop", "fault": "flap:4s"})
+    assert tl.fault_start_before(12, {"shop"}) == (tl.scenario.faults[0], 10)
+    assert tl.fault_start_before(21, {"shop"}) == (tl.scenario.faults[0], 18)
