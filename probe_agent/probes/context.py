@@ -28,6 +28,10 @@ class ProbeContext:
     inspector: ChainInspector = field(default_factory=ChainInspector)
     _handshake_contexts: dict[tuple[str, ...], ssl.SSLContext] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # Read the system trust store now (~40 ms, once per process), not inside the first probe's timings.
+        self.inspector.anchors("")
+
     def handshake_context(self, alpn: tuple[str, ...] = HTTP1_ALPN) -> ssl.SSLContext:
         """A client context that accepts any chain: verification is done afterwards, by tlsinspect."""
         ctx = self._handshake_contexts.get(alpn)

@@ -16,8 +16,10 @@ Verdict: document OK and every sub-resource OK -> success. Document OK and some
 sub-resources failing -> OUTCOME_PARTIAL, and for the verdict engine's `cause`:
 `failure_class` is the dominant sub-resource failure class (e.g. tls_cert_expired, not a
 generic subresource_failed), `failure_host` the host with the most failures of that class,
-`error` a sample message naming the URL. `page.failed_hosts` has one entry per
-(host, failure class), most failures first, each with a count and a sample URL and error.
+`error` a sample message naming the URL; on a tie in counts the lower class number wins (DNS,
+then TCP, then TLS, before HTTP-level classes: the more basic breakage is the likelier cause).
+`page.failed_hosts` has one entry per (host, failure class), most failures first, each with a
+count, a sample URL and a sample error.
 """
 
 from __future__ import annotations
@@ -180,8 +182,12 @@ def _report(run: _PageRun, result: ProbeResult) -> None:
     page.truncated = run.truncated
     if not run.failures:
         return
-    groups = Counter((f.host, f.failure_class) for f in run.failures)
-    for (host, failure_class), count in groups.most_common():
+    # Ties go to the lower class number: DNS, then TCP, then TLS, before HTTP-level classes.
+    groups = sorted(
+        Counter((f.host, f.failure_class) for f in run.failures).items(),
+        key=lambda item: (-item[1], item[0][1], item[0][0]),
+    )
+    for (host, failure_class), count in groups:
         sample = next(f for f in run.failures if f.host == host and f.failure_class == failure_class)
         page.failed_hosts.add(
             host=host,
@@ -190,8 +196,9 @@ def _report(run: _PageRun, result: ProbeResult) -> None:
             sample_url=sample.url,
             sample_error=sample.message[:500],
         )
-    dominant_class = Counter(f.failure_class for f in run.failures).most_common(1)[0][0]
-    host, _ = next(key for key, _ in groups.most_common() if key[1] == dominant_class)
+    by_class = Counter(f.failure_class for f in run.failures)
+    dominant_class = min(by_class, key=lambda cls: (-by_class[cls], cls))
+    host = next(h for (h, cls), _ in groups if cls == dominant_class)
     sample = next(f for f in run.failures if f.host == host and f.failure_class == dominant_class)
     result.outcome = Outcome.OUTCOME_PARTIAL
     result.failure_class = dominant_class

@@ -6,10 +6,11 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from probe_agent.probes.page import css_urls, extract_resources, parse_srcset
-from probenet.v1.probe_pb2 import FailureClass, Outcome
+from probe_agent.probes.context import ProbeContext
+from probe_agent.probes.page import _Failure, _PageRun, _report, css_urls, extract_resources, parse_srcset
+from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 from tests.probe_agent.probes.certs import DAY, NOW
-from tests.probe_agent.probes.conftest import Pki, run_check
+from tests.probe_agent.probes.conftest import Pki, run_check, spec_for
 from tests.probe_agent.probes.servers import Routes, TcpServer, hang, http_handler, serving
 
 HOSTS = ("shop.test", "static.test", "cdn.test", "img.test")
@@ -182,3 +183,26 @@ def test_extractors() -> None:
         "http://h/s/x.png",
         "http://h/s/y.css",
     ]
+
+
+def test_dominant_class_and_host_with_ties_broken_towards_lower_layers() -> None:
+    run = _PageRun(
+        spec=spec_for("page", "https://shop.test/"), ctx=ProbeContext(), max_resources=10, bytes_left=0
+    )
+    run.started = 5
+    run.failures = [
+        _Failure("https://a.test/1", "a.test", FailureClass.HTTP_STATUS, "status 404"),
+        _Failure("https://b.test/1", "b.test", FailureClass.TLS_CERT_EXPIRED, "expired"),
+        _Failure("https://c.test/1", "c.test", FailureClass.TLS_CERT_EXPIRED, "expired"),
+        _Failure("https://a.test/2", "a.test", FailureClass.HTTP_STATUS, "status 404"),
+    ]
+    result = ProbeResult()
+    _report(run, result)
+    assert result.outcome == Outcome.OUTCOME_PARTIAL
+    assert (result.failure_class, result.failure_host) == (FailureClass.TLS_CERT_EXPIRED, "b.test")
+    assert [(g.host, g.count) for g in result.page.failed_hosts] == [
+        ("a.test", 2),
+        ("b.test", 1),
+        ("c.test", 1),
+    ]
+    assert (result.page.resources_total, result.page.resources_failed) == (5, 4)
