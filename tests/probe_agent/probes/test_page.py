@@ -206,3 +206,19 @@ def test_dominant_class_and_host_with_ties_broken_towards_lower_layers() -> None
         ("c.test", 1),
     ]
     assert (result.page.resources_total, result.page.resources_failed) == (5, 4)
+
+
+def test_byte_cap_truncates_without_failing() -> None:
+    routes = Routes().add("/", "".join(f'<img src="/big{i}.png">' for i in range(6)))
+    for i in range(6):
+        routes.add(f"/big{i}.png", bytes(40_000))
+    with serving(http_handler(routes)) as server:
+        result = run_check(
+            "page", f"http://127.0.0.1:{server.port}/", page={"max_total_bytes": 100_000, "concurrency": 1}
+        )
+    assert result.outcome == Outcome.OUTCOME_SUCCESS, result.error
+    assert result.page.truncated
+    # What was really received: the cap stops reading within one 64 KiB chunk of the limit.
+    assert 100_000 < result.page.bytes_total <= 100_000 + 64 * 1024
+    assert result.page.resources_total == 3
+    assert result.page.resources_failed == 0

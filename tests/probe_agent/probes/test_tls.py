@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from probe_agent.probes.context import ProbeContext
 from probenet.v1.probe_pb2 import FailureClass, Outcome
 from tests.probe_agent.probes.certs import DAY, NOW, Issued, make_ca, make_leaf
 from tests.probe_agent.probes.conftest import Pki, run_check
@@ -159,3 +160,21 @@ def test_untrusted_without_check_ca(pki: Pki, tmp_path: Path) -> None:
         result = run_check("tls", f"{HOST}:{server.port}", resolve=RESOLVE)
     assert result.failure_class == FailureClass.TLS_UNTRUSTED
     assert len(result.tls.chain) == 2
+
+
+def test_silent_server_times_out_in_the_tls_phase() -> None:
+    with serving(hang) as server:
+        result = run_check("tls", f"127.0.0.1:{server.port}", timeout_s=0.5)
+    assert result.failure_class == FailureClass.TIMEOUT
+    assert "during tls" in result.error
+    assert result.failure_host == "127.0.0.1"
+
+
+def test_one_handshake_context_serves_every_ca_bundle(pki: Pki, tmp_path: Path) -> None:
+    ctx = ProbeContext()
+    other = make_ca("other root")
+    with serving(hang, pki.leaf(HOST).server_context(tmp_path, "shared")) as server:
+        for ca_pem in (pki.ca_pem, other.pem, pki.ca_pem):
+            run_check("tls", f"{HOST}:{server.port}", ctx=ctx, resolve=RESOLVE, tls={"ca_pem": ca_pem})
+        run_check("http", f"https://{HOST}:{server.port}/", timeout_s=0.5, ctx=ctx, resolve=RESOLVE)
+    assert len(ctx._handshake_contexts) == 2  # one per ALPN list (tls probe, http), none per CA bundle
