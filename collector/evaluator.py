@@ -1,8 +1,8 @@
 """Live verdicts: every `evaluate_every`, read the window from the store, decide, record events.
 
 Agent states are computed in SQL (the last `confirm` outcomes per check and agent over the
-window), so Python sees one small row per (check, agent) and the failing results only for
-agents that are failing. Everything else the engine decides.
+window) and counted per (check, region), so Python sees one small row per (check, region) and
+details only for failing agents and impairment suspects. Everything else the engine decides.
 
 Restart safety: open events are read back from `outage_events` at start, so a restarted
 collector continues the same events (same ids, next versions) instead of opening new ones;
@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,7 +27,8 @@ from collector.errors import StoreError
 from collector.notify import Notifier
 from collector.store import Store
 from collector.verdicts import AgentView, CheckOptions, Engine, Evaluation, Event, EventTracker
-from collector.verdicts.model import FAIL, PARTIAL, Cause, Failure, failure_of
+from collector.verdicts.engine import SUSPECT_SHARE
+from collector.verdicts.model import FAIL, FAILED, PARTIAL_OUTCOME, Cause, RegionSample, failure_of
 from probenet.v1.probe_pb2 import CheckSpec
 
 log = logging.getLogger(__name__)
@@ -52,30 +53,49 @@ EVENT_COLUMNS = (
 CHECKS_PER_QUERY = 20_000
 MAX_TICK_BACKOFF_S = 60.0
 
-# One row per (check, region, agent) with results in the window. `recent` holds the last
-# `confirm` results, latest first; the state rule is engine.agent_state, in SQL.
-_VIEWS_SQL = """
-SELECT check_id, region, agent_id, state,
-       if(state IN ('FAIL', 'PARTIAL'), arrayFilter(x -> x.2 != 'success', recent), []) AS failing,
-       days_left
+# One row per check, with arrays over its regions: each region's fresh agents counted by state, the failing ones with the
+# result that made their state, and the suspects (agents failing at least SUSPECT_SHARE of their
+# checks, the only ones that can be impaired). The agent-state rule is engine.agent_state, in SQL.
+_SAMPLES_SQL = """
+SELECT check_id, groupArray(region), groupArray(ok), groupArray(fail), groupArray(partial),
+       groupArray(bad), groupArray(suspects), groupArray(ifNull(days_left, nan))
 FROM (
-    SELECT check_id, region, agent_id,
-           arraySlice(arrayReverseSort(x -> x.1, groupArray((
-               toUnixTimestamp64Milli(started_at), outcome, failure_class, failure_host,
-               substring(error, 1, 300), arrayZip(page_failed_hosts, page_failed_classes)
-           ))), 1, {confirm:UInt32}) AS recent,
-           argMax(tls_days_left, started_at) AS days_left,
-           multiIf(length(recent) >= {confirm:UInt32} AND arrayAll(x -> x.2 = 'failed', recent), 'FAIL',
-                   arrayFirst(x -> x.2 != 'failed', recent).2 = 'success', 'OK',
-                   arrayFirst(x -> x.2 != 'failed', recent).2 = 'partial', 'PARTIAL',
-                   'STALE') AS state
-    FROM probe_results
-    WHERE check_id IN {checks:Array(String)}
-      AND started_at > fromUnixTimestamp64Milli({since:Int64})
-      AND started_at <= fromUnixTimestamp64Milli({until:Int64})
-    GROUP BY check_id, region, agent_id
+SELECT check_id, region,
+       countIf(state = 'OK') AS ok, countIf(state = 'FAIL') AS fail, countIf(state = 'PARTIAL') AS partial,
+       groupArrayIf((agent_id, state, if(state = 'FAIL', last_failed, last_partial)),
+                    state IN ('FAIL', 'PARTIAL')) AS bad,
+       groupArrayIf(agent_id, suspect) AS suspects,
+       min(days_left) AS days_left
+FROM (
+    SELECT check_id, region, agent_id, state, last_failed, last_partial, days_left,
+           count() OVER agent AS agent_checks, countIf(state = 'FAIL') OVER agent AS agent_fails,
+           agent_fails > 0 AND agent_fails >= {suspect_share:Float64} * agent_checks AS suspect
+    FROM (
+        SELECT check_id, region, agent_id,
+               arraySlice(arrayReverseSort(groupArray((started_at, outcome))), 1, {confirm:UInt32}) AS recent,
+               multiIf(length(recent) >= {confirm:UInt32} AND arrayAll(x -> x.2 = 'failed', recent), 'FAIL',
+                       arrayFirst(x -> x.2 != 'failed', recent).2 = 'success', 'OK',
+                       arrayFirst(x -> x.2 != 'failed', recent).2 = 'partial', 'PARTIAL',
+                       'STALE') AS state,
+               argMaxIf((failure_class, failure_host, substring(error, 1, 300),
+                         arrayZip(page_failed_hosts, page_failed_classes), toUnixTimestamp64Milli(started_at)),
+                        started_at, outcome = 'failed') AS last_failed,
+               argMaxIf((failure_class, failure_host, substring(error, 1, 300),
+                         arrayZip(page_failed_hosts, page_failed_classes), toUnixTimestamp64Milli(started_at)),
+                        started_at, outcome = 'partial') AS last_partial,
+               argMax(tls_days_left, started_at) AS days_left
+        FROM probe_results
+        WHERE check_id IN {checks:Array(String)}
+          AND started_at > fromUnixTimestamp64Milli({since:Int64})
+          AND started_at <= fromUnixTimestamp64Milli({until:Int64})
+        GROUP BY check_id, region, agent_id
+    )
+    WHERE state != 'STALE'
+    WINDOW agent AS (PARTITION BY agent_id)
 )
-WHERE state != 'STALE'
+GROUP BY check_id, region
+)
+GROUP BY check_id
 """
 
 
@@ -93,16 +113,17 @@ def _ts(value: datetime | None) -> float | None:
     return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
-def load_views(store: Store, options: Iterable[CheckOptions], now: float) -> list[AgentView]:
-    """Agent states of every check at `now`, one query per (window, confirm) group.
+def load_samples(store: Store, options: Iterable[CheckOptions], now: float) -> list[RegionSample]:
+    """Per-(check, region) samples at `now`, one query per (window, confirm) group of checks.
 
     The window's upper bound is `now` plus one interval: a result already in the store has
-    happened, so one stamped in the future only says the agent's clock runs ahead.
+    happened, so one stamped in the future only says the agent's clock runs ahead. Suspects are
+    found per group: with checks of different windows an agent is judged within each group.
     """
     groups: dict[tuple[float, float, int], list[str]] = defaultdict(list)
     for o in options:
         groups[(o.window, o.interval, o.confirm)].append(o.check_id)
-    views: list[AgentView] = []
+    samples: list[RegionSample] = []
     for (window, interval, confirm), ids in sorted(groups.items()):
         for start in range(0, len(ids), CHECKS_PER_QUERY):
             params = {
@@ -110,21 +131,29 @@ def load_views(store: Store, options: Iterable[CheckOptions], now: float) -> lis
                 "confirm": confirm,
                 "since": _ms(now - window),
                 "until": _ms(now + interval),
+                "suspect_share": SUSPECT_SHARE,
             }
-            _, rows = store.query(_VIEWS_SQL, params)
-            views.extend(_view(row) for row in rows)
-    return views
+            _, rows = store.query(_SAMPLES_SQL, params)
+            for row in rows:
+                samples.extend(_samples(row))
+    return samples
 
 
-def _view(row: Sequence[Any]) -> AgentView:
-    check_id, region, agent_id, state, failing, days_left = row
-    failures: tuple[Failure, ...] = ()
-    if state in (FAIL, PARTIAL):
-        failures = tuple(
-            failure_of(outcome, cls, host, error, page, at=at_ms / 1000, agent_id=agent_id)
-            for at_ms, outcome, cls, host, error, page in failing
-        )
-    return AgentView(check_id, region, agent_id, state, failures, days_left)
+def _samples(row: Sequence[Any]) -> Iterator[RegionSample]:
+    check_id, regions, oks, fails, partials, bads, suspects, days = row
+    for region, ok, fail, partial, bad, suspect, days_left in zip(
+        regions, oks, fails, partials, bads, suspects, days, strict=True
+    ):
+        views = tuple(_failing_view(check_id, region, entry) for entry in bad) if bad else ()
+        days_value = None if math.isnan(days_left) else float(days_left)  # NULL travels as nan
+        yield RegionSample(check_id, region, ok, fail, partial, views, tuple(sorted(suspect)), days_value)
+
+
+def _failing_view(check_id: str, region: str, entry: Sequence[Any]) -> AgentView:
+    agent_id, state, (cls, host, error, page, at_ms) = entry
+    outcome = FAILED if state == FAIL else PARTIAL_OUTCOME
+    failure = failure_of(outcome, cls, host, error, page, at=at_ms / 1000, agent_id=agent_id)
+    return AgentView(check_id, region, agent_id, state, (failure,))
 
 
 def event_row(event: Event) -> list[Any]:
@@ -233,8 +262,8 @@ class Evaluator:
         if self.tracker is None:
             await self.resume()
         assert self.tracker is not None
-        views = await self.store.run(load_views, self.store, list(self.engine.options.values()), now)
-        evaluation = self.engine.evaluate_views(now, views)
+        samples = await self.store.run(load_samples, self.store, list(self.engine.options.values()), now)
+        evaluation = self.engine.evaluate_samples(now, samples)
         changes = self.tracker.update(evaluation)
         # Stored before anything is sent: a version that exists is one that may be notified.
         await self.store.run(insert_events, self.store, changes)

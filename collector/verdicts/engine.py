@@ -6,7 +6,7 @@ Pure: no clock, no I/O. `now` is an argument; the same inputs always give the sa
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from collector.verdicts.model import (
     DOWN,
@@ -33,6 +33,7 @@ from collector.verdicts.model import (
     CheckOptions,
     Evaluation,
     Failure,
+    RegionSample,
     RegionVerdict,
     Result,
     VantageVerdict,
@@ -44,6 +45,9 @@ from probenet.v1.probe_pb2 import CheckSpec
 # Impaired vantage (DESIGN section 4): >= 80 % of >= 3 checks failing while others see them OK.
 IMPAIRED_SHARE = 0.8
 IMPAIRED_MIN_CHECKS = 3
+# Agents failing at least this share of their checks are impairment candidates ("suspects"): the
+# store reports each suspect's every state, and everyone else only as counts.
+SUSPECT_SHARE = 0.5
 
 
 def agent_state(outcomes: Sequence[str], confirm: int) -> str:
@@ -70,7 +74,11 @@ def view_from_results(options: CheckOptions, latest_first: Sequence[Result]) -> 
     first = latest_first[0]
     recent = latest_first[: options.confirm]
     state = agent_state([r.outcome for r in recent], options.confirm)
-    failures = tuple(r.failure() for r in recent if r.outcome != SUCCESS) if state in (FAIL, PARTIAL) else ()
+    # Each failing agent gives one vote to the cause: its latest result of the kind that made its
+    # state (a PARTIAL agent's unconfirmed failure does not speak for it yet).
+    wanted = FAILED if state == FAIL else PARTIAL_OUTCOME
+    latest = next((r for r in recent if r.outcome == wanted), None) if state in (FAIL, PARTIAL) else None
+    failures = (latest.failure(),) if latest else ()
     days = next((r.tls_days_left for r in latest_first if r.tls_days_left is not None), None)
     return AgentView(first.check_id, first.region, first.agent_id, state, failures, days)
 
@@ -91,29 +99,54 @@ def dominant_cause(failures: Iterable[Failure]) -> Cause | None:
     return Cause(cls, host, sample.error)
 
 
-def region_state(views: Sequence[AgentView], quorum: float) -> RegionVerdict:
-    region = views[0].region if views else ""
+def samples_from_views(views: Iterable[AgentView]) -> list[RegionSample]:
+    """Group agent states per (check, region), as the store's SQL does."""
     fresh = [v for v in views if v.state != STALE]
-    if not fresh:
-        return RegionVerdict(region, NO_DATA)
-    failing = sum(v.state == FAIL for v in fresh)
-    partial = sum(v.state == PARTIAL for v in fresh)
-    n = len(fresh)
+    totals: Counter[str] = Counter(v.agent_id for v in fresh)
+    fails: Counter[str] = Counter(v.agent_id for v in fresh if v.state == FAIL)
+    suspects = {a for a, n in totals.items() if fails[a] and fails[a] >= SUSPECT_SHARE * n}
+    grouped: dict[tuple[str, str], list[AgentView]] = defaultdict(list)
+    for v in fresh:
+        grouped[(v.check_id, v.region)].append(v)
+    samples = []
+    for (check_id, region), vs in sorted(grouped.items()):
+        days = [v.days_left for v in vs if v.days_left is not None]
+        samples.append(
+            RegionSample(
+                check_id,
+                region,
+                ok=sum(v.state == OK for v in vs),
+                fail=sum(v.state == FAIL for v in vs),
+                partial=sum(v.state == PARTIAL for v in vs),
+                bad=tuple(v for v in vs if v.state in (FAIL, PARTIAL)),
+                suspects=tuple(sorted(v.agent_id for v in vs if v.agent_id in suspects)),
+                days_left=min(days) if days else None,
+            )
+        )
+    return samples
+
+
+def region_state(sample: RegionSample, quorum: float) -> RegionVerdict:
+    n, failing, partial = sample.ok + sample.fail + sample.partial, sample.fail, sample.partial
+    if n == 0:
+        return RegionVerdict(sample.region, NO_DATA)
+    if failing == 0 and partial == 0:
+        return RegionVerdict(sample.region, UP, n)
     if failing >= quorum * n:
         state = DOWN
     elif failing + partial >= quorum * n:
         state = REGION_PARTIAL
     else:
         state = UP
-    return RegionVerdict(region, state, n, failing, partial)
+    return RegionVerdict(sample.region, state, n, failing, partial)
 
 
 def check_verdict(
-    check_id: str, regions: Sequence[RegionVerdict], by_region: dict[str, list[AgentView]]
+    check_id: str, states: Sequence[RegionVerdict], by_region: Mapping[str, RegionSample]
 ) -> Verdict:
-    with_data = [r for r in regions if r.state != NO_DATA]
-    affected = sorted(r.region for r in with_data if r.state in (DOWN, REGION_PARTIAL))
-    ordered = tuple(sorted(regions, key=lambda r: r.region))
+    ordered = tuple(sorted(states))
+    with_data = [r for r in ordered if r.state != NO_DATA]
+    affected = [r.region for r in with_data if r.state in (DOWN, REGION_PARTIAL)]
     if not with_data:
         return Verdict(check_id, STATUS_UNKNOWN, UNDETERMINED, (), None, ordered)
     if not affected:
@@ -125,10 +158,32 @@ def check_verdict(
         scope = GLOBAL
     else:
         scope = REGIONAL
-    failures = (
-        f for region in affected for v in by_region[region] if v.state in (FAIL, PARTIAL) for f in v.failures
-    )
+    failures = (f for region in affected for v in by_region[region].bad for f in v.failures)
     return Verdict(check_id, status, scope, tuple(affected), dominant_cause(failures), ordered)
+
+
+def _without(sample: RegionSample, agents: set[str]) -> RegionSample:
+    """The sample minus some agents (only suspects can be impaired, so only they are looked up)."""
+    gone = [a for a in sample.suspects if a in agents]
+    if not gone:
+        return sample
+    bad = {v.agent_id: v for v in sample.bad}
+    ok, fail, partial = sample.ok, sample.fail, sample.partial
+    for agent in gone:
+        view = bad.pop(agent, None)
+        if view is None:
+            ok -= 1
+        elif view.state == FAIL:
+            fail -= 1
+        else:
+            partial -= 1
+    return sample._replace(
+        ok=ok,
+        fail=fail,
+        partial=partial,
+        bad=tuple(bad.values()),
+        suspects=tuple(a for a in sample.suspects if a not in agents),
+    )
 
 
 class Engine:
@@ -157,29 +212,30 @@ class Engine:
         return self.evaluate_views(now, self.views(now, results))
 
     def evaluate_views(self, now: float, views: Iterable[AgentView]) -> Evaluation:
-        """Verdicts from agent states (computed here from results, or by SQL in the store)."""
-        fresh = [v for v in views if v.state != STALE and v.check_id in self.options]
-        by_check: dict[str, list[AgentView]] = defaultdict(list)
-        for v in fresh:
-            by_check[v.check_id].append(v)
-        impaired_agents, agent_vantage = self._impaired_agents(fresh, by_check)
-        kept = [v for v in fresh if v.agent_id not in impaired_agents]
+        return self.evaluate_samples(now, samples_from_views(v for v in views if v.check_id in self.options))
+
+    def evaluate_samples(self, now: float, samples: Iterable[RegionSample]) -> Evaluation:
+        """Verdicts from per-(check, region) samples (built here from views, or by SQL in the store)."""
+        kept = [s for s in samples if s.check_id in self.options and s.agents]
+        impaired_agents, agent_vantage = self._impaired_agents(kept)
+        if impaired_agents:
+            kept = [_without(s, impaired_agents) for s in kept]
         impaired_regions, region_vantage = self._impaired_regions(kept)
-        kept = [v for v in kept if v.region not in impaired_regions]
-        per_check: dict[str, dict[str, list[AgentView]]] = defaultdict(lambda: defaultdict(list))
-        for v in kept:
-            per_check[v.check_id][v.region].append(v)
+        per_check: dict[str, dict[str, RegionSample]] = defaultdict(dict)
+        for s in kept:
+            if s.region not in impaired_regions and s.agents:
+                per_check[s.check_id][s.region] = s
         verdicts = {}
         certs = []
         for check_id, opts in self.options.items():
             by_region = per_check.get(check_id, {})
-            states = [region_state(vs, opts.region_quorum) for vs in by_region.values()]
-            known = {r.region for r in states}
-            states += [RegionVerdict(r, NO_DATA) for r in opts.regions if r not in known]
+            states = [region_state(s, opts.region_quorum) for s in by_region.values()]
+            states += [RegionVerdict(r, NO_DATA) for r in opts.regions if r not in by_region]
             verdicts[check_id] = check_verdict(check_id, states, by_region)
-            cert = self._cert_warning(opts, by_region)
-            if cert:
-                certs.append(cert)
+            if opts.probe == "tls" and by_region:
+                cert = self._cert_warning(opts, by_region)
+                if cert:
+                    certs.append(cert)
         vantage = tuple(sorted(agent_vantage + region_vantage, key=lambda v: v.key))
         return Evaluation(
             now, verdicts, vantage, tuple(certs), frozenset(impaired_agents), frozenset(impaired_regions)
@@ -188,81 +244,89 @@ class Engine:
     # --- impaired vantage points ---
 
     @staticmethod
-    def _mostly_failing(views: Sequence[AgentView]) -> bool:
-        failing = sum(v.state == FAIL for v in views)
-        return len(views) >= IMPAIRED_MIN_CHECKS and failing >= IMPAIRED_SHARE * len(views)
+    def _suspect_views(
+        samples: Iterable[RegionSample],
+    ) -> dict[str, list[tuple[RegionSample, str, AgentView | None]]]:
+        """Every state of every suspect agent: (sample, state, its failing view if any)."""
+        out: dict[str, list[tuple[RegionSample, str, AgentView | None]]] = defaultdict(list)
+        for s in samples:
+            if not s.suspects:
+                continue
+            bad = {v.agent_id: v for v in s.bad}
+            for agent in s.suspects:
+                view = bad.get(agent)
+                out[agent].append((s, view.state if view else OK, view))
+        return out
 
-    def _impaired_agents(
-        self, fresh: Sequence[AgentView], by_check: dict[str, list[AgentView]]
-    ) -> tuple[set[str], list[VantageVerdict]]:
+    @staticmethod
+    def _mostly_failing(states: Sequence[str]) -> bool:
+        failing = sum(st == FAIL for st in states)
+        return len(states) >= IMPAIRED_MIN_CHECKS and failing >= IMPAIRED_SHARE * len(states)
+
+    def _impaired_agents(self, samples: Sequence[RegionSample]) -> tuple[set[str], list[VantageVerdict]]:
         """An agent failing almost everything while its own region's other agents see those checks OK.
 
         Peers are taken from the agent's region: when the whole region fails, that is a question
         for the impaired-region rule, not many impaired agents.
         """
-        by_agent: dict[str, list[AgentView]] = defaultdict(list)
-        for v in fresh:
-            by_agent[v.agent_id].append(v)
         impaired: set[str] = set()
         verdicts = []
-        for agent_id, views in sorted(by_agent.items()):
-            if not self._mostly_failing(views):
+        for agent_id, entries in sorted(self._suspect_views(samples).items()):
+            if not self._mostly_failing([st for _, st, _ in entries]):
                 continue
-            failing = [v for v in views if v.state == FAIL]
+            failing = [(s, v) for s, st, v in entries if st == FAIL]
             seen_ok = 0
-            for v in failing:
-                peers = [p for p in by_check[v.check_id] if p.region == v.region and p.agent_id != agent_id]
-                if peers and sum(p.state == OK for p in peers) * 2 >= len(peers):
+            for s, _ in failing:
+                peers = s.agents - 1
+                if peers and s.ok * 2 >= peers:
                     seen_ok += 1
             if seen_ok and seen_ok * 2 >= len(failing):
                 impaired.add(agent_id)
-                cause = dominant_cause(f for v in failing for f in v.failures)
-                verdicts.append(
-                    VantageVerdict("agent", views[0].region, agent_id, len(failing), len(views), cause)
-                )
+                cause = dominant_cause(f for _, v in failing if v for f in v.failures)
+                region = entries[0][0].region
+                verdicts.append(VantageVerdict("agent", region, agent_id, len(failing), len(entries), cause))
         return impaired, verdicts
 
-    def _impaired_regions(self, kept: Sequence[AgentView]) -> tuple[set[str], list[VantageVerdict]]:
+    def _impaired_regions(self, samples: Sequence[RegionSample]) -> tuple[set[str], list[VantageVerdict]]:
         """A region whose agents all fail almost everything while the other regions are fine."""
-        by_region: dict[str, dict[str, list[AgentView]]] = defaultdict(lambda: defaultdict(list))
-        by_check_region: dict[str, dict[str, list[AgentView]]] = defaultdict(lambda: defaultdict(list))
-        for v in kept:
-            by_region[v.region][v.agent_id].append(v)
-            by_check_region[v.check_id][v.region].append(v)
+        by_region: dict[str, list[RegionSample]] = defaultdict(list)
+        by_check: dict[str, list[RegionSample]] = defaultdict(list)
+        for s in samples:
+            if s.agents:
+                by_region[s.region].append(s)
+                by_check[s.check_id].append(s)
+        suspects = self._suspect_views(samples)
         impaired: set[str] = set()
         verdicts = []
-        for region, agents in sorted(by_region.items()):
-            if not all(self._mostly_failing(vs) for vs in agents.values()):
+        for region, region_samples in sorted(by_region.items()):
+            # Agents that are not suspects fail less than half of their checks: not "almost everything".
+            if any(s.agents > len(s.suspects) for s in region_samples):
                 continue
-            failing_checks = sorted({v.check_id for vs in agents.values() for v in vs if v.state == FAIL})
+            agents = {a for s in region_samples for a in s.suspects}
+            if not all(self._mostly_failing([st for _, st, _ in suspects[a]]) for a in agents):
+                continue
+            failing = sorted((s for s in region_samples if s.fail), key=lambda s: s.check_id)
             fine_elsewhere = 0
-            for check_id in failing_checks:
-                quorum = self.options[check_id].region_quorum
-                others = [
-                    region_state(vs, quorum) for r, vs in by_check_region[check_id].items() if r != region
-                ]
+            for s in failing:
+                quorum = self.options[s.check_id].region_quorum
+                others = [region_state(o, quorum) for o in by_check[s.check_id] if o.region != region]
                 if others and sum(o.state == UP for o in others) * 2 > len(others):
                     fine_elsewhere += 1
-            if fine_elsewhere and fine_elsewhere * 2 >= len(failing_checks):
+            if fine_elsewhere and fine_elsewhere * 2 >= len(failing):
                 impaired.add(region)
-                checks = len({v.check_id for vs in agents.values() for v in vs})
                 cause = dominant_cause(
-                    f for vs in agents.values() for v in vs if v.state == FAIL for f in v.failures
+                    f for s in failing for v in s.bad if v.state == FAIL for f in v.failures
                 )
-                verdicts.append(VantageVerdict("region", region, "", len(failing_checks), checks, cause))
+                verdicts.append(
+                    VantageVerdict("region", region, "", len(failing), len(region_samples), cause)
+                )
         return impaired, verdicts
 
     # --- certificates ---
 
     @staticmethod
-    def _cert_warning(opts: CheckOptions, by_region: dict[str, list[AgentView]]) -> CertWarning | None:
-        if opts.probe != "tls":
-            return None
-        days_by_region = {}
-        for region, views in by_region.items():
-            days = [v.days_left for v in views if v.days_left is not None]
-            if days:
-                days_by_region[region] = min(days)
+    def _cert_warning(opts: CheckOptions, by_region: Mapping[str, RegionSample]) -> CertWarning | None:
+        days_by_region = {r: s.days_left for r, s in by_region.items() if s.days_left is not None}
         low = {r: d for r, d in days_by_region.items() if d < opts.cert_expiry_warn_days}
         if not low:
             return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from google.protobuf.duration_pb2 import Duration
@@ -207,8 +207,30 @@ class AgentView:
     days_left: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class RegionVerdict:
+class RegionSample(NamedTuple):
+    """One check in one region over the window: its fresh agents' states.
+
+    OK agents are only counted; failing ones (FAIL, PARTIAL) come with the result that made their
+    state; `suspects` names every agent here (whatever its state) failing at least half of all
+    its checks, the only agents that can be impaired, so they can be judged and left out
+    exactly. (A NamedTuple: there are checks x regions of these every tick.)
+    """
+
+    check_id: str
+    region: str
+    ok: int = 0
+    fail: int = 0
+    partial: int = 0
+    bad: tuple[AgentView, ...] = ()
+    suspects: tuple[str, ...] = ()
+    days_left: float | None = None
+
+    @property
+    def agents(self) -> int:
+        return self.ok + self.fail + self.partial
+
+
+class RegionVerdict(NamedTuple):
     region: str
     state: str
     agents: int = 0

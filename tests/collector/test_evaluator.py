@@ -318,3 +318,96 @@ def test_status_command_renders_the_api_answer(capsys: Any) -> None:
 def test_status_command_without_a_collector_exits_1(capsys: Any) -> None:
     assert main(["status", "--api", "http://127.0.0.1:9"]) == 1
     assert "cannot reach the collector API" in capsys.readouterr().err
+
+
+PARITY = {
+    "impaired agent": Network(
+        {"it": 3, "fr": 3},
+        checks=("a", "b", "c", "d"),
+        duration=200,
+        faults=[Fault(60, 150, agents=("it-1",), cls="tcp_timeout")],
+    ),
+    "impaired region": Network(
+        {"it": 2, "fr": 2, "de": 2},
+        checks=("a", "b", "c"),
+        duration=200,
+        faults=[Fault(60, 150, regions=("de",), cls="dns_timeout")],
+    ),
+    "partial page and mixed classes": Network(
+        {"it": 3, "fr": 3},
+        checks=("a",),
+        duration=200,
+        faults=[
+            Fault(60, 150, agents=("it-1",), cls="dns_error", host="ns.example"),
+            Fault(
+                60,
+                150,
+                regions=("it",),
+                outcome="partial",
+                cls="subresource_failed",
+                page_hosts=(
+                    ("cdn.example", "tls_untrusted"),
+                    ("img.example", "tcp_reset"),
+                    ("cdn.example", "tls_untrusted"),
+                ),
+            ),
+        ],
+    ),
+    "cert days": Network({"it": 2, "fr": 2}, checks=("a", "b"), duration=100, days_left=5.0),
+}
+
+
+def _comparable(evaluation: Any) -> Any:
+    verdicts = {
+        c: (v.status, v.scope, v.regions, v.cause, v.region_states) for c, v in evaluation.verdicts.items()
+    }
+    return (
+        verdicts,
+        evaluation.vantage,
+        evaluation.certs,
+        evaluation.impaired_agents,
+        evaluation.impaired_regions,
+    )
+
+
+def test_sql_agent_states_match_the_pure_engine(tmp_path: Path) -> None:
+    from collector.evaluator import load_samples
+    from collector.verdicts import CheckOptions, Engine
+    from tests.collector.verdicts.sim import START
+
+    base = math.floor(time.time() / 3600) * 3600 - 3 * 3600
+    store = Store(f"chdb://{tmp_path / 'store'}")
+    try:
+        store.migrate()
+        noticed: dict[str, set[str]] = {}
+        for name, network in PARITY.items():
+            store.command("TRUNCATE TABLE probe_results")
+            probe = "tls" if network.days_left is not None else "page"
+            engine = Engine(
+                [
+                    CheckOptions(c, probe=probe, target=f"{c}.example:443", interval=INTERVAL)
+                    for c in network.checks
+                ]
+            )
+            results = sorted(_shifted(network.results(), base, START), key=lambda r: r.started_at)
+            inserted = 0
+            for k in range(1, int(network.duration / INTERVAL) + 2):
+                now = base + k * INTERVAL
+                upto = next((i for i, r in enumerate(results) if r.started_at > now), len(results))
+                if upto > inserted:
+                    _insert(store, results[inserted:upto])
+                    inserted = upto
+                expected = engine.evaluate(now, results[:upto])
+                got = engine.evaluate_samples(now, load_samples(store, engine.options.values(), now))
+                assert _comparable(got) == _comparable(expected), f"{name} at +{k * INTERVAL:.0f}s"
+                seen = noticed.setdefault(name, set())
+                seen |= {v.scope for v in got.vantage} | {"cert" for _ in got.certs}
+                seen |= {v.status for v in got.verdicts.values()}
+        assert noticed == {
+            "impaired agent": {"agent", "ok"},
+            "impaired region": {"region", "ok"},
+            "partial page and mixed classes": {"partial", "ok"},
+            "cert days": {"cert", "ok"},
+        }
+    finally:
+        store.close()
