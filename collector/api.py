@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,6 +54,7 @@ DETAIL_POINTS = 120
 
 @dataclass
 class ApiState:
+    # While the app runs, `store` is the API's own client on the same store (see _reader_context).
     store: Store
     ingestor: Ingestor
     token: str = ""
@@ -350,12 +351,27 @@ def _add_verdict_routes(app: web.Application) -> None:
             app.router.add_get(path, handler)
 
 
+async def _reader_context(app: web.Application) -> AsyncIterator[None]:
+    """Requests read through a second client on the same store, on its own thread, so they
+    never queue behind the ingestor's inserts or a verdict tick's queries."""
+    state = app[STATE_KEY]
+    main = state.store
+    reader = Store(main.url, main.cluster, main.ttl_days)
+    state.store = reader
+    try:
+        yield
+    finally:
+        state.store = main
+        await reader.aclose()
+
+
 def make_app(state: ApiState) -> web.Application:
     from collector.api_status import CACHE_KEY, StatusCache, status_context, status_middleware
 
     app = web.Application(middlewares=[auth_middleware, status_middleware])
     app[STATE_KEY] = state
     app[CACHE_KEY] = StatusCache()
+    app.cleanup_ctx.append(_reader_context)
     app.cleanup_ctx.append(status_context)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

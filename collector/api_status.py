@@ -8,6 +8,7 @@ ready-to-send bytes. Requests may ask for a slice, worst checks first:
     ?limit=200&offset=0      a page of checks (outage, partial, unknown, then ok; then by id)
     ?q=shop                  checks whose id contains this text
     ?status=outage,partial   only these statuses
+    ?detail=false            without each check's per-region agent counts (`region_detail`)
 
 A sliced answer has the same fields plus `total` (checks matching), `counts` (per status,
 over every check) and `next` (the offset of the next page, or null).
@@ -20,8 +21,8 @@ import contextlib
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
@@ -34,16 +35,19 @@ log = logging.getLogger(__name__)
 STATUS_PATH = "/api/v1/status"
 STATUS_ORDER = {"outage": 0, "partial": 1, "unknown": 2, "ok": 3}
 MAX_LIMIT = 100_000
+MAX_ANSWERS = 64
 WATCH_S = 0.25
 
 
-@dataclass(frozen=True)
+@dataclass
 class Snapshot:
     evaluation: Any
     head: dict[str, Any]  # every field but `checks`
     checks: list[dict[str, Any]]  # worst first
     counts: dict[str, int]
-    body: bytes  # the whole document, encoded
+    # Encoded answers of this evaluation, by query string: every viewer of the page asks the
+    # same question, and the answer only changes with the next evaluation.
+    answers: dict[str, bytes] = field(default_factory=dict)
 
 
 def build_snapshot(evaluation: Any, open_events: list[Any]) -> Snapshot:
@@ -55,15 +59,16 @@ def build_snapshot(evaluation: Any, open_events: list[Any]) -> Snapshot:
     doc = status_document(view)
     checks = sorted(doc.pop("checks"), key=lambda c: (STATUS_ORDER.get(c["status"], 9), c["check"]))
     counts = dict(Counter(c["status"] for c in checks))
-    head = {**doc, "counts": counts, "total": len(checks)}
-    body = json.dumps(to_json_value({**head, "checks": checks})).encode()
-    return Snapshot(evaluation, head, checks, counts, body)
+    return Snapshot(evaluation, {**doc, "counts": counts, "total": len(checks)}, checks, counts)
 
 
 class StatusCache:
+    """The latest evaluation's snapshot. While the next one builds, requests get the previous
+    one (seconds old at most) instead of waiting for it."""
+
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
-        self._lock = asyncio.Lock()
+        self._building: asyncio.Task[Snapshot] | None = None
         self.builds = 0
 
     async def get(self, evaluator: Any) -> Snapshot | None:
@@ -72,13 +77,20 @@ class StatusCache:
             return None
         if self.snapshot is not None and self.snapshot.evaluation is latest:
             return self.snapshot
-        async with self._lock:
-            if self.snapshot is None or self.snapshot.evaluation is not latest:
-                tracker = evaluator.tracker
-                open_events = list(tracker.current()) if tracker is not None else []
-                self.snapshot = await asyncio.to_thread(build_snapshot, latest, open_events)
-                self.builds += 1
+        if self._building is None:
+            tracker = evaluator.tracker
+            open_events = list(tracker.current()) if tracker is not None else []
+            self._building = asyncio.create_task(asyncio.to_thread(build_snapshot, latest, open_events))
+            self._building.add_done_callback(self._built)
+        if self.snapshot is None:
+            await asyncio.shield(self._building)
         return self.snapshot
+
+    def _built(self, task: asyncio.Task[Snapshot]) -> None:
+        self._building = None
+        if not task.cancelled() and task.exception() is None:
+            self.snapshot = task.result()
+            self.builds += 1
 
 
 CACHE_KEY = web.AppKey("status_cache", StatusCache)
@@ -88,33 +100,47 @@ def _evaluator(request: web.Request) -> Any:
     return request.app[STATE_KEY].extra.get("evaluator")
 
 
-def _int(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name, "")
-    if not raw:
-        return default
-    value = int(raw)  # ValueError is answered with a 400 by the caller
-    if not 0 <= value <= MAX_LIMIT:
-        raise ValueError(f"{name}: must be between 0 and {MAX_LIMIT}")
-    return value
-
-
-def sliced(snapshot: Snapshot, request: web.Request) -> web.Response:
-    try:
-        limit = _int(request, "limit", MAX_LIMIT) or MAX_LIMIT
-        offset = _int(request, "offset", 0)
-    except ValueError as exc:
-        return error(400, f"expected an integer: {exc}")
-    text = request.query.get("q", "").lower()
-    statuses = {s for s in request.query.get("status", "").split(",") if s}
+def encode(snapshot: Snapshot, query: Mapping[str, str]) -> bytes:
+    """The answer to one query string (raises ValueError on a bad integer)."""
+    limit = _int_from(query, "limit", MAX_LIMIT) or MAX_LIMIT
+    offset = _int_from(query, "offset", 0)
+    text = query.get("q", "").lower()
+    statuses = {s for s in query.get("status", "").split(",") if s}
     checks = snapshot.checks
     if text:
         checks = [c for c in checks if text in c["check"].lower()]
     if statuses:
         checks = [c for c in checks if c["status"] in statuses]
     page = checks[offset : offset + limit]
+    if query.get("detail") == "false":
+        page = [{k: v for k, v in c.items() if k != "region_detail"} for c in page]
     more = offset + limit < len(checks)
     doc = {**snapshot.head, "total": len(checks), "checks": page, "next": offset + limit if more else None}
-    return web.Response(body=json.dumps(to_json_value(doc)).encode(), content_type="application/json")
+    return json.dumps(to_json_value(doc)).encode()
+
+
+def _int_from(query: Mapping[str, str], name: str, default: int) -> int:
+    raw = query.get(name, "")
+    if not raw:
+        return default
+    value = int(raw)
+    if not 0 <= value <= MAX_LIMIT:
+        raise ValueError(f"{name}: must be between 0 and {MAX_LIMIT}")
+    return value
+
+
+async def answer(snapshot: Snapshot, request: web.Request) -> web.Response:
+    key = request.query_string
+    body = snapshot.answers.get(key)
+    if body is None:
+        try:
+            # The whole document of 10,000 checks is megabytes: encoded off the loop.
+            body = await asyncio.to_thread(encode, snapshot, dict(request.query))
+        except ValueError as exc:
+            return error(400, f"expected an integer: {exc}")
+        if len(snapshot.answers) < MAX_ANSWERS:
+            snapshot.answers[key] = body
+    return web.Response(body=body, content_type="application/json")
 
 
 @web.middleware
@@ -125,16 +151,17 @@ async def status_middleware(request: web.Request, handler: Any) -> web.StreamRes
     if snapshot is None:  # not status, or no evaluation yet: the verdict API answers
         response: web.StreamResponse = await handler(request)
         return response
-    if not request.query:
-        return web.Response(body=snapshot.body, content_type="application/json")
-    return sliced(snapshot, request)
+    return await answer(snapshot, request)
 
 
 async def _prebuild(app: web.Application) -> None:
     """Build each evaluation's snapshot as soon as it exists, so no request waits for it."""
     cache = app[CACHE_KEY]
     while True:
-        evaluator = app[STATE_KEY].extra.get("evaluator")
+        state = app[STATE_KEY]
+        evaluator = state.extra.get("evaluator")
+        if state.metrics is not None:
+            state.metrics.evaluator()  # starts timing ticks as soon as the engine runs
         try:
             await cache.get(evaluator)
         except Exception:

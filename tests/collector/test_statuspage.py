@@ -160,6 +160,8 @@ def test_status_from_the_engine_is_sliceable_worst_first(collector: Collector) -
     assert [c["check"] for c in first["checks"]] == ["shop"]
     assert (first["total"], first["next"], first["counts"]) == (3, 1, full["counts"])
     assert first["checks"][0]["region_states"] == {"de": "UP", "fr": "UP", "it": "DOWN"}
+    assert first["checks"][0]["region_detail"]["it"]["failing"] == 2
+    assert "region_detail" not in _status(collector.api, "?limit=1&detail=false")["checks"][0]
     assert [c["check"] for c in _status(collector.api, "?limit=1&offset=1")["checks"]] == ["assets"]
     assert [c["check"] for c in _status(collector.api, "?q=AP")["checks"]] == ["api"]
     assert [c["check"] for c in _status(collector.api, "?status=partial,ok")["checks"]] == ["assets", "api"]
