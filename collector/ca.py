@@ -55,10 +55,14 @@ class CertIdentity:
             raise IdentityError(f"certificate is for region {self.region!r}, hello claims {hello_region!r}")
         if self.agent_id is None:
             if not valid_id(hello_agent_id):
-                raise IdentityError(f"region certificate needs a valid agent_id in the hello, got {hello_agent_id!r}")
+                raise IdentityError(
+                    f"region certificate needs a valid agent_id in the hello, got {hello_agent_id!r}"
+                )
             return hello_agent_id, self.region
         if hello_agent_id and hello_agent_id != self.agent_id:
-            raise IdentityError(f"certificate is for agent {self.agent_id!r}, hello claims {hello_agent_id!r}")
+            raise IdentityError(
+                f"certificate is for agent {self.agent_id!r}, hello claims {hello_agent_id!r}"
+            )
         return self.agent_id, self.region
 
 
@@ -141,20 +145,33 @@ def init_ca(out_dir: Path, name: str = "probenet CA", days: int = 3650) -> Issue
     """Create a CA certificate and key in out_dir; refuse to overwrite an existing CA."""
     cert_path, key_path = out_dir / CA_CERT, out_dir / CA_KEY
     if cert_path.exists() or key_path.exists():
-        raise FileExistsError(f"{cert_path} already exists; a second CA would orphan every issued certificate")
+        raise FileExistsError(
+            f"{cert_path} already exists; a second CA would orphan every issued certificate"
+        )
     key = _new_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(subject).issuer_name(subject).public_key(key.public_key())
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
-            x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          encipher_only=False, decipher_only=False),
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
             critical=True,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
@@ -174,8 +191,12 @@ def load_ca(ca_dir: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
 
 
 def _leaf(  # noqa: PLR0917
-    ca_dir: Path, common_name: str, sans: list[x509.GeneralName], usages: list[x509.ObjectIdentifier],
-    days: float, not_before: dt.datetime | None = None,
+    ca_dir: Path,
+    common_name: str,
+    sans: list[x509.GeneralName],
+    usages: list[x509.ObjectIdentifier],
+    days: float,
+    not_before: dt.datetime | None = None,
 ) -> tuple[bytes, bytes]:
     ca_cert, ca_key = load_ca(ca_dir)
     key = _new_key()
@@ -183,9 +204,11 @@ def _leaf(  # noqa: PLR0917
     cert = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(ca_cert.subject).public_key(key.public_key())
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(start + dt.timedelta(days=days))
+        .not_valid_before(start)
+        .not_valid_after(start + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
@@ -205,7 +228,11 @@ def _save(out_dir: Path, stem: str, pems: tuple[bytes, bytes]) -> Issued:
 
 
 def issue_agent(  # noqa: PLR0917
-    ca_dir: Path, out_dir: Path, region: str, agent_id: str, days: float = 397,
+    ca_dir: Path,
+    out_dir: Path,
+    region: str,
+    agent_id: str,
+    days: float = 397,
     not_before: dt.datetime | None = None,
 ) -> Issued:
     """Certificate for one agent: agent-<id>.pem / agent-<id>-key.pem."""

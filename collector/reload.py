@@ -41,8 +41,12 @@ async def reload_once(collector: Collector, path: Path) -> bool:
     try:
         config = load_config(path)
     except ConfigError as exc:
-        log.error("config reload refused, previous config stays active: file=%s key=%s reason=%s",
-                  exc.file, exc.key, exc.reason)
+        log.error(
+            "config reload refused, previous config stays active: file=%s key=%s reason=%s",
+            exc.file,
+            exc.key,
+            exc.reason,
+        )
         return False
     old = collector.config
     for name in RESTART_ONLY:
@@ -82,4 +86,3 @@ async def watch_config(collector: Collector, poll_s: float = POLL_S) -> None:
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)
-

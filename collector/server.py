@@ -56,7 +56,9 @@ def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
             response_serializer=stream_pb2.CollectorMessage.SerializeToString,
         ),
     }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("probenet.v1.Collector", handlers),))
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler("probenet.v1.Collector", handlers),)
+    )
 
 
 def _slow_down(reason: str, pause_ms: int = SLOW_DOWN_MS) -> stream_pb2.CollectorMessage:
@@ -89,7 +91,9 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         """Who is on the other end: the certificate decides; the hello is believed only when insecure."""
         if self._config().insecure:
             if not hello.agent_id or not hello.region:
-                await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "hello must carry agent_id and region")
+                await self._refuse(
+                    context, grpc.StatusCode.INVALID_ARGUMENT, "hello must carry agent_id and region"
+                )
             return Identity(hello.agent_id, hello.region)
         pems = context.auth_context().get("x509_pem_cert") or []
         if not pems:
@@ -155,11 +159,16 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
                 await asyncio.sleep(OPEN_RETRY_S)
 
     def _note(self, who: Identity, hello: stream_pb2.Hello) -> None:
-        self._ingestor.note_agent(AgentStatus(
-            agent_id=who.agent_id, region=who.region, version=hello.version,
-            capabilities=tuple(hello.capabilities), spool_depth=hello.spool_depth,
-            dropped_results=hello.dropped_results,
-        ))
+        self._ingestor.note_agent(
+            AgentStatus(
+                agent_id=who.agent_id,
+                region=who.region,
+                version=hello.version,
+                capabilities=tuple(hello.capabilities),
+                spool_depth=hello.spool_depth,
+                dropped_results=hello.dropped_results,
+            )
+        )
 
     async def _read(self, who: Identity, hello: stream_pb2.Hello, context: Any, outbox: Outbox) -> None:
         while True:
@@ -178,7 +187,9 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
                 hello.dropped_results = message.heartbeat.dropped_results
                 self._note(who, hello)
 
-    async def _batch(self, who: Identity, context: Any, batch: stream_pb2.ResultBatch, outbox: Outbox) -> None:
+    async def _batch(
+        self, who: Identity, context: Any, batch: stream_pb2.ResultBatch, outbox: Outbox
+    ) -> None:
         results = list(batch.results)
         too_large = self.validator.batch_too_large(len(results))
         if too_large:
@@ -217,7 +228,8 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             if config.checks_version != sent and (config.checks or sent):
                 sent = config.checks_version
                 checks = config.checks_for_region(who.region)
-                outbox.put_nowait(stream_pb2.CollectorMessage(
-                    config=stream_pb2.CheckConfig(version=sent, checks=checks)))
+                outbox.put_nowait(
+                    stream_pb2.CollectorMessage(config=stream_pb2.CheckConfig(version=sent, checks=checks))
+                )
             async with self._config_changed:
                 await self._config_changed.wait_for(lambda g=generation: self._config_generation != g)  # type: ignore[misc]

@@ -29,14 +29,26 @@ class Agent:
         self.context = ProbeContext(dns_server=config.dns_server)
         self.scheduler = Scheduler(self.context, self._accept, config.max_concurrency)
         settings = StreamSettings(
-            collector=config.collector, agent_id=config.agent_id, region=config.region,
-            capabilities=tuple(sorted(PROBE_TYPES)), batch_size=config.batch_size,
-            insecure=config.insecure, ca_file=config.tls.ca, cert_file=config.tls.cert, key_file=config.tls.key,
+            collector=config.collector,
+            agent_id=config.agent_id,
+            region=config.region,
+            capabilities=tuple(sorted(PROBE_TYPES)),
+            batch_size=config.batch_size,
+            insecure=config.insecure,
+            ca_file=config.tls.ca,
+            cert_file=config.tls.cert,
+            key_file=config.tls.key,
         )
         self.exporter = Exporter(settings, self.spool, self._apply_central_config)
         self.config_version = "local"
-        self.metrics = AgentMetrics(LiveSources(lambda: self.spool.depth, lambda: self.spool.dropped,
-                                                lambda: self.exporter.connected, lambda: self.exporter.sessions))
+        self.metrics = AgentMetrics(
+            LiveSources(
+                lambda: self.spool.depth,
+                lambda: self.spool.dropped,
+                lambda: self.exporter.connected,
+                lambda: self.exporter.sessions,
+            )
+        )
 
     def _accept(self, result: ProbeResult) -> None:
         result.agent_id = self.config.agent_id
@@ -62,7 +74,8 @@ class Agent:
         await stop.wait()
         await self.scheduler.stop()
         deadline = asyncio.get_running_loop().time() + DRAIN_S
-        while self.spool.depth and self.exporter.connected and asyncio.get_running_loop().time() < deadline:
+        # Polls two conditions under a deadline; no single event covers them.
+        while self.spool.depth and self.exporter.connected and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         exporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):

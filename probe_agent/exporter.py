@@ -27,12 +27,17 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF_S = 15.0
 HEARTBEAT_S = 5.0
 # Results sent but not yet acknowledged. The collector acknowledges per commit (every
-# `batch_rows` results or every second), so the window must exceed one insert's worth or the
-# stream would wait for the flush timer; it also bounds what a reconnect resends.
-MAX_UNACKED_RESULTS = 25_000
+# `batch_rows` = 10,000 results or every second), so the window must exceed one insert's worth
+# or the stream would wait for the flush timer; kept close to it because everything in flight
+# is latency (send-to-ack ~ results in flight / ingest rate) and what a reconnect resends.
+MAX_UNACKED_RESULTS = 12_000
 # Refusals that a retry cannot fix: say so loudly, then keep retrying slowly (a fixed
 # certificate or config on the collector side heals it without restarting the agent).
-_REFUSALS = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT}
+_REFUSALS = {
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+}
 
 
 @dataclass(frozen=True)
@@ -110,7 +115,9 @@ class Exporter:
             log.warning("collector refused a batch (%s); batch size now %d", exc.details(), self._batch_size)
             return backoff
         if code in _REFUSALS:
-            log.error("collector %s refused this agent: %s %s", self._settings.collector, code.name, exc.details())
+            log.error(
+                "collector %s refused this agent: %s %s", self._settings.collector, code.name, exc.details()
+            )
             return MAX_BACKOFF_S
         log.warning("stream to %s ended: %s %s", self._settings.collector, code.name, exc.details())
         return backoff
@@ -120,8 +127,11 @@ class Exporter:
         async with self._channel() as channel:
             call = stream_pb2_grpc.CollectorStub(channel).Stream()
             hello = stream_pb2.Hello(
-                agent_id=s.agent_id, region=s.region, version=__version__,
-                capabilities=list(s.capabilities), spool_depth=self._spool.depth,
+                agent_id=s.agent_id,
+                region=s.region,
+                version=__version__,
+                capabilities=list(s.capabilities),
+                spool_depth=self._spool.depth,
                 dropped_results=self._spool.dropped,
             )
             await call.write(stream_pb2.AgentMessage(hello=hello))
@@ -149,8 +159,11 @@ class Exporter:
                 self._on_config(list(message.config.checks), message.config.version)
             elif kind == "slow_down":
                 self._pause_until = time.monotonic() + message.slow_down.pause_ms / 1000.0
-                log.info("collector asks to slow down for %d ms: %s", message.slow_down.pause_ms,
-                         message.slow_down.reason)
+                log.info(
+                    "collector asks to slow down for %d ms: %s",
+                    message.slow_down.pause_ms,
+                    message.slow_down.reason,
+                )
 
     async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
         batch_size = self._batch_size
@@ -173,7 +186,9 @@ class Exporter:
                 last_write = time.monotonic()
                 continue
             if time.monotonic() - last_write >= HEARTBEAT_S:
-                beat = stream_pb2.Heartbeat(spool_depth=self._spool.depth, dropped_results=self._spool.dropped)
+                beat = stream_pb2.Heartbeat(
+                    spool_depth=self._spool.depth, dropped_results=self._spool.dropped
+                )
                 await call.write(stream_pb2.AgentMessage(heartbeat=beat))
                 last_write = time.monotonic()
             await _wait(self._new_data, HEARTBEAT_S)

@@ -46,7 +46,9 @@ class Spool:
         result.seq = self.last_seq
         with self._db:
             self._db.execute("BEGIN")
-            self._db.execute("INSERT INTO results (seq, data) VALUES (?, ?)", (result.seq, result.SerializeToString()))
+            self._db.execute(
+                "INSERT INTO results (seq, data) VALUES (?, ?)", (result.seq, result.SerializeToString())
+            )
             self.depth += 1
             if self.depth > self.max_results:
                 self._drop_oldest(self.depth - self.max_results)

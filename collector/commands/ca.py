@@ -65,7 +65,9 @@ def run_init(args: argparse.Namespace) -> int:
 
 def run_issue_agent(args: argparse.Namespace) -> int:
     try:
-        return _print(ca.issue_agent(_ca_dir(args), args.out or args.dir, args.region, args.agent_id, args.days))
+        return _print(
+            ca.issue_agent(_ca_dir(args), args.out or args.dir, args.region, args.agent_id, args.days)
+        )
     except ValueError as exc:
         raise UsageError(f"ca issue-agent: {exc}") from exc
 

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from collector.errors import StoreError
@@ -28,6 +31,7 @@ class Store:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._client: Any = None
         self._arrow_conn: Any = None
+        self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
     def display_url(self) -> str:
@@ -102,18 +106,11 @@ class Store:
             if not self.embedded:
                 self._connect().insert_arrow(table, data, settings=settings)
                 return
-            self._connect()
-            if self._arrow_conn is None:
-                import os
-
-                import chdb
-
-                self._arrow_conn = chdb.connect(  # type: ignore[no-untyped-call]
-                    os.path.realpath(self.url.removeprefix("chdb://")))
+            conn = self._native()
             names = ", ".join(data.column_names)
             sets = ", ".join(f"{k} = '{v}'" for k, v in (settings or {}).items())
             arrow_data = data  # chDB's Python() table function finds the table by this local name
-            self._arrow_conn.query(
+            conn.query(
                 f"INSERT INTO {table} ({names}) {'SETTINGS ' + sets if sets else ''} "
                 f"SELECT * FROM Python(arrow_data)"
             )
@@ -123,6 +120,38 @@ class Store:
         except Exception as exc:
             self._reset_on_failure()
             raise StoreError(f"insert into {table} failed: {exc}") from exc
+
+    def insert_results_protobuf(self, framed: bytes, settings: dict[str, Any] | None = None) -> None:
+        """Embedded only: chDB decodes framed probe results (rows.frame_rows) itself, in C++."""
+        from collector.store.rows import INGEST_PROTO, protobuf_insert_sql
+
+        try:
+            conn = self._native()
+            if self._scratch is None:
+                self._scratch = tempfile.TemporaryDirectory(prefix="probenet-ingest-")
+                (Path(self._scratch.name) / "ingest.proto").write_text(INGEST_PROTO)
+            scratch = Path(self._scratch.name)
+            data = scratch / "batch.bin"
+            data.write_bytes(framed)
+            conn.query(
+                protobuf_insert_sql("probe_results", str(data), str(scratch / "ingest.proto"), settings)
+            )
+            data.unlink()
+        except StoreError:
+            raise
+        except Exception as exc:
+            raise StoreError(f"insert into probe_results failed: {exc}") from exc
+
+    def _native(self) -> Any:
+        """A second connection to the embedded engine, for what clickhouse-connect cannot express."""
+        self._connect()
+        if self._arrow_conn is None:
+            import chdb
+
+            self._arrow_conn = chdb.connect(  # type: ignore[no-untyped-call]
+                os.path.realpath(self.url.removeprefix("chdb://"))
+            )
+        return self._arrow_conn
 
     def _reset_on_failure(self) -> None:
         # A server client may be wedged after a network failure; chDB must keep its one session.
@@ -155,6 +184,9 @@ class Store:
         if self._arrow_conn is not None:
             self._arrow_conn.close()
             self._arrow_conn = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
     async def aclose(self) -> None:
         await self.run(self.close)

@@ -35,7 +35,9 @@ class Pki:
 
     @property
     def tls(self) -> TlsFiles:
-        return TlsFiles(str(self.dir / "ca.pem"), str(self.dir / "collector.pem"), str(self.dir / "collector-key.pem"))
+        return TlsFiles(
+            str(self.dir / "ca.pem"), str(self.dir / "collector.pem"), str(self.dir / "collector-key.pem")
+        )
 
     def agent(self, region: str, agent_id: str, **kw: object) -> ca.Issued:
         return ca.issue_agent(self.dir, self.dir, region, agent_id, **kw)  # type: ignore[arg-type]
@@ -61,24 +63,36 @@ class Running:
         return f"127.0.0.1:{self.port}"
 
 
+def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:
+    return grpc.ssl_server_credentials(
+        [(Path(config.tls.key).read_bytes(), Path(config.tls.cert).read_bytes())],
+        root_certificates=Path(config.tls.ca).read_bytes(),
+        require_client_auth=True,
+    )
+
+
 @contextlib.asynccontextmanager
 async def running_collector(
-    store: Store, config: CollectorConfig, limits: Limits | None = None, max_pending_rows: int = 200_000,
-    flush_interval: float = 0.05, port: int = 0,
+    store: Store,
+    config: CollectorConfig,
+    limits: Limits | None = None,
+    *,
+    max_pending_rows: int = 200_000,
+    flush_interval: float = 0.05,
+    port: int = 0,
 ) -> AsyncIterator[Running]:
-    ingestor = Ingestor(store, batch_rows=10_000, flush_interval=flush_interval, max_pending_rows=max_pending_rows)
+    ingestor = Ingestor(
+        store, batch_rows=10_000, flush_interval=flush_interval, max_pending_rows=max_pending_rows
+    )
     await ingestor.prepare()
     holder = {"config": config}
     service = CollectorService(ingestor, lambda: holder["config"], limits)
     server = grpc.aio.server()
     add_to_server(service, server)
-    if config.insecure:
+    creds = None if config.insecure else _server_credentials(config)
+    if creds is None:
         port = server.add_insecure_port(f"127.0.0.1:{port}")
     else:
-        creds = grpc.ssl_server_credentials(
-            [(Path(config.tls.key).read_bytes(), Path(config.tls.cert).read_bytes())],
-            root_certificates=Path(config.tls.ca).read_bytes(), require_client_auth=True,
-        )
         port = server.add_secure_port(f"127.0.0.1:{port}", creds)
     await server.start()
     task = asyncio.create_task(ingestor.run())
@@ -100,9 +114,18 @@ def mtls_config(pki: Pki) -> CollectorConfig:
     return CollectorConfig(insecure=False, tls=pki.tls)
 
 
-def result(seq: int, check_id: str = "shop", agent_id: str = "", region: str = "", at: float | None = None) -> ProbeResult:
-    r = ProbeResult(check_id=check_id, seq=seq, probe="http", target="https://shop.test/",
-                    outcome=Outcome.OUTCOME_SUCCESS, agent_id=agent_id, region=region)
+def result(
+    seq: int, check_id: str = "shop", agent_id: str = "", region: str = "", at: float | None = None
+) -> ProbeResult:
+    r = ProbeResult(
+        check_id=check_id,
+        seq=seq,
+        probe="http",
+        target="https://shop.test/",
+        outcome=Outcome.OUTCOME_SUCCESS,
+        agent_id=agent_id,
+        region=region,
+    )
     r.started_at.FromNanoseconds(int((time.time() if at is None else at) * 1e9))
     r.timings.total_ms = 10.0
     return r

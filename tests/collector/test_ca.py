@@ -82,7 +82,23 @@ def test_ca_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert main(["ca", "init", "--dir", str(pki)]) == 2
     assert "already exists" in capsys.readouterr().err
     out = tmp_path / "issued"
-    assert main(["ca", "issue-agent", "--dir", str(pki), "--out", str(out), "--region", "it", "--agent-id", "it-1"]) == 0
+    assert (
+        main(
+            [
+                "ca",
+                "issue-agent",
+                "--dir",
+                str(pki),
+                "--out",
+                str(out),
+                "--region",
+                "it",
+                "--agent-id",
+                "it-1",
+            ]
+        )
+        == 0
+    )
     assert ca.identity_from_pem((out / "agent-it-1.pem").read_bytes()) == ca.CertIdentity("it", "it-1")
     assert main(["ca", "issue-region", "--dir", str(pki), "--region", "de"]) == 0
     assert (pki / "region-de.pem").is_file()
@@ -90,5 +106,7 @@ def test_ca_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None
     assert (pki / "collector.pem").is_file()
     assert main(["ca", "issue-agent", "--dir", str(pki), "--region", "it", "--agent-id", "bad id"]) == 2
     assert "agent id 'bad id'" in capsys.readouterr().err
-    assert main(["ca", "issue-agent", "--dir", str(tmp_path / "none"), "--region", "it", "--agent-id", "x"]) == 2
+    assert (
+        main(["ca", "issue-agent", "--dir", str(tmp_path / "none"), "--region", "it", "--agent-id", "x"]) == 2
+    )
     assert "no CA in" in capsys.readouterr().err

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from collector.ingest import Ingestor
 from collector.store import Store
+from collector.store.rows import RESULT_COLUMNS, frame_rows, result_row
+from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 from tests.collector.stream_kit import result
 
 
@@ -30,7 +34,8 @@ def _closed_port() -> int:
 
 def _stored(store: Store, agent_id: str) -> tuple[int, int, int]:
     _, rows = store.query(
-        "SELECT count(), uniqExact(seq), max(seq) FROM probe_results WHERE agent_id = {a:String}", {"a": agent_id}
+        "SELECT count(), uniqExact(seq), max(seq) FROM probe_results WHERE agent_id = {a:String}",
+        {"a": agent_id},
     )
     return rows[0]  # type: ignore[return-value]
 
@@ -95,6 +100,7 @@ def test_refused_tail_moves_the_mark(store: Store) -> None:
 
 def test_same_chunk_retried_is_stored_once(store: Store) -> None:
     """A retried insert (the first one did reach the store) is deduplicated by its token."""
+
     async def scenario() -> None:
         ingestor = Ingestor(store, flush_interval=0.05)
         await ingestor.prepare()
@@ -102,10 +108,9 @@ def test_same_chunk_retried_is_stored_once(store: Store) -> None:
         ingestor.submit("a4", _batch("a4", 1, 30))
         chunk = ingestor._take_chunk()
         assert chunk is not None
-        table = await ingestor._converted(chunk)
+        chunk.table = await ingestor._converted(chunk)
         for _ in range(2):
-            await store.run(store.insert_arrow, "probe_results", table,
-                            {"insert_deduplication_token": chunk.token()})
+            await ingestor._insert(chunk)
         ingestor.close()
 
     asyncio.run(scenario())
@@ -133,3 +138,65 @@ def test_store_down_holds_acks_and_bounds_memory() -> None:
 
     asyncio.run(scenario())
     down.close()
+
+
+_AT = time.time() - 60.123456
+
+
+def _rich(agent_id: str, seq: int) -> ProbeResult:
+    r = result(seq, check_id="shop-page", agent_id=agent_id, region="it", at=_AT)
+    r.outcome, r.failure_class, r.error, r.failure_host = (
+        Outcome.OUTCOME_PARTIAL,
+        977,
+        "boom \u00e9",
+        "static.test",
+    )
+    r.timings.dns_ms, r.timings.ttfb_ms = 1.5, 40.25
+    r.http.status_code, r.http.http_version, r.http.body_bytes = 200, "HTTP/2", 1234
+    r.http.remote_addr, r.http.final_url = "192.0.2.1:443", "https://shop.test/x"
+    r.http.redirects.add(url="https://a/", status_code=301)
+    r.tls.version, r.tls.cipher, r.tls.verified, r.tls.days_left = (
+        "TLSv1.3",
+        "TLS_AES_128_GCM_SHA256",
+        True,
+        12.5,
+    )
+    r.tls.chain.add(
+        subject="CN=shop.test",
+        issuer="CN=ca",
+        sans=["shop.test", "www.shop.test"],
+        sha256_fingerprint="ab" * 32,
+    )
+    r.tls.chain.add(subject="CN=ca", issuer="CN=root")
+    r.tls.earliest_expiry.FromSeconds(1_900_000_000)
+    r.page.resources_total, r.page.resources_failed = 30, 2
+    r.page.failed_hosts.add(host="static.test", failure_class=FailureClass.TLS_CERT_EXPIRED, count=2)
+    r.page.failed_hosts.add(host="cdn.test", failure_class=555, count=1)
+    return r
+
+
+def test_protobuf_ingest_stores_the_same_row_as_the_python_conversion(store: Store) -> None:
+    """chDB decoding the wire bytes must give exactly the columns result_row gives."""
+    received = datetime.now(UTC).replace(microsecond=0)
+    store.insert("probe_results", [result_row(_rich("py-1", 1), received)], RESULT_COLUMNS)
+    framed = frame_rows([([_rich("pb-1", 1)], int(received.timestamp() * 1000))])
+    store.insert_results_protobuf(framed)
+    plain = result(2, agent_id="pb-1", region="it", at=_AT)
+    store.insert("probe_results", [result_row(plain, received)], RESULT_COLUMNS)
+    store.insert_results_protobuf(frame_rows([([plain], int(received.timestamp() * 1000))]))
+    columns = ", ".join(c for c in RESULT_COLUMNS if c not in ("agent_id", "raw"))
+    rows = {}
+    for agent_id in ("py-1", "pb-1"):
+        _, got = store.query(
+            f"SELECT {columns}, raw FROM probe_results WHERE agent_id = {{a:String}} ORDER BY seq",
+            {"a": agent_id},
+            column_formats={"raw": "bytes"},
+        )
+        rows[agent_id] = got
+    assert rows["py-1"][0][:-1] == rows["pb-1"][0][:-1]
+    assert ProbeResult.FromString(rows["pb-1"][0][-1]) == _rich("pb-1", 1)
+    assert rows["pb-1"][0][columns.split(", ").index("failure_class")] == "unknown_977"
+    _, plain_rows = store.query(
+        f"SELECT {columns} FROM probe_results WHERE seq = 2 AND agent_id IN ('py-1', 'pb-1')"
+    )
+    assert len(plain_rows) == 2 and plain_rows[0] == plain_rows[1]

@@ -37,7 +37,12 @@ def _write(path: Path, checks: list[dict[str, object]], **extra: object) -> None
 
 
 def _check(check_id: str, regions: list[str] | None = None) -> dict[str, object]:
-    spec: dict[str, object] = {"id": check_id, "probe": "http", "target": f"https://{check_id}.test/", "interval": "5s"}
+    spec: dict[str, object] = {
+        "id": check_id,
+        "probe": "http",
+        "target": f"https://{check_id}.test/",
+        "interval": "5s",
+    }
     if regions:
         spec["regions"] = regions
     return spec

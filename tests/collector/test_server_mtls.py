@@ -44,33 +44,42 @@ def _rows(store: Store, agent_id: str) -> list[tuple[object, ...]]:
     )[1]
 
 
-async def _send(pki: Pki, store: Store, issued: ca.Issued | None, agent_id: str, region: str,
-                results: list[object], credentials: grpc.ChannelCredentials | None = None) -> list[int]:
+async def _send(
+    pki: Pki,
+    store: Store,
+    issued: ca.Issued | None,
+    claim: tuple[str, str],
+    results: list[object],
+    *,
+    credentials: grpc.ChannelCredentials | None = None,
+) -> list[int]:
     async with running_collector(store, mtls_config(pki)) as col:
         creds = credentials or pki.credentials(issued)
         async with grpc.aio.secure_channel(col.address, creds) as channel:
-            replies = await exchange(channel, [hello(agent_id, region), batch(results)], until_ack=len(results))  # type: ignore[arg-type]
+            replies = await exchange(channel, [hello(*claim), batch(results)], until_ack=len(results))  # type: ignore[arg-type]
     return acks(replies)
 
 
 def test_agent_certificate_identity_is_stored(pki: Pki, store: Store) -> None:
     issued = pki.agent("it", "it-1")
-    got = asyncio.run(_send(pki, store, issued, "it-1", "it", [result(1), result(2), result(3)]))
+    got = asyncio.run(_send(pki, store, issued, ("it-1", "it"), [result(1), result(2), result(3)]))
     assert got[0] == 0 and got[-1] == 3
     assert _rows(store, "it-1") == [("it-1", "it", 3)]
 
 
 def test_region_certificate_names_agent_from_hello(pki: Pki, store: Store) -> None:
     issued = ca.issue_region(pki.dir, pki.dir, "de")
-    got = asyncio.run(_send(pki, store, issued, "de-4", "de", [result(1), result(2)]))
+    got = asyncio.run(_send(pki, store, issued, ("de-4", "de"), [result(1), result(2)]))
     assert got[-1] == 2
     assert _rows(store, "de-4") == [("de-4", "de", 2)]
 
 
-def test_certificate_for_fr_cannot_send_as_it(pki: Pki, store: Store, caplog: pytest.LogCaptureFixture) -> None:
+def test_certificate_for_fr_cannot_send_as_it(
+    pki: Pki, store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
     issued = pki.agent("fr", "fr-1")
     with caplog.at_level(logging.WARNING), pytest.raises(grpc.aio.AioRpcError) as info:
-        asyncio.run(_send(pki, store, issued, "fr-1", "it", [result(1)]))
+        asyncio.run(_send(pki, store, issued, ("fr-1", "it"), [result(1)]))
     assert info.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "certificate is for region 'fr', hello claims 'it'" in (info.value.details() or "")
     assert "refused agent stream" in caplog.text
@@ -79,9 +88,12 @@ def test_certificate_for_fr_cannot_send_as_it(pki: Pki, store: Store, caplog: py
 
 def test_results_claiming_another_agent_are_refused(pki: Pki, store: Store) -> None:
     issued = pki.agent("it", "it-2")
-    forged = [result(1, agent_id="it-2", region="it"), result(2, agent_id="fr-1", region="fr"),
-              result(3, agent_id="it-3", region="it")]
-    got = asyncio.run(_send(pki, store, issued, "it-2", "it", forged))
+    forged = [
+        result(1, agent_id="it-2", region="it"),
+        result(2, agent_id="fr-1", region="fr"),
+        result(3, agent_id="it-3", region="it"),
+    ]
+    got = asyncio.run(_send(pki, store, issued, ("it-2", "it"), forged))
     assert got[-1] == 3  # settled, so the forged ones are not resent forever
     assert _rows(store, "it-2") == [("it-2", "it", 1)]
     assert _rows(store, "fr-1") == [] and _rows(store, "it-3") == []
@@ -91,7 +103,7 @@ def test_expired_certificate_is_refused_at_handshake(pki: Pki, store: Store) -> 
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
     issued = pki.agent("it", "it-old", days=1, not_before=past)
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        asyncio.run(_send(pki, store, issued, "it-old", "it", [result(1)]))
+        asyncio.run(_send(pki, store, issued, ("it-old", "it"), [result(1)]))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
     assert _rows(store, "it-old") == []
 
@@ -101,22 +113,23 @@ def test_certificate_from_another_ca_is_refused(pki: Pki, store: Store, tmp_path
     issued = other.agent("it", "it-1")
     creds = grpc.ssl_channel_credentials(
         root_certificates=(pki.dir / "ca.pem").read_bytes(),
-        private_key=issued.key.read_bytes(), certificate_chain=issued.cert.read_bytes(),
+        private_key=issued.key.read_bytes(),
+        certificate_chain=issued.cert.read_bytes(),
     )
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        asyncio.run(_send(pki, store, None, "it-1", "it", [result(99)], credentials=creds))
+        asyncio.run(_send(pki, store, None, ("it-1", "it"), [result(99)], credentials=creds))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_missing_client_certificate_is_refused(pki: Pki, store: Store) -> None:
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        asyncio.run(_send(pki, store, None, "it-1", "it", [result(99)]))
+        asyncio.run(_send(pki, store, None, ("it-1", "it"), [result(99)]))
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 def test_our_ca_certificate_without_identity_is_unauthenticated(pki: Pki, store: Store) -> None:
     server_cert = ca.Issued(pki.dir / "collector.pem", pki.dir / "collector-key.pem")
     with pytest.raises(grpc.aio.AioRpcError) as info:
-        asyncio.run(_send(pki, store, server_cert, "it-1", "it", [result(99)]))
+        asyncio.run(_send(pki, store, server_cert, ("it-1", "it"), [result(99)]))
     # The collector certificate lacks clientAuth usage, so TLS or identity refuses it.
     assert info.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)

@@ -51,14 +51,19 @@ def test_each_bad_result_is_refused_with_its_own_status() -> None:
     assert [r.seq for r in checked.accepted] == [7]
     assert checked.last_seq == 7
     assert checked.counts == {
-        validate.EMPTY_CHECK_ID: 1, validate.UNKNOWN_OUTCOME: 1, validate.IDENTITY: 2,
-        validate.TOO_OLD: 2, validate.BAD_SEQ: 2,
+        validate.EMPTY_CHECK_ID: 1,
+        validate.UNKNOWN_OUTCOME: 1,
+        validate.IDENTITY: 2,
+        validate.TOO_OLD: 2,
+        validate.BAD_SEQ: 2,
     }
     assert v.counts == checked.counts
 
 
 def test_future_timestamps_are_clamped_and_unknown_failure_classes_kept() -> None:
-    checked = Validator().check("it-1", "it", [_result(1, at=NOW + 3600), _result(2, failure_class=977)], 0, NOW)
+    checked = Validator().check(
+        "it-1", "it", [_result(1, at=NOW + 3600), _result(2, failure_class=977)], 0, NOW
+    )
     assert checked.accepted[0].started_at.seconds == int(NOW)
     assert checked.counts == {validate.FUTURE: 1, validate.UNKNOWN_FAILURE: 1}
     table = result_table(checked.accepted, [0, 0])
@@ -89,8 +94,9 @@ def test_rate_limit_pauses_only_the_flooding_agent() -> None:
 
 def test_decoder_turns_garbage_into_malformed() -> None:
     assert isinstance(decode(b"\xff\xff\xff"), Malformed)
-    assert decode(stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3)).SerializeToString()) \
-        == stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3))
+    assert decode(
+        stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3)).SerializeToString()
+    ) == stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3))
 
 
 _results = st.builds(
@@ -115,8 +121,11 @@ def test_random_bytes_never_crash_the_decoder_and_validator(data: bytes) -> None
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(results=st.lists(_results, max_size=30), stamps=st.lists(st.integers(-2**40, 2**40), min_size=30,
-                                                                  max_size=30), after=st.integers(0, 50))
+@given(
+    results=st.lists(_results, max_size=30),
+    stamps=st.lists(st.integers(-(2**40), 2**40), min_size=30, max_size=30),
+    after=st.integers(0, 50),
+)
 def test_random_results_are_sorted_into_accepted_or_counted(
     results: list[ProbeResult], stamps: list[int], after: int
 ) -> None:
@@ -135,8 +144,9 @@ def _check_batch_invariants(results: list[ProbeResult], after: int) -> None:
     checked = v.check("it-1", "it", results, after, now)
     fresh = [r for r in checked.accepted if r.seq > after]
     replays = len(checked.accepted) - len(fresh)
-    assert len(fresh) + replays + sum(n for k, n in checked.counts.items()
-                                      if k.startswith("refused_")) == len(results)
+    assert len(fresh) + replays + sum(
+        n for k, n in checked.counts.items() if k.startswith("refused_")
+    ) == len(results)
     seqs = [r.seq for r in fresh]
     assert seqs == sorted(set(seqs))
     assert checked.last_seq >= max(seqs, default=after)

@@ -29,7 +29,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 def _stored(store: Store, agent_id: str) -> tuple[int, int, int]:
     _, rows = store.query(
-        "SELECT count(), uniqExact(seq), max(seq) FROM probe_results WHERE agent_id = {a:String}", {"a": agent_id})
+        "SELECT count(), uniqExact(seq), max(seq) FROM probe_results WHERE agent_id = {a:String}",
+        {"a": agent_id},
+    )
     return rows[0]  # type: ignore[return-value]
 
 
@@ -61,8 +63,9 @@ async def _exporting(settings: StreamSettings, spool: Spool, configs: list[list[
 
 
 def _settings(address: str, agent_id: str, **kw: object) -> StreamSettings:
-    return StreamSettings(collector=address, agent_id=agent_id, region="it", capabilities=("http",),
-                          insecure=True, **kw)  # type: ignore[arg-type]
+    return StreamSettings(
+        collector=address, agent_id=agent_id, region="it", capabilities=("http",), insecure=True, **kw
+    )  # type: ignore[arg-type]
 
 
 def test_spool_drains_once_and_central_config_arrives(tmp_path: Path, store: Store) -> None:
@@ -71,8 +74,10 @@ def test_spool_drains_once_and_central_config_arrives(tmp_path: Path, store: Sto
     check = CheckSpec(id="shop", probe="http", target="https://shop.test/")
 
     async def scenario() -> None:
-        async with running_collector(store, insecure_config(checks=(check,))) as col, \
-                _exporting(_settings(col.address, "ex-1"), spool, configs):
+        async with (
+            running_collector(store, insecure_config(checks=(check,))) as col,
+            _exporting(_settings(col.address, "ex-1"), spool, configs),
+        ):
             await _until(lambda: spool.depth == 0)
 
     asyncio.run(scenario())
@@ -112,8 +117,13 @@ def test_mtls_identity_and_batch_size_adapts_to_the_collector_limit(tmp_path: Pa
     async def scenario() -> int:
         async with running_collector(store, mtls_config(pki), Limits(max_batch_results=100)) as col:
             settings = StreamSettings(
-                collector=f"localhost:{col.port}", agent_id="ex-3", region="it", capabilities=("http",),
-                ca_file=str(pki.dir / "ca.pem"), cert_file=str(issued.cert), key_file=str(issued.key),
+                collector=f"localhost:{col.port}",
+                agent_id="ex-3",
+                region="it",
+                capabilities=("http",),
+                ca_file=str(pki.dir / "ca.pem"),
+                cert_file=str(issued.cert),
+                key_file=str(issued.key),
             )
             async with _exporting(settings, spool, []) as exporter:
                 await _until(lambda: spool.depth == 0)
