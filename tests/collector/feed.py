@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import grpc
@@ -59,6 +60,8 @@ class FakeAgent:
             timings.total_ms = 19.0
         elif partial_hosts:
             result.outcome = Outcome.OUTCOME_PARTIAL
+            timings.ttfb_ms, timings.transfer_ms = ttfb_ms, 3.0
+            timings.total_ms = 19.0 + ttfb_ms + 3.0
             result.failure_class = FailureClass.SUBRESOURCE_FAILED
             result.failure_host = partial_hosts[0]
             result.page.resources_total = 10
@@ -145,3 +148,29 @@ def regional_outage(now: float, minutes: float = 3.0, step: float = 10.0) -> lis
             agent.add("assets", t, probe="page", partial_hosts=("cdn.test",))
             t += step
     return agents
+
+
+async def _live(
+    address: str, agent: FakeAgent, add: Callable[[float], None], seconds: float, every: float
+) -> None:
+    async with grpc.aio.insecure_channel(address) as channel:
+        call = stream_pb2_grpc.CollectorStub(channel).Stream()
+        hello = stream_pb2.Hello(agent_id=agent.agent_id, region=agent.region, version="feed-1")
+        await call.write(stream_pb2.AgentMessage(hello=hello))
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            sent = len(agent.results)
+            add(time.time())
+            fresh = agent.results[sent:]
+            await call.write(stream_pb2.AgentMessage(batch=stream_pb2.ResultBatch(results=fresh)))
+            await asyncio.sleep(every)
+        await call.done_writing()
+        call.cancel()
+
+
+def feed_live(
+    address: str, agent: FakeAgent, add: Callable[[float], None], seconds: float, every: float = 0.5
+) -> None:
+    """Stream results made now, every `every` seconds for `seconds`, like a running agent:
+    `add(now)` appends this round's results to `agent`."""
+    asyncio.run(_live(address, agent, add, seconds, every))
