@@ -56,7 +56,11 @@ def run(args: argparse.Namespace) -> int:
         observer = LiveObserver()
     else:
         observer = PlainObserver()
-    report = asyncio.run(_run(Lab(scenario, observer)))
+    try:
+        report = asyncio.run(_run(Lab(scenario, observer)))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("probe-collector lab: interrupted; everything the lab started is stopped", file=sys.stderr)
+        return EXIT_UNMET
     return EXIT_OK if report.expect_met else EXIT_UNMET
 
 

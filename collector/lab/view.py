@@ -54,6 +54,9 @@ class JsonObserver:
                 "agents": list(lab.agent_numbers),
                 "checks": [c.id for c in lab.scenario.checks],
                 "clock_start": lab.clock_start_epoch,
+                "workdir": str(lab.workdir),
+                "port": lab.port,
+                "collector_api": lab.api,
             }
         )
 
