@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
         metavar="FACTOR",
         help="divide every scenario time by FACTOR (default 1)",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory (agent and collector logs, the store)"
+    )
     parser.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
     parser.set_defaults(handler=run)
 
@@ -57,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         observer = PlainObserver()
     try:
-        report = asyncio.run(_run(Lab(scenario, observer)))
+        report = asyncio.run(_run(Lab(scenario, observer, keep_workdir=args.keep)))
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("probe-collector lab: interrupted; everything the lab started is stopped", file=sys.stderr)
         return EXIT_UNMET

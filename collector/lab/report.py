@@ -69,14 +69,14 @@ def report_lines(report: LabReport, scenario: Scenario) -> list[str]:
 
 
 def table_lines(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    if not rows:
+        return ["(no rows)"]
     cells = [[_cell(v) for v in row] for row in rows[:MAX_ROWS]]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
     out = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
     out.extend("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells)
     if len(rows) > MAX_ROWS:
         out.append(f"... {len(rows) - MAX_ROWS} more rows")
-    if not rows:
-        out.append("(no rows)")
     return out
 
 

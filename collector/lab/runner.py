@@ -217,6 +217,7 @@ class Lab:
     events: dict[str, EventHistory] = field(default_factory=dict)
     effects: dict[tuple[str, str], Effect] = field(default_factory=dict)
     started_monotonic: float = field(default_factory=time.monotonic)
+    keep_workdir: bool = False  # leave logs and the store behind for inspection
 
     def __post_init__(self) -> None:
         self.timeline = Timeline(self.scenario)
@@ -598,7 +599,10 @@ class Lab:
             self._dns.close()
         if self._servers is not None:
             await self._servers.close()
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        if self.keep_workdir:
+            self.observer.message(f"kept the work directory (logs, store): {self.workdir}")
+        else:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 async def _wait_all(children: list[_Child], timeout: float) -> None:
