@@ -222,8 +222,8 @@ class LiveObserver(PlainObserver):
         s = lab.scenario
         width = 40
         table = Table(title="fault timeline", title_justify="left", show_header=False, box=None)
-        table.add_column("fault")
-        table.add_column("bar")
+        table.add_column("fault", no_wrap=True)
+        table.add_column("bar", no_wrap=True)
         now = int(width * min(max(lab.t, 0.0) / s.duration, 1.0))
         for fault in s.faults:
             start, end = int(width * fault.at / s.duration), max(int(width * fault.until / s.duration), 1)
@@ -236,5 +236,5 @@ class LiveObserver(PlainObserver):
                 bar.append(char, style=style)
             who = ",".join(sorted({a.rsplit("-", 1)[0] for a in fault.agents}))
             label = f"{fault.label} {fault.target or 'all'} [{who}] {fault.at * s.speed:g}-{fault.until * s.speed:g}s"
-            table.add_row(label, bar)
+            table.add_row(Text(label), bar)  # Text: "[fr,it]" is not rich markup
         return table
