@@ -270,3 +270,40 @@ def test_tls_garbage_on_https(loop: str) -> None:
         result = run_check("http", f"https://127.0.0.1:{server.port}/", loop=loop)
     assert result.failure_class == FailureClass.TLS_HANDSHAKE, result.error
     assert result.failure_host == "127.0.0.1"
+
+
+def test_chunked_and_close_delimited_bodies_are_read_whole() -> None:
+    def chunked(conn: socket.socket, req: HttpRequest) -> None:
+        if req.path == "/chunked":
+            head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            conn.sendall(head + b"5;ext=1\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n")
+        else:
+            conn.sendall(b"HTTP/1.0 200 OK\r\n\r\nuntil the end")
+
+    with serving(http_handler(chunked)) as server:
+        first = run_check(
+            "http", f"http://127.0.0.1:{server.port}/chunked", http={"body_contains": "hello, world"}
+        )
+        second = run_check("http", f"http://127.0.0.1:{server.port}/eof", http={"body_regex": "the end$"})
+    assert first.outcome == Outcome.OUTCOME_SUCCESS, first.error
+    assert first.http.body_bytes == len("hello, world")
+    assert second.outcome == Outcome.OUTCOME_SUCCESS, second.error
+    assert (second.http.http_version, second.http.body_bytes) == ("HTTP/1.0", len("until the end"))
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"SMTP ready\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+    ],
+)
+def test_malformed_responses_are_protocol_errors(response: bytes) -> None:
+    def bad(conn: socket.socket, req: HttpRequest) -> None:
+        conn.sendall(response)
+
+    with serving(http_handler(bad)) as server:
+        result = run_check("http", f"http://127.0.0.1:{server.port}/")
+    assert result.failure_class == FailureClass.HTTP_PROTOCOL, result.error

@@ -162,9 +162,10 @@ def test_untrusted_without_check_ca(pki: Pki, tmp_path: Path) -> None:
     assert len(result.tls.chain) == 2
 
 
-def test_silent_server_times_out_in_the_tls_phase() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_silent_server_times_out_in_the_tls_phase(loop: str) -> None:
     with serving(hang) as server:
-        result = run_check("tls", f"127.0.0.1:{server.port}", timeout_s=0.5)
+        result = run_check("tls", f"127.0.0.1:{server.port}", timeout_s=0.5, loop=loop)
     assert result.failure_class == FailureClass.TIMEOUT
     assert "during tls" in result.error
     assert result.failure_host == "127.0.0.1"
