@@ -53,9 +53,11 @@ class Snapshot:
 def build_snapshot(evaluation: Any, open_events: list[Any]) -> Snapshot:
     from collector.verdict_api import status_document
 
-    # status_document reads `latest` and `tracker.current()`; the open events were copied on
-    # the event loop, so this thread never iterates the tracker while a tick changes it.
-    view: Any = SimpleNamespace(latest=evaluation, tracker=SimpleNamespace(current=lambda: open_events))
+    # status_document reads the evaluator's `latest` and open events; both were taken on the
+    # event loop, so this thread never sees a tick half-applied.
+    view: Any = SimpleNamespace(
+        latest=evaluation, open_events=open_events, tracker=SimpleNamespace(current=lambda: open_events)
+    )
     doc = status_document(view)
     checks = sorted(doc.pop("checks"), key=lambda c: (STATUS_ORDER.get(c["status"], 9), c["check"]))
     counts = dict(Counter(c["status"] for c in checks))
@@ -78,8 +80,7 @@ class StatusCache:
         if self.snapshot is not None and self.snapshot.evaluation is latest:
             return self.snapshot
         if self._building is None:
-            tracker = evaluator.tracker
-            open_events = list(tracker.current()) if tracker is not None else []
+            open_events = list(open_events_of(evaluator))
             self._building = asyncio.create_task(asyncio.to_thread(build_snapshot, latest, open_events))
             self._building.add_done_callback(self._built)
         if self.snapshot is None:
@@ -94,6 +95,14 @@ class StatusCache:
 
 
 CACHE_KEY = web.AppKey("status_cache", StatusCache)
+
+
+def open_events_of(evaluator: Any) -> list[Any]:
+    """The evaluator's open events as of its last tick (read on the event loop)."""
+    if hasattr(evaluator, "open_events"):
+        return list(evaluator.open_events)
+    tracker = getattr(evaluator, "tracker", None)
+    return list(tracker.current()) if tracker is not None else []
 
 
 def _evaluator(request: web.Request) -> Any:
@@ -147,7 +156,11 @@ async def answer(snapshot: Snapshot, request: web.Request) -> web.Response:
 async def status_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     snapshot = None
     if request.path == STATUS_PATH and request.method == "GET":
-        snapshot = await request.app[CACHE_KEY].get(_evaluator(request))
+        try:
+            snapshot = await request.app[CACHE_KEY].get(_evaluator(request))
+        except Exception:
+            # The verdict API's own (uncached) answer is still right, only slower.
+            log.exception("status snapshot failed; answering without it")
     if snapshot is None:  # not status, or no evaluation yet: the verdict API answers
         response: web.StreamResponse = await handler(request)
         return response

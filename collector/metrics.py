@@ -72,10 +72,12 @@ class CollectorMetrics:
         return evaluator
 
     def open_events_by_scope(self) -> dict[str, int]:
-        tracker = getattr(self.evaluator(), "tracker", None)
-        if tracker is None:
+        from collector.api_status import open_events_of
+
+        evaluator = self.evaluator()
+        if evaluator is None:
             return {}
-        return dict(Counter(event.scope for event in tracker.current()))
+        return dict(Counter(event.scope for event in open_events_of(evaluator)))
 
     def rows_per_second(self, now: float) -> float:
         rows = self.collector.ingestor.rows_committed

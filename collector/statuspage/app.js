@@ -228,17 +228,16 @@ function renderTimeline(events) {
 }
 
 async function refreshOverview() {
-  const since = Math.floor(Date.now() / 1000) - TIMELINE_HOURS * 3600;
-  const [status, open, recent] = await Promise.all([
-    api(statusPath()),
-    api("/api/v1/events?open=true&limit=500"),
-    api(`/api/v1/events?since=${since}&limit=200`),
-  ]);
+  // The verdict engine's status carries the open events: one request draws what matters now.
+  const status = await api(statusPath());
   lastStatus = status;
+  const open = status.open_events || eventsOf(await api("/api/v1/events?open=true&limit=500"));
   renderSummary(status);
-  renderOpenEvents(eventsOf(open));
+  renderOpenEvents(open);
   renderGrid(status);
-  renderTimeline(eventsOf(recent));
+  // The timeline comes after, without holding the rest back.
+  const since = Math.floor(Date.now() / 1000) - TIMELINE_HOURS * 3600;
+  api(`/api/v1/events?since=${since}&limit=200`).then((recent) => renderTimeline(eventsOf(recent)), showError);
 }
 
 // --- per-check page ---
