@@ -229,21 +229,16 @@ FROM (SELECT started_at, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms, total
       WHERE check_id = {check:String} AND started_at >= now64(3) - INTERVAL {minutes:UInt32} MINUTE)
 GROUP BY t ORDER BY t
 """
-_FAILURES_SQL = """
-SELECT failure_class, region, count() AS n, anyLast(failure_host), anyLast(error),
-       toUnixTimestamp(max(started_at))
+# One row per (region, outcome, failure class): both the failures table and the per-region
+# summary come from it, so a check's page costs two queries (three for a page probe).
+_GROUPS_SQL = """
+SELECT region, outcome, failure_class, count() AS n, anyLast(failure_host), anyLast(error),
+       toUnixTimestamp64Milli(max(started_at)) / 1000, groupUniqArray(agent_id), any(probe), any(target)
 FROM probe_results
 WHERE check_id = {check:String} AND started_at >= now64(3) - INTERVAL {minutes:UInt32} MINUTE
-  AND outcome != 'success'
-GROUP BY failure_class, region ORDER BY n DESC LIMIT 500
-"""
-_REGIONS_SQL = """
-SELECT region, count(), countIf(outcome = 'failed'), countIf(outcome = 'partial'),
-       argMax(outcome, started_at), toUnixTimestamp(max(started_at)), uniqExact(agent_id),
-       any(probe), any(target)
-FROM probe_results
-WHERE check_id = {check:String} AND started_at >= now64(3) - INTERVAL {minutes:UInt32} MINUTE
-GROUP BY region ORDER BY region
+GROUP BY region, outcome, failure_class
+ORDER BY n DESC
+LIMIT 1000
 """
 _HOSTS_SQL = """
 SELECT host, cls, region, count() AS n
@@ -260,50 +255,57 @@ async def check_detail(request: web.Request) -> web.Response:
     minutes = int_param(request, "minutes", 60, 1, MAX_DETAIL_MINUTES)
     step = max(60, (minutes * 60) // DETAIL_POINTS // 60 * 60)
     params = {"check": check, "minutes": minutes, "step": step}
-    latency = await run_query(request, _LATENCY_SQL, params)
-    failures = await run_query(request, _FAILURES_SQL, params)
-    regions = await run_query(request, _REGIONS_SQL, params)
-    hosts = await run_query(request, _HOSTS_SQL, params)
-    if not regions:
+    groups = await run_query(request, _GROUPS_SQL, params)
+    if not groups:
         return error(404, f"no results for check {check!r} in the last {minutes} minutes")
+    latency = await run_query(request, _LATENCY_SQL, params)
+    probe, target = groups[0][8], groups[0][9]
+    hosts = await run_query(request, _HOSTS_SQL, params) if probe == "page" else []
     return json_response(
         {
             "check": check,
-            "probe": regions[0][7],
-            "target": regions[0][8],
+            "probe": probe,
+            "target": target,
             "minutes": minutes,
             "step_s": step,
             "phases": list(PHASES),
-            "latency": [
-                {
-                    "t": row[0],
-                    **{p: _num(v) for p, v in zip(PHASES, row[1:7], strict=True)},
-                    "p95_total": _num(row[7]),
-                    "results": row[8],
-                    "failures": row[9],
-                    "partials": row[10],
-                }
-                for row in latency
-            ],
+            "latency": [_latency_point(row) for row in latency],
             "failures": [
                 {"class": cls or "", "region": region, "count": n, "host": host, "error": err, "last": last}
-                for cls, region, n, host, err, last in failures
+                for region, outcome, cls, n, host, err, last, *_ in groups
+                if outcome != "success"
             ],
-            "regions": [
-                {
-                    "region": r,
-                    "results": n,
-                    "failures": f,
-                    "partials": p,
-                    "latest": latest,
-                    "last": last,
-                    "agents": agents_n,
-                }
-                for r, n, f, p, latest, last, agents_n, _, _ in regions
-            ],
+            "regions": _region_summaries(groups),
             "failed_hosts": [{"host": h, "class": c, "region": r, "count": n} for h, c, r, n in hosts],
         }
     )
+
+
+def _latency_point(row: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "t": row[0],
+        **{p: _num(v) for p, v in zip(PHASES, row[1:7], strict=True)},
+        "p95_total": _num(row[7]),
+        "results": row[8],
+        "failures": row[9],
+        "partials": row[10],
+    }
+
+
+def _region_summaries(groups: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    regions: dict[str, dict[str, Any]] = {}
+    agents: dict[str, set[str]] = {}
+    for region, outcome, _, n, _, _, last, agent_ids, *_ in groups:
+        summary = regions.setdefault(
+            region, {"region": region, "results": 0, "failures": 0, "partials": 0, "latest": "", "last": 0}
+        )
+        summary["results"] += n
+        summary["failures"] += n if outcome == "failed" else 0
+        summary["partials"] += n if outcome == "partial" else 0
+        if last >= summary["last"]:
+            summary["latest"], summary["last"] = outcome, last
+        agents.setdefault(region, set()).update(agent_ids)
+    return [{**regions[r], "agents": len(agents[r])} for r in sorted(regions)]
 
 
 def _num(value: Any) -> float | None:
