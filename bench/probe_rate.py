@@ -225,7 +225,9 @@ def main() -> int:
     parser.add_argument(
         "--seconds", type=float, default=8.0, help="measuring time per client, split in rounds"
     )
-    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument(
+        "--rounds", type=int, default=8, help="alternations raw/engine (spreads machine noise)"
+    )
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--in-flight", type=int, default=1000)
     args = parser.parse_args()
