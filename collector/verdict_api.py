@@ -66,9 +66,7 @@ def status_document(evaluator: Evaluator | None) -> dict[str, Any]:
         }
         for v in evaluation.vantage
     ]
-    open_events = (
-        [e.to_dict() for e in evaluator.tracker.current()] if evaluator and evaluator.tracker else []
-    )
+    open_events = [e.to_dict() for e in evaluator.open_events] if evaluator else []
     return {
         "checks": checks,
         "regions": sorted(regions),

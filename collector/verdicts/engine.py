@@ -214,32 +214,78 @@ class Engine:
     def evaluate_views(self, now: float, views: Iterable[AgentView]) -> Evaluation:
         return self.evaluate_samples(now, samples_from_views(v for v in views if v.check_id in self.options))
 
-    def evaluate_samples(self, now: float, samples: Iterable[RegionSample]) -> Evaluation:
-        """Verdicts from per-(check, region) samples (built here from views, or by SQL in the store)."""
-        kept = [s for s in samples if s.check_id in self.options and s.agents]
-        impaired_agents, agent_vantage = self._impaired_agents(kept)
+    def evaluate_samples(
+        self,
+        now: float,
+        samples: Iterable[RegionSample],
+        quiet: Mapping[str, tuple[RegionVerdict, ...]] | None = None,
+    ) -> Evaluation:
+        """Verdicts from per-(check, region) samples (built here from views, or by SQL in the store).
+
+        `quiet` may carry, instead of samples, each check's quiet regions (every fresh agent OK,
+        no suspect among them, no certificate data): their UP states, sorted by region. Share one
+        tuple between checks with the same layout: at 10,000 checks these are most regions of
+        most checks, and they need no deciding.
+        """
+        quiet = quiet or {}
+        by_check: dict[str, list[RegionSample]] = defaultdict(list)
+        suspect_samples: list[RegionSample] = []
+        options = self.options
+        for s in samples:
+            if s.check_id in options and (s.ok or s.fail or s.partial):
+                by_check[s.check_id].append(s)
+                if s.suspects:
+                    suspect_samples.append(s)
+        impaired_agents, agent_vantage = self._impaired_agents(suspect_samples)
         if impaired_agents:
-            kept = [_without(s, impaired_agents) for s in kept]
-        impaired_regions, region_vantage = self._impaired_regions(kept)
-        per_check: dict[str, dict[str, RegionSample]] = defaultdict(dict)
-        for s in kept:
-            if s.region not in impaired_regions and s.agents:
-                per_check[s.check_id][s.region] = s
+            for check_id in {s.check_id for s in suspect_samples}:
+                kept = (_without(s, impaired_agents) if s.suspects else s for s in by_check[check_id])
+                by_check[check_id] = [s for s in kept if s.agents]
+            suspect_samples = [s for ss in by_check.values() for s in ss if s.suspects]
+        impaired_regions, region_vantage = self._impaired_regions(suspect_samples, by_check, quiet)
         verdicts = {}
         certs = []
-        for check_id, opts in self.options.items():
-            by_region = per_check.get(check_id, {})
-            states = [region_state(s, opts.region_quorum) for s in by_region.values()]
-            states += [RegionVerdict(r, NO_DATA) for r in opts.regions if r not in by_region]
-            verdicts[check_id] = check_verdict(check_id, states, by_region)
-            if opts.probe == "tls" and by_region:
-                cert = self._cert_warning(opts, by_region)
+        for check_id, opts in options.items():
+            quiet_states = quiet.get(check_id, ())
+            if check_id not in by_check:
+                verdicts[check_id] = self._quiet_verdict(opts, quiet_states)
+                continue
+            region_samples = by_check[check_id]
+            if impaired_regions:
+                region_samples = [s for s in region_samples if s.region not in impaired_regions]
+            verdicts[check_id] = self._verdict(opts, region_samples, quiet_states)
+            if opts.probe == "tls" and region_samples:
+                cert = self._cert_warning(opts, {s.region: s for s in region_samples})
                 if cert:
                     certs.append(cert)
         vantage = tuple(sorted(agent_vantage + region_vantage, key=lambda v: v.key))
         return Evaluation(
             now, verdicts, vantage, tuple(certs), frozenset(impaired_agents), frozenset(impaired_regions)
         )
+
+    @staticmethod
+    def _quiet_verdict(opts: CheckOptions, states: tuple[RegionVerdict, ...]) -> Verdict:
+        if opts.regions:
+            known = {r.region for r in states}
+            missing = [RegionVerdict(r, NO_DATA) for r in opts.regions if r not in known]
+            if missing:
+                states = tuple(sorted((*states, *missing)))
+        if not states:
+            return Verdict(opts.check_id, STATUS_UNKNOWN, UNDETERMINED, (), None, ())
+        return Verdict(opts.check_id, STATUS_OK, "", (), None, states)
+
+    def _verdict(
+        self, opts: CheckOptions, samples: Sequence[RegionSample], quiet_states: tuple[RegionVerdict, ...]
+    ) -> Verdict:
+        if all(s.fail == 0 and s.partial == 0 for s in samples):
+            # The common case, kept cheap: every region with data is UP.
+            states = (*quiet_states, *(RegionVerdict(s.region, UP, s.ok) for s in samples))
+            return self._quiet_verdict(opts, tuple(sorted(states)))
+        by_region = {s.region: s for s in samples}
+        region_states = [*quiet_states, *(region_state(s, opts.region_quorum) for s in samples)]
+        known = {r.region for r in region_states}
+        region_states += [RegionVerdict(r, NO_DATA) for r in opts.regions if r not in known]
+        return check_verdict(opts.check_id, region_states, by_region)
 
     # --- impaired vantage points ---
 
@@ -287,18 +333,23 @@ class Engine:
                 verdicts.append(VantageVerdict("agent", region, agent_id, len(failing), len(entries), cause))
         return impaired, verdicts
 
-    def _impaired_regions(self, samples: Sequence[RegionSample]) -> tuple[set[str], list[VantageVerdict]]:
+    def _impaired_regions(
+        self,
+        suspect_samples: Sequence[RegionSample],
+        by_check: Mapping[str, Sequence[RegionSample]],
+        quiet: Mapping[str, tuple[RegionVerdict, ...]],
+    ) -> tuple[set[str], list[VantageVerdict]]:
         """A region whose agents all fail almost everything while the other regions are fine."""
-        by_region: dict[str, list[RegionSample]] = defaultdict(list)
-        by_check: dict[str, list[RegionSample]] = defaultdict(list)
-        for s in samples:
-            if s.agents:
-                by_region[s.region].append(s)
-                by_check[s.check_id].append(s)
-        suspects = self._suspect_views(samples)
+        suspects = self._suspect_views(suspect_samples)
         impaired: set[str] = set()
         verdicts = []
-        for region, region_samples in sorted(by_region.items()):
+        candidates = {s.region for s in suspect_samples}
+        if candidates and quiet:
+            # A quiet check has no suspect: its regions have agents that are not failing much.
+            layouts = {id(states): states for states in quiet.values()}.values()
+            candidates -= {r.region for states in layouts for r in states}
+        for region in sorted(candidates):
+            region_samples = [s for ss in by_check.values() for s in ss if s.region == region]
             # Agents that are not suspects fail less than half of their checks: not "almost everything".
             if any(s.agents > len(s.suspects) for s in region_samples):
                 continue
@@ -310,6 +361,7 @@ class Engine:
             for s in failing:
                 quorum = self.options[s.check_id].region_quorum
                 others = [region_state(o, quorum) for o in by_check[s.check_id] if o.region != region]
+                others += [q for q in quiet.get(s.check_id, ()) if q.region != region]
                 if others and sum(o.state == UP for o in others) * 2 > len(others):
                     fine_elsewhere += 1
             if fine_elsewhere and fine_elsewhere * 2 >= len(failing):

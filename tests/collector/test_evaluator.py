@@ -398,7 +398,7 @@ def test_sql_agent_states_match_the_pure_engine(tmp_path: Path) -> None:
                     _insert(store, results[inserted:upto])
                     inserted = upto
                 expected = engine.evaluate(now, results[:upto])
-                got = engine.evaluate_samples(now, load_samples(store, engine.options.values(), now))
+                got = engine.evaluate_samples(now, *load_samples(store, engine.options.values(), now))
                 assert _comparable(got) == _comparable(expected), f"{name} at +{k * INTERVAL:.0f}s"
                 seen = noticed.setdefault(name, set())
                 seen |= {v.scope for v in got.vantage} | {"cert" for _ in got.certs}
