@@ -340,14 +340,20 @@ class PageTimer:
 
 def report(results: list[tuple[str, list[float], int]], metrics_text: str) -> None:
     base = statistics.median(results[0][1])
-    print(f"\n{'endpoint':<48} {'p50 ms':>8} {'p95 ms':>8} {'x base':>7} {'bytes':>10}  <{BUDGET_MS:.0f} ms")
+    print(
+        f"\n{'endpoint':<50} {'n':>4} {'p50 ms':>8} {'p95 ms':>8} {'x base':>7} {'bytes':>11}  <{BUDGET_MS:.0f} ms"
+    )
     for name, times, size in results:
         p50, p95 = pct(times, 0.5), pct(times, 0.95)
         verdict = "ok" if p95 <= BUDGET_MS else "OVER"
-        print(f"{name:<48} {p50:8.1f} {p95:8.1f} {p50 / base:7.1f} {size:10,}  {verdict}")
+        print(f"{name:<50} {len(times):4} {p50:8.1f} {p95:8.1f} {p50 / base:7.1f} {size:11,}  {verdict}")
     ticks = metric(metrics_text, "probenet_evaluation_tick_duration_seconds_sum")
+    ticks = f"{float(ticks):.1f}" if ticks != "?" else ticks
     count = metric(metrics_text, "probenet_evaluation_tick_duration_seconds_count")
-    print(f"\nbaseline p50 {base:.1f} ms; verdict ticks during the run: {count}, total {ticks} s")
+    print(
+        f"\nbaseline p50 {base:.1f} ms; verdict ticks during the run: {count}, total {ticks} s; "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":
