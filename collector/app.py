@@ -79,7 +79,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     collector = Collector(config, store, ingestor, CollectorService(ingestor, lambda: collector.config),
                           ApiState(store, ingestor, token=config.api.token))
     collector.api_state.metrics = CollectorMetrics(collector)
-    collector.api_state.connected_agents = lambda: collector.service.streams.keys()
+    collector.api_state.connected_agents = collector.service.streams.keys
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])
     add_to_server(collector.service, server)
     if config.insecure:
