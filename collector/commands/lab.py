@@ -62,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = asyncio.run(_run(Lab(scenario, observer, keep_workdir=args.keep)))
     except (KeyboardInterrupt, asyncio.CancelledError):
+        observer.close()
         print("probe-collector lab: interrupted; everything the lab started is stopped", file=sys.stderr)
         return EXIT_UNMET
+    finally:
+        observer.close()
     return EXIT_OK if report.expect_met else EXIT_UNMET
 
 

@@ -44,15 +44,15 @@ def report_lines(report: LabReport, scenario: Scenario) -> list[str]:
             f"{len(event.versions)} version(s), {closed}"
         )
         lines.extend(f"      v{v.get('version', '?')}: {describe_event(v)}" for v in event.versions)
-    lines.append("-- detection latency (fault start -> event open)")
+    lines.append("-- detection latency (fault start -> event open, in scenario seconds)")
     if not report.latencies:
         lines.append("   no event follows a fault")
     for figure in report.latencies:
         verdict = "within" if figure.intervals <= figure.budget_intervals else "OVER"
         lines.append(
-            f"   #{figure.event_id} {figure.check}: {figure.latency_s:.2f}s after {figure.fault} "
-            f"(at {figure.fault_at:g}s) = {figure.intervals:.2f} intervals, "
-            f"{verdict} the budget of {figure.budget_intervals:g} (confirm + 1)"
+            f"   #{figure.event_id} {figure.check}: opened {figure.latency_s:.2f}s "
+            f"({figure.intervals:.2f} intervals) after {figure.fault} started at {figure.fault_at:g}s, "
+            f"{verdict} the budget of {figure.budget_intervals:g} intervals (confirm + 1)"
         )
     if report.expect:
         met = sum(o.met for o in report.expect)

@@ -90,6 +90,7 @@ class Observer(Protocol):
     def fault_changed(self, lab: Lab, message: str) -> None: ...
     def finished(self, lab: Lab, report: LabReport) -> None: ...
     def message(self, text: str) -> None: ...
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -98,7 +99,7 @@ class LatencyFigure:
     check: str
     fault: str
     fault_at: float  # scenario seconds (as written in the file)
-    latency_s: float  # real seconds from fault start to event open
+    latency_s: float  # scenario seconds from fault start to event open
     intervals: float  # the same in probe intervals
     budget_intervals: float  # confirm + 1
 
@@ -570,7 +571,7 @@ class Lab:
             event.check or event.kind,
             fault.label,
             onset * self.scenario.speed,
-            latency,
+            latency * self.scenario.speed,
             latency / self.scenario.interval,
             confirm + 1,
         )

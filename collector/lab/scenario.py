@@ -235,7 +235,7 @@ def scenario_from_mapping(raw: object, file: str) -> Scenario:
         raise ConfigError(file, "duration", f"must be at least 3 intervals ({3 * interval:g}s)")
     regions = _regions(raw.get("regions"), file)
     targets = _targets(raw.get("targets"), file)
-    checks = _checks(raw.get("checks"), targets, file)
+    checks = _checks(raw.get("checks"), targets, interval, file)
     faults = _faults(raw.get("faults"), regions, targets, duration, file)
     expect = _expectations(raw.get("expect"), checks, regions, file)
     return Scenario(
@@ -333,7 +333,7 @@ def _targets(raw: object, file: str) -> dict[str, Target]:
     return targets
 
 
-def _checks(raw: object, targets: Mapping[str, Target], file: str) -> tuple[Check, ...]:
+def _checks(raw: object, targets: Mapping[str, Target], interval: float, file: str) -> tuple[Check, ...]:
     checks: list[Check] = []
     items = _list(raw, file, "checks")
     if not items:
@@ -361,6 +361,8 @@ def _checks(raw: object, targets: Mapping[str, Target], file: str) -> tuple[Chec
                 raise ConfigError(file, f"{key}.{option}", "set by the lab, not by the scenario")
         if "timeout" in spec:
             spec["timeout"] = float(parse_seconds(spec["timeout"], file, f"{key}.timeout"))
+            if spec["timeout"] > interval:
+                raise ConfigError(file, f"{key}.timeout", f"must not exceed the interval ({interval:g}s)")
         checks.append(Check(check_id, probe, target, spec))
     return tuple(checks)
 

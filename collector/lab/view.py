@@ -79,6 +79,9 @@ class JsonObserver:
     def message(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    def close(self) -> None:
+        pass
+
 
 class PlainObserver:
     """Not a terminal: one line per change, then the report."""
@@ -123,6 +126,9 @@ class PlainObserver:
     def message(self, text: str) -> None:
         self._line(None, text)
 
+    def close(self) -> None:
+        pass
+
 
 class LiveObserver(PlainObserver):
     """A terminal: grid of checks x regions, open events, clock and fault timeline, redrawn."""
@@ -161,6 +167,12 @@ class LiveObserver(PlainObserver):
             self.live = None
         for line in report_lines(report, lab.scenario):
             self.console.print(line, highlight=False, markup=False)
+
+    def close(self) -> None:
+        """Give the terminal back (also after an error or Ctrl-C)."""
+        if self.live is not None:
+            self.live.stop()
+            self.live = None
 
     def message(self, text: str) -> None:
         if self.live is None:

@@ -109,7 +109,7 @@ def test_default_scenario_meets_its_expect_and_reports(tmp_path: Path) -> None:
     assert "fault cert_expired starts: static for it, fr" in out
     assert "event #" in out and "opened: shop-page: partial regional [fr,it] cause tls_cert_expired" in out
     assert "-- expect: 4/4 met" in out
-    assert "-- detection latency (fault start -> event open)" in out
+    assert "-- detection latency (fault start -> event open" in out
     assert any("shop-page: " in line and "intervals" in line for line in out.splitlines())
     assert out.count("   # ") == 3  # three example queries, each followed by its answer
     assert "static.lab.test  tls_cert_expired" in out

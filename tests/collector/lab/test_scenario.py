@@ -113,6 +113,11 @@ def test_fault_targets_regions_and_agents() -> None:
         ),
         (with_(checks=[{"id": "a", "probe": "tls", "target": "plain"}]), "checks[0].probe", "plain http"),
         (
+            with_(checks=[{"id": "a", "probe": "http", "target": "shop", "timeout": "3s"}]),
+            "checks[0].timeout",
+            "must not exceed the interval (2s)",
+        ),
+        (
             with_(
                 checks=[
                     {"id": "a", "probe": "http", "target": "shop"},
