@@ -31,7 +31,8 @@ def describe_event(version: dict[str, Any]) -> str:
 def report_lines(report: LabReport, scenario: Scenario) -> list[str]:
     lines = [
         f"== lab {report.scenario}: finished in {report.wall_s:.1f}s "
-        f"(scenario {scenario.duration * scenario.speed:g}s at speed {scenario.speed:g})"
+        f"(start-up {report.startup_s:.1f}s, scenario {scenario.duration * scenario.speed:g}s "
+        f"at speed {scenario.speed:g})"
     ]
     lines.append(f"-- events ({len(report.events)})")
     if not report.events:
@@ -97,6 +98,7 @@ def report_json(report: LabReport) -> list[dict[str, Any]]:
             "type": "report",
             "scenario": report.scenario,
             "wall_s": round(report.wall_s, 2),
+            "startup_s": round(report.startup_s, 2),
             "detection_latency": [
                 {
                     "event": f.event_id,

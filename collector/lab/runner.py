@@ -108,6 +108,7 @@ class LatencyFigure:
 class LabReport:
     scenario: str
     wall_s: float
+    startup_s: float  # from launch until every agent had stored results (the clock start)
     events: list[EventHistory]
     expect: list[ExpectOutcome]
     latencies: list[LatencyFigure]
@@ -547,6 +548,7 @@ class Lab:
         return LabReport(
             scenario=self.scenario.name,
             wall_s=time.monotonic() - self.started_monotonic,
+            startup_s=self.clock_start - self.started_monotonic,
             events=events,
             expect=expect_mod.evaluate(self.scenario.expect, events),
             latencies=[f for f in (self._latency(e) for e in events) if f is not None],
