@@ -380,6 +380,11 @@ async def verdict_service(collector: Collector) -> None:
                 log.warning("verdicts: tick failed, retrying in %.0fs: %s", backoff, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, MAX_TICK_BACKOFF_S)
+            except Exception:
+                # A bug must not end verdicts for the collector's lifetime: log it, keep ticking.
+                log.exception("verdicts: tick failed")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_TICK_BACKOFF_S)
     finally:
         notifier_task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
