@@ -161,3 +161,18 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "interrupted; everything the lab started is stopped" in stderr
     assert_cleaned_up(start["workdir"], start["port"])
+
+
+def test_unmet_expect_exits_1(tmp_path: Path) -> None:
+    scenario = tmp_path / "calm.yaml"
+    scenario.write_text(
+        "name: calm\ninterval: 1s\nduration: 6s\nregions: {it: 1}\ntargets: {shop: {kind: https}}\n"
+        "checks: [{id: shop-http, probe: http, target: shop}]\n"
+        "expect: [{check: shop-http, status: outage}, {check: shop-http, status: ok}]\n"
+    )
+    done = run_lab(str(scenario), "--json", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr[-3000:]
+    expect = next(line for line in json_lines(done.stdout) if line["type"] == "expect")
+    assert expect["met"] is False
+    assert [e["met"] for e in expect["entries"]] == [False, True]
+    assert expect["entries"][0]["detail"] == "no event for this check"
