@@ -290,13 +290,13 @@ class Lab:
         )
         await self._dns.start()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-        pki = self._issue_mtls(agents)
+        pki = self._issue_mtls()
         await self._start_collector(target_ca, pki)
         for agent, region in self.scenario.agents:
             self._start_agent(agent, region, pki)
         self.observer.message(f"started collector and {len(agents)} agents; waiting for their first results")
 
-    def _issue_mtls(self, agents: list[str]) -> Path:
+    def _issue_mtls(self) -> Path:
         pki = self.workdir / "pki"
         ca.init_ca(pki, name="probenet lab mTLS CA", days=2)
         ca.issue_collector(pki, pki, ["127.0.0.1", "localhost"], days=2)
@@ -500,6 +500,7 @@ class Lab:
                             "scope": raw.get("scope"),
                             "regions": list(raw.get("regions") or ()),
                             "cause": raw.get("cause"),
+                            "region_states": raw.get("region_states") or {},
                         },
                     )
         vantage = payload.get("vantage", []) if isinstance(payload, Mapping) else []
