@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -155,6 +156,7 @@ async def bench(args: argparse.Namespace, workdir: Path) -> None:
         f"{'OK' if fraction <= TARGET_FRACTION else 'OVER'}"
     )
     print(f"ratio tick / baseline = {tick / base:.1f}x")
+    print(f"load average during the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     await store.aclose()
 
 

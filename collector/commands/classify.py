@@ -18,7 +18,7 @@ import yaml
 from google.protobuf import json_format
 
 from collector.config import parse_checks, parse_seconds
-from collector.errors import ConfigError
+from collector.errors import ConfigError, UsageError
 from collector.verdicts import Result, replay
 from collector.verdicts.events import describe
 from probenet.v1.probe_pb2 import CheckSpec, ProbeResult
@@ -91,7 +91,10 @@ def _numbered(lines: Any) -> Iterator[tuple[int, str]]:
 def run(args: argparse.Namespace) -> int:
     checks = load_checks(args.checks)
     results = load_results(args.results)
-    every = parse_seconds(args.evaluate_every, "--evaluate-every", "--evaluate-every", allow_zero=True)
+    try:
+        every = parse_seconds(args.evaluate_every, "--evaluate-every", "-", allow_zero=True)
+    except ConfigError as exc:
+        raise UsageError(f"--evaluate-every: {exc.reason}") from exc
     outcome = replay(checks, results, every)
     for event in outcome.events:
         print(json.dumps(event.to_dict(), sort_keys=True) if args.json else describe(event))

@@ -15,8 +15,12 @@ Pure code: no clock, no I/O; time is always an argument (epoch seconds, float).
 `Evaluation`: `verdicts` {check_id: Verdict(status ok|partial|outage|unknown, scope
 global|regional|undetermined ("" when ok), regions (affected, sorted), cause, region_states)},
 `vantage` (impaired agents and regions, left out of the verdicts), `certs` (TLS checks under
-their expiry threshold). `Engine.evaluate_views` takes agent states computed elsewhere (the
-live evaluator computes them in SQL) instead of raw results.
+their expiry threshold), `impaired_agents`, `impaired_regions`.
+
+Inputs at three levels, the same decisions: `Engine.evaluate(now, results)` (raw results),
+`evaluate_views(now, views)` (one AgentView per check and agent), `evaluate_samples(now,
+samples, quiet)` (one RegionSample per check and region, plus the quiet regions as shared UP
+states: what the live evaluator computes in SQL).
 
 An event's JSON form (`Event.to_dict()`) is a stable contract:
 

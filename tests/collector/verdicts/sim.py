@@ -90,7 +90,9 @@ class Network:
         return Result(check, agent, region, started, "success", tls_days_left=self.days_left)
 
 
-def check_yaml(checks: Sequence[str], interval: float, probe: str = "http", **verdict: Any) -> dict[str, Any]:
+def check_yaml(
+    checks: Sequence[str], interval: float, probe: str = "http", regions: Sequence[str] = (), **verdict: Any
+) -> dict[str, Any]:
     items = []
     for check in checks:
         item: dict[str, Any] = {
@@ -104,11 +106,13 @@ def check_yaml(checks: Sequence[str], interval: float, probe: str = "http", **ve
             item["target"] = f"{check}.example:443"
         if verdict:
             item["verdict"] = dict(verdict)
+        if regions:
+            item["regions"] = list(regions)
         items.append(item)
     return {"checks": items}
 
 
-def to_proto_json(r: Result, camel: bool = True) -> str:
+def to_proto_json(r: Result, camel: bool = True, probe: str = "http") -> str:
     message = ProbeResult(
         check_id=r.check_id,
         agent_id=r.agent_id,

@@ -8,13 +8,17 @@ agents FAIL, so events open at the 80 s tick.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from collector.verdicts import CheckOptions, replay
-from tests.collector.verdicts.sim import START, Fault, Network, summary
+from collector.cli import main
+from collector.verdicts import CheckOptions, Event, replay
+from tests.collector.verdicts.sim import START, Fault, Network, check_yaml, summary, to_proto_json
 
 FOUR = {"it": 3, "fr": 3, "de": 3, "us": 3}
 ALL = ("de", "fr", "it", "us")
@@ -260,6 +264,29 @@ SCENARIOS = [
 def test_scenario(scenario: Scenario) -> None:
     outcome = replay(_opts(scenario), scenario.network.results())
     assert summary(outcome.events) == scenario.expected
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
+def test_scenario_through_classify(
+    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same table through `probe-collector classify --json`: proto3 JSON files in, events out."""
+    network = scenario.network
+    checks = tmp_path / "checks.yaml"
+    spec = check_yaml(
+        network.checks, network.interval, scenario.probe, scenario.check_regions, **scenario.options
+    )
+    checks.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "results.jsonl"
+    results.write_text(
+        "".join(
+            to_proto_json(r, camel=i % 2 == 0, probe=scenario.probe) + "\n"
+            for i, r in enumerate(network.results())
+        )
+    )
+    assert main(["classify", "--checks", str(checks), "--results", str(results), "--json"]) == 0
+    events = [Event.from_dict(json.loads(line)) for line in capsys.readouterr().out.splitlines()]
+    assert summary(events) == scenario.expected
 
 
 def test_events_open_within_confirm_plus_one_intervals() -> None:
