@@ -2,7 +2,7 @@
 
 An entry whose status is not `ok` is met when some version of some event of that check has
 that status and, where given, that scope, exactly those regions and that cause class (and
-that kind). `status: ok` is met when no event was opened for that check during the run.
+that kind, that cause host - a target name). `status: ok` is met when no event was opened for that check during the run.
 """
 
 from __future__ import annotations
@@ -42,12 +42,19 @@ def cause_class(version: Mapping[str, Any]) -> str:
     return str(cause or "")
 
 
+def cause_host(version: Mapping[str, Any]) -> str:
+    cause = version.get("cause")
+    return str(cause.get("host") or "") if isinstance(cause, Mapping) else ""
+
+
 def version_matches(expectation: Expectation, version: Mapping[str, Any]) -> bool:
     if version.get("status") != expectation.status:
         return False
     if expectation.scope and version.get("scope") != expectation.scope:
         return False
     if expectation.regions is not None and tuple(sorted(version.get("regions") or ())) != expectation.regions:
+        return False
+    if expectation.host and cause_host(version).partition(".")[0] != expectation.host:
         return False
     return not expectation.cause or cause_class(version) == expectation.cause
 
@@ -74,6 +81,7 @@ class ExpectOutcome:
             "scope": e.scope or None,
             "regions": list(e.regions) if e.regions is not None else None,
             "cause": e.cause or None,
+            "host": e.host or None,
             "kind": e.kind or None,
             "met": self.met,
             "detail": self.detail,

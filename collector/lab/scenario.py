@@ -104,6 +104,7 @@ class Expectation:
     cause: str = ""
     kind: str = ""
     closed: bool = False  # also require the matching event to be closed by the end of the run
+    host: str = ""  # the target the cause concerns (for a page: the failing asset host)
 
     def describe(self) -> str:
         parts = [f"{self.check or '(any check)'} {self.status}"]
@@ -115,6 +116,8 @@ class Expectation:
             parts.append(f"regions={','.join(self.regions)}")
         if self.cause:
             parts.append(f"cause={self.cause}")
+        if self.host:
+            parts.append(f"on {self.host}")
         if self.closed:
             parts.append("then closed")
         return " ".join(parts)
@@ -237,7 +240,7 @@ def scenario_from_mapping(raw: object, file: str) -> Scenario:
     targets = _targets(raw.get("targets"), file)
     checks = _checks(raw.get("checks"), targets, interval, file)
     faults = _faults(raw.get("faults"), regions, targets, duration, file)
-    expect = _expectations(raw.get("expect"), checks, regions, file)
+    expect = _expectations(raw.get("expect"), checks, regions, targets, file)
     return Scenario(
         name=name,
         interval=interval,
@@ -453,14 +456,20 @@ def _fault_agents(
 
 
 def _expectations(
-    raw: object, checks: tuple[Check, ...], regions: Mapping[str, int], file: str
+    raw: object,
+    checks: tuple[Check, ...],
+    regions: Mapping[str, int],
+    targets: Mapping[str, Target],
+    file: str,
 ) -> tuple[Expectation, ...]:
     expectations: list[Expectation] = []
     check_ids = [c.id for c in checks]
     for i, item in enumerate(_list(raw, file, "expect")):
         key = f"expect[{i}]"
         spec = _mapping(item, file, key)
-        _known_keys(spec, ("check", "status", "scope", "regions", "cause", "kind", "closed"), file, key)
+        _known_keys(
+            spec, ("check", "status", "scope", "regions", "cause", "host", "kind", "closed"), file, key
+        )
         kind = spec.get("kind", "")
         if kind and kind not in EVENT_KINDS:
             raise ConfigError(file, f"{key}.kind", f"expected one of {', '.join(EVENT_KINDS)}, got {kind!r}")
@@ -477,19 +486,28 @@ def _expectations(
         cause = spec.get("cause", "")
         if cause and cause not in FAILURE_CLASSES:
             raise ConfigError(file, f"{key}.cause", f"unknown failure class {cause!r}")
-        expected_regions: tuple[str, ...] | None = None
-        if "regions" in spec:
-            listed = _list(spec["regions"], file, f"{key}.regions")
-            for j, region in enumerate(listed):
-                if region not in regions:
-                    raise ConfigError(
-                        file, f"{key}.regions[{j}]", f"unknown region {region!r}; known: {', '.join(regions)}"
-                    )
-            expected_regions = tuple(sorted(listed))
+        host = spec.get("host", "")
+        if host and host not in targets:
+            raise ConfigError(file, f"{key}.host", f"unknown target {host!r}; known: {', '.join(targets)}")
+        expected_regions = _expect_regions(spec, regions, file, key)
         closed = spec.get("closed", False)
         if not isinstance(closed, bool):
             raise ConfigError(file, f"{key}.closed", f"expected true or false, got {closed!r}")
-        if status == "ok" and (scope or cause or closed or expected_regions is not None):
-            raise ConfigError(file, key, "status: ok takes no scope, regions, cause or closed")
-        expectations.append(Expectation(check, status, scope, expected_regions, cause, kind, closed))
+        if status == "ok" and (scope or cause or host or closed or expected_regions is not None):
+            raise ConfigError(file, key, "status: ok takes no scope, regions, cause, host or closed")
+        expectations.append(Expectation(check, status, scope, expected_regions, cause, kind, closed, host))
     return tuple(expectations)
+
+
+def _expect_regions(
+    spec: Mapping[str, Any], regions: Mapping[str, int], file: str, key: str
+) -> tuple[str, ...] | None:
+    if "regions" not in spec:
+        return None
+    listed = _list(spec["regions"], file, f"{key}.regions")
+    for j, region in enumerate(listed):
+        if region not in regions:
+            raise ConfigError(
+                file, f"{key}.regions[{j}]", f"unknown region {region!r}; known: {', '.join(regions)}"
+            )
+    return tuple(sorted(listed))

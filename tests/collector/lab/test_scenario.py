@@ -206,6 +206,11 @@ def test_fault_targets_regions_and_agents() -> None:
             "unknown region",
         ),
         (
+            with_(expect=[{"check": "shop-page", "status": "partial", "host": "cdn"}]),
+            "expect[0].host",
+            "unknown target 'cdn'",
+        ),
+        (
             with_(expect=[{"check": "shop-page", "status": "ok", "scope": "global"}]),
             "expect[0]",
             "status: ok takes no",

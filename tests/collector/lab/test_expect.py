@@ -1,0 +1,90 @@
+"""`expect` semantics (DESIGN.md section 6): some version of some event of the check matches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from collector.lab.expect import EventHistory, evaluate
+from collector.lab.scenario import Expectation
+
+
+def version(
+    n: int, status: str, regions: list[str], cls: str, closed: bool = False, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "id": "e1",
+        "version": n,
+        "kind": "check",
+        "check": "shop-page",
+        "status": status,
+        "scope": "regional",
+        "regions": regions,
+        "cause": {"class": cls, "host": "static.lab.test", "error": ""},
+        "closed_at": "2026-01-01T00:01:00Z" if closed else None,
+        **extra,
+    }
+
+
+SHOP = EventHistory(
+    "e1",
+    "check",
+    "shop-page",
+    [
+        version(1, "partial", ["fr"], "tls_cert_expired"),
+        version(2, "partial", ["fr", "it"], "tls_cert_expired"),
+        version(3, "partial", ["fr", "it"], "tls_cert_expired", closed=True),
+    ],
+)
+VANTAGE = EventHistory(
+    "v1",
+    "vantage",
+    "",
+    [
+        {
+            "id": "v1",
+            "version": 1,
+            "kind": "vantage",
+            "check": "",
+            "status": "impaired",
+            "scope": "region",
+            "regions": ["de"],
+            "cause": None,
+            "closed_at": None,
+        },
+    ],
+)
+
+
+def met(expectation: Expectation) -> bool:
+    return evaluate([expectation], [SHOP, VANTAGE])[0].met
+
+
+def test_some_version_must_match_every_given_field() -> None:
+    assert met(Expectation("shop-page", "partial", "regional", ("fr", "it"), "tls_cert_expired"))
+    assert met(Expectation("shop-page", "partial", regions=("fr",)))
+    assert not met(Expectation("shop-page", "partial", regions=("it",)))  # exactly those regions
+    assert not met(Expectation("shop-page", "outage"))
+    assert not met(Expectation("shop-page", "partial", scope="global"))
+    assert not met(Expectation("shop-page", "partial", cause="tls_untrusted"))
+
+
+def test_host_closed_and_kind() -> None:
+    assert met(Expectation("shop-page", "partial", host="static", closed=True))
+    assert not met(Expectation("shop-page", "partial", host="shop"))
+    assert met(Expectation("", "impaired", "region", ("de",), kind="vantage"))
+    assert not met(Expectation("", "impaired", "agent", kind="vantage"))
+    assert not met(Expectation("shop-page", "partial", kind="cert_expiring"))
+
+
+def test_ok_means_no_event_for_the_check() -> None:
+    assert not met(Expectation("shop-page", "ok"))
+    outcome = evaluate([Expectation("video-http", "ok")], [SHOP])[0]
+    assert outcome.met and outcome.detail == "no event"
+
+
+def test_an_open_event_does_not_meet_closed() -> None:
+    still_open = EventHistory(
+        "e2", "check", "api", [version(1, "outage", ["it"], "http_status") | {"check": "api"}]
+    )
+    assert not evaluate([Expectation("api", "outage", closed=True)], [still_open])[0].met
+    assert evaluate([Expectation("api", "outage")], [still_open])[0].met
