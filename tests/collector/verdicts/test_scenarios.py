@@ -251,6 +251,31 @@ SCENARIOS = [
         outage("regional", ("it",)),
     ),
     Scenario(
+        "an impaired agent during a real regional outage: both, each once",
+        Network(
+            FOUR,
+            checks=FIVE_CHECKS,
+            faults=[
+                Fault(60, 150, agents=("it-1",), cls="tcp_timeout"),
+                Fault(60, 150, regions=("fr",), checks=("web",)),
+            ],
+        ),
+        [
+            ("check", "web", 1, "outage", "regional", ("fr",), "tcp_refused", False),
+            ("vantage", "it-1", 1, "impaired", "agent", ("it",), "tcp_timeout", False),
+            ("check", "web", 2, "outage", "regional", ("fr",), "tcp_refused", True),
+            ("vantage", "it-1", 2, "impaired", "agent", ("it",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
+        "a lone agent's region failing everything: an impaired region",
+        Network({"it": 2, "fr": 2, "jp": 1}, checks=FIVE_CHECKS, faults=[Fault(60, 150, regions=("jp",))]),
+        [
+            ("vantage", "jp", 1, "impaired", "region", ("jp",), "tcp_refused", False),
+            ("vantage", "jp", 2, "impaired", "region", ("jp",), "tcp_refused", True),
+        ],
+    ),
+    Scenario(
         "cert expiring on a TLS check: a global warning",
         Network(FOUR, duration=100, days_left=9.5),
         [("cert_expiring", "web", 1, "warning", "global", ALL, "tls_cert_expiring", False)],
@@ -327,3 +352,37 @@ def test_replay_is_deterministic() -> None:
     second = [e.to_dict() for e in replay(_opts(scenario), list(reversed(network.results()))).events]
     assert first == second
     assert len(first) == 4
+
+
+def test_mixed_failure_classes_name_the_dominant_host_and_a_sample_error() -> None:
+    page_hosts = (
+        ("cdn.example", "tls_cert_expired"),
+        ("img.example", "tcp_reset"),
+        ("cdn.example", "tls_cert_expired"),
+    )
+    network = Network(
+        FOUR,
+        faults=[
+            Fault(
+                60,
+                150,
+                agents=("it-1",),
+                outcome="partial",
+                cls="subresource_failed",
+                page_hosts=(("x.example", "dns_error"),),
+            ),
+            Fault(
+                60,
+                150,
+                regions=("it", "fr"),
+                outcome="partial",
+                cls="subresource_failed",
+                page_hosts=page_hosts,
+            ),
+        ],
+    )
+    events = replay(_opts(Scenario("", network, [], probe="page")), network.results()).events
+    cause = events[0].cause
+    assert cause is not None
+    assert (cause.cls, cause.host) == ("tls_cert_expired", "cdn.example")
+    assert cause.error.startswith("subresource_failed from ")
