@@ -243,8 +243,8 @@ class LiveObserver(PlainObserver):
             for i in range(width):
                 char = "█" if start <= i < end else "─"
                 style = "red" if start <= i < end else "dim"
-                if i == now:
-                    style = "bold cyan"
+                if i == now:  # the clock, visible without colours too
+                    char, style = "┃", "bold cyan"
                 bar.append(char, style=style)
             who = ",".join(sorted({a.rsplit("-", 1)[0] for a in fault.agents}))
             label = f"{fault.label} {fault.target or 'all'} [{who}] {fault.at * s.speed:g}-{fault.until * s.speed:g}s"
