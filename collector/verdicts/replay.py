@@ -43,11 +43,14 @@ def replay(
     on_evaluation: Callable[[Evaluation, list[Event]], None] | None = None,
 ) -> Replay:
     engine = Engine(checks)
+    # As live: an explicit `every` judges every check at every tick; by default each check is
+    # judged once per its own interval on ticks of the smallest one.
+    configured = every
     every = every or default_every(engine.options.values())
     ordered = sorted(results, key=lambda r: (r.started_at, r.agent_id, r.check_id))
     close_after = max((o.close_after for o in engine.options.values()), default=2)
     ticks = ticks_for(ordered, every, close_after)
-    tracker = EventTracker(engine.options)
+    tracker = EventTracker(engine.options, every=configured)
     events: list[Event] = []
     lo = 0
     max_window = max((o.window for o in engine.options.values()), default=every)
