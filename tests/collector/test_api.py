@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -225,3 +226,41 @@ def test_fallback_verdict_follows_the_design_rules(
     from collector.api_fallback import verdict
 
     assert verdict(states) == expected
+
+
+def _explain(collector: Collector, sql: str) -> str:
+    literals = {
+        "{check:String}": "'shop'",
+        "{minutes:UInt32}": "60",
+        "{step:UInt32}": "60",
+        "{limit:UInt32}": "100",
+        "{checks:Array(String)}": "['shop']",
+    }
+    for param, value in literals.items():
+        sql = sql.replace(param, value)
+    status, body, _ = get(
+        collector.api, "/api/v1/query", TOKEN, "POST", {"sql": f"EXPLAIN indexes = 1 {sql}"}
+    )
+    assert status == 200, body
+    return "\n".join(row[0] for row in body["rows"])
+
+
+def test_per_check_queries_read_by_primary_key_and_time(collector: Collector) -> None:
+    """No request scans the whole results table: per-check queries use the ORDER BY prefix
+    (check_id) and every query prunes partitions by time."""
+    from collector import api, api_fallback
+
+    for sql in (api._GROUPS_SQL, api._LATENCY_SQL, api._HOSTS_SQL, api_fallback._CAUSE_SQL):
+        plan = _explain(collector, sql)
+        primary = plan[plan.index("PrimaryKey") :]
+        assert re.search(r"Condition: .*check_id in (\['shop', 'shop'\]|1-element set)", primary), plan
+        assert "Condition: (toDate(started_at) in [" in plan, plan
+
+
+def test_fallback_status_reads_recent_minutes_of_the_rollup(collector: Collector) -> None:
+    from collector import api_fallback
+
+    plan = _explain(collector, api_fallback._STATUS_SQL)
+    assert "ReadFromMergeTree (default.probe_results_1m)" in plan
+    assert "probe_results)" not in plan.replace("probe_results_1m)", "")
+    assert "Condition: (toDate(minute) in [" in plan, plan
