@@ -165,3 +165,19 @@ def test_status_from_the_engine_is_sliceable_worst_first(collector: Collector) -
     assert [c["check"] for c in _status(collector.api, "?limit=1&offset=1")["checks"]] == ["assets"]
     assert [c["check"] for c in _status(collector.api, "?q=AP")["checks"]] == ["api"]
     assert [c["check"] for c in _status(collector.api, "?status=partial,ok")["checks"]] == ["assets", "api"]
+
+
+def test_page_asks_for_the_token_when_the_api_needs_one(tmp_path: Path, page: Page) -> None:
+    guarded = Collector(tmp_path)
+    guarded.extra = {"api": {"listen": f"127.0.0.1:{guarded.api_port}", "token": "page-token"}}
+    guarded.start()
+    with stopped_on_exit(guarded):
+        page.goto(f"{guarded.api}/status/")
+        page.wait_for_selector("#auth:not([hidden])", timeout=15_000)
+        assert "token" in page.locator("#error").inner_text()
+        page.fill("#auth-token", "page-token")
+        page.click("#auth-form button")
+        page.wait_for_selector('body[data-loaded="true"]', timeout=15_000)
+        assert page.locator("#auth").is_hidden()
+        assert page.locator("#summary").inner_text().startswith("0 checks")
+        assert guarded.stop() == 0
