@@ -207,7 +207,7 @@ def main() -> int:
     parser.add_argument("--checks", type=int, default=10_000)
     parser.add_argument("--regions", type=int, default=20)
     parser.add_argument("--minutes", type=int, default=6)
-    parser.add_argument("--requests", type=int, default=60, help="at most this many rounds")
+    parser.add_argument("--requests", type=int, default=400, help="at most this many rounds")
     parser.add_argument("--seconds", type=float, default=35.0, help="measure this long (>= 2 verdict ticks)")
     parser.add_argument("--fill", metavar="DIR", help=argparse.SUPPRESS)
     args = parser.parse_args()
