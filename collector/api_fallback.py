@@ -4,19 +4,24 @@ The verdict engine (collector/verdict_api.py) owns these endpoints; when it does
 them, these answer in the same shapes so the status page and the CLI keep working:
 
 - status: region states from the last minutes of the minute rollup (no confirm, no quorum, no
-  impaired vantages: a rough view, marked `"source": "rollup"`),
+  impaired vantages: a rough view, marked `"source": "rollup"`), each answer reused for 5 s,
 - events: none (only the verdict engine opens events).
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-from collector.api import int_param, json_response, run_query
+from collector.api import STATE_KEY, int_param, json_response, run_query, to_json_value
 
 STATUS_MINUTES = 3
+CACHE_S = 5.0
 MAX_CHECKS = 100_000
 
 # One row per check: the state of each region over the last minutes, and the number of
@@ -62,8 +67,26 @@ def verdict(states: dict[str, str]) -> tuple[str, str, list[str]]:
     return status, scope, affected
 
 
+@dataclass
+class _Cached:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    answers: dict[int, tuple[float, bytes]] = field(default_factory=dict)
+
+
 async def status(request: web.Request) -> web.Response:
+    """The rollup changes once a minute: one answer per limit is reused for CACHE_S, and
+    requests arriving while it is computed wait for that one computation."""
     limit = int_param(request, "limit", MAX_CHECKS, 1, MAX_CHECKS)
+    cache: _Cached = request.app[STATE_KEY].extra.setdefault("fallback_status", _Cached())
+    async with cache.lock:
+        expires, body = cache.answers.get(limit, (0.0, b""))
+        if time.monotonic() >= expires:
+            body = json.dumps(to_json_value(await _status_document(request, limit))).encode()
+            cache.answers[limit] = (time.monotonic() + CACHE_S, body)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def _status_document(request: web.Request, limit: int) -> dict[str, Any]:
     rows = await run_query(request, _STATUS_SQL, {"minutes": STATUS_MINUTES, "limit": limit})
     checks: list[dict[str, Any]] = []
     regions: set[str] = set()
@@ -89,7 +112,7 @@ async def status(request: web.Request) -> web.Response:
         by_check = {c: {"class": cls, "host": host, "error": err} for c, cls, host, err in causes}
         for c in bad:
             c["cause"] = by_check.get(c["check"])
-    return json_response({"checks": checks, "regions": sorted(regions), "source": "rollup"})
+    return {"checks": checks, "regions": sorted(regions), "source": "rollup"}
 
 
 async def events(request: web.Request) -> web.Response:
