@@ -269,8 +269,15 @@ class TargetServers:
             self._connections.add(task)
             try:
                 await self._serve(agent, spec, reader, writer)
-            except (OSError, ssl.SSLError, TimeoutError, asyncio.IncompleteReadError):
-                pass
+            except (
+                OSError,
+                ssl.SSLError,
+                TimeoutError,
+                asyncio.IncompleteReadError,
+                asyncio.LimitOverrunError,
+                ValueError,
+            ):
+                pass  # a client that gives up or speaks nonsense only loses its connection
             finally:
                 self._connections.discard(task)
                 writer.transport.abort()

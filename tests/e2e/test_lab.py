@@ -166,7 +166,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
 def test_unmet_expect_exits_1(tmp_path: Path) -> None:
     scenario = tmp_path / "calm.yaml"
     scenario.write_text(
-        "name: calm\ninterval: 1s\nduration: 6s\nregions: {it: 1}\ntargets: {shop: {kind: https}}\n"
+        "name: calm\ninterval: 1s\nduration: 4s\nregions: {it: 1}\ntargets: {shop: {kind: https}}\n"
         "checks: [{id: shop-http, probe: http, target: shop}]\n"
         "expect: [{check: shop-http, status: outage}, {check: shop-http, status: ok}]\n"
     )

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 SCENARIO = """
 name: every-other-fault
 interval: 2s
-duration: 30s
+duration: 24s
 regions: {it: 1, fr: 1, us: 1}
 targets:
   wrong:   {kind: https}
@@ -30,11 +30,11 @@ checks:
   - {id: hole-http, probe: http, target: hole}
   - {id: sluggish-http, probe: http, target: sluggish}
 faults:
-  - {at: 4s, until: 20s, target: wrong, regions: [it], fault: cert_wrong_host}
-  - {at: 4s, until: 20s, target: early, regions: [fr], fault: cert_not_yet_valid}
-  - {at: 4s, until: 20s, target: rogue, regions: [us], fault: cert_untrusted}
-  - {at: 4s, until: 20s, target: hole, regions: [it, fr], fault: blackhole}
-  - {at: 4s, until: 20s, target: sluggish, regions: [fr], fault: "slow:5000"}
+  - {at: 4s, until: 16s, target: wrong, regions: [it], fault: cert_wrong_host}
+  - {at: 4s, until: 16s, target: early, regions: [fr], fault: cert_not_yet_valid}
+  - {at: 4s, until: 16s, target: rogue, regions: [us], fault: cert_untrusted}
+  - {at: 4s, until: 16s, target: hole, regions: [it, fr], fault: blackhole}
+  - {at: 4s, until: 16s, target: sluggish, regions: [fr], fault: "slow:5000"}
 expect:
   - {check: wrong-tls, status: outage, scope: regional, regions: [it], cause: tls_hostname_mismatch}
   - {check: early-tls, status: outage, scope: regional, regions: [fr], cause: tls_cert_not_yet_valid}
@@ -47,7 +47,7 @@ expect:
 def test_certificate_blackhole_and_slow_faults(tmp_path: Path) -> None:
     scenario = tmp_path / "every-other-fault.yaml"
     scenario.write_text(SCENARIO)
-    done = run_lab(str(scenario), "--json", "--speed", "2", cwd=tmp_path)
+    done = run_lab(str(scenario), "--json", "--speed", "3", cwd=tmp_path)
     lines = json_lines(done.stdout)
     expect = next((line for line in lines if line["type"] == "expect"), None)
     assert expect is not None, done.stderr[-3000:]
