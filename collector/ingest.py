@@ -28,7 +28,7 @@ from typing import Any
 
 from collector.errors import StoreError
 from collector.store import Store
-from collector.store.rows import frame_rows, result_table
+from collector.store.rows import RESULT_COLUMNS, frame_rows, result_row
 from probenet.v1.probe_pb2 import ProbeResult
 
 log = logging.getLogger(__name__)
@@ -78,10 +78,12 @@ def _framed(chunk: _Chunk) -> bytes:
     return frame_rows([(p.results, p.received_ms) for p in chunk.parts])
 
 
-def _arrow(chunk: _Chunk) -> Any:
-    results = [r for p in chunk.parts for r in p.results]
-    received = [p.received_ms for p in chunk.parts for _ in p.results]
-    return result_table(results, received)
+def _rows(chunk: _Chunk) -> list[list[Any]]:
+    return [
+        result_row(r, datetime.fromtimestamp(p.received_ms / 1000, UTC))
+        for p in chunk.parts
+        for r in p.results
+    ]
 
 
 @dataclass
@@ -236,7 +238,12 @@ class Ingestor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             self._wake.clear()
-            await self.flush_once()
+            try:
+                await self.flush_once()
+            except Exception:
+                # A bug must not silently end ingest: acks would stop for every agent forever.
+                log.exception("ingest flush failed; retrying the same chunk")
+                await asyncio.sleep(MAX_RETRY_S)
             if self._agents_dirty and time.monotonic() - last_agent_flush > AGENT_FLUSH_S:
                 last_agent_flush = time.monotonic()
                 await self._flush_agents()
@@ -244,7 +251,7 @@ class Ingestor:
     async def _converted(self, chunk: _Chunk) -> Any:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
-            self._convert_pool, _framed if self._store.embedded else _arrow, chunk
+            self._convert_pool, _framed if self._store.embedded else _rows, chunk
         )
 
     async def flush_once(self) -> None:
@@ -284,10 +291,17 @@ class Ingestor:
 
     async def _insert(self, chunk: _Chunk) -> None:
         settings = {"insert_deduplication_token": chunk.token()}
-        if self._store.embedded:
+        if not self._store.embedded:
+            await self._store.run(self._store.insert, "probe_results", chunk.table, RESULT_COLUMNS, settings)
+            return
+        try:
             await self._store.run(self._store.insert_results_protobuf, chunk.table, settings)
-        else:
-            await self._store.run(self._store.insert_arrow, "probe_results", chunk.table, settings)
+        except StoreError as exc:
+            # In-process, a failure is about the data, not the network: the row path checks
+            # every value in Python, so one odd result cannot block every agent's acks.
+            log.warning("protobuf insert failed, retrying the chunk row by row: %s", exc)
+            rows = await asyncio.get_running_loop().run_in_executor(self._convert_pool, _rows, chunk)
+            await self._store.run(self._store.insert, "probe_results", rows, RESULT_COLUMNS, settings)
 
     async def _convert_next(self, chunk: _Chunk) -> _Chunk:
         if chunk.rows:

@@ -18,7 +18,6 @@ Status codes an agent may see, each logged here:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,26 +123,26 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         hwm = await self._open(who, context)
         log.info("agent %s (%s) connected; stored up to seq %d", who.agent_id, who.region, hwm)
         self.streams[who.agent_id] = who
-        await context.write(stream_pb2.CollectorMessage(ack=stream_pb2.Ack(up_to_seq=hwm)))
+        first_ack = stream_pb2.Ack(up_to_seq=hwm, max_batch_results=self.validator.limits.max_batch_results)
+        await context.write(stream_pb2.CollectorMessage(ack=first_ack))
         tasks = [
             asyncio.create_task(self._read(who, hello, context, outbox)),
             asyncio.create_task(self._acks(who, hwm, outbox)),
             asyncio.create_task(self._configs(who, outbox)),
         ]
+        get: asyncio.Task[stream_pb2.CollectorMessage] | None = None
         try:
             while not tasks[0].done():
                 get = asyncio.create_task(outbox.get())
                 done, _ = await asyncio.wait({get, tasks[0]}, return_when=asyncio.FIRST_COMPLETED)
                 if get in done:
                     await context.write(get.result())
-                else:
-                    get.cancel()
             tasks[0].result()
         finally:
-            for task in tasks:
+            for task in [*tasks, *([get] if get else [])]:
                 task.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.gather(*tasks, return_exceptions=True)
+            # return_exceptions collects the tasks' own errors; our own cancellation must propagate.
+            await asyncio.gather(*tasks, *([get] if get else []), return_exceptions=True)
             if self.streams.get(who.agent_id) is who:
                 del self.streams[who.agent_id]
             log.info("agent %s disconnected", who.agent_id)

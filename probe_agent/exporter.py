@@ -65,6 +65,7 @@ class Exporter:
         self._on_config = on_config
         self._new_data = asyncio.Event()
         self._acked = asyncio.Event()
+        self._welcomed = asyncio.Event()
         self._pause_until = 0.0
         self._batch_size = settings.batch_size
         self.connected = False
@@ -96,30 +97,30 @@ class Exporter:
                 await self._session()
             except asyncio.CancelledError:
                 raise
-            except grpc.aio.AioRpcError as exc:
-                backoff = self._after_error(exc, backoff)
+            except StreamEnded as exc:
+                backoff = self._after_error(exc.code, exc.details, backoff)
             except Exception:
                 log.exception("stream to %s failed", self._settings.collector)
             finally:
                 self.connected = False
+            if _cancel_requested():
+                # gRPC may turn our cancellation into a call error on its way out: stop anyway.
+                raise asyncio.CancelledError
             if time.monotonic() - started > 10:
                 backoff = 0.5
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
-    def _after_error(self, exc: grpc.aio.AioRpcError, backoff: float) -> float:
-        code = exc.code()
-        self.last_error = f"{code.name}: {exc.details()}"
+    def _after_error(self, code: grpc.StatusCode, details: str, backoff: float) -> float:
+        self.last_error = f"{code.name}: {details}"
         if code == grpc.StatusCode.RESOURCE_EXHAUSTED and self._batch_size > 1:
             self._batch_size = max(1, self._batch_size // 2)
-            log.warning("collector refused a batch (%s); batch size now %d", exc.details(), self._batch_size)
+            log.warning("collector refused a batch (%s); batch size now %d", details, self._batch_size)
             return backoff
         if code in _REFUSALS:
-            log.error(
-                "collector %s refused this agent: %s %s", self._settings.collector, code.name, exc.details()
-            )
+            log.error("collector %s refused this agent: %s %s", self._settings.collector, code.name, details)
             return MAX_BACKOFF_S
-        log.warning("stream to %s ended: %s %s", self._settings.collector, code.name, exc.details())
+        log.warning("stream to %s ended: %s %s", self._settings.collector, code.name, details)
         return backoff
 
     async def _session(self) -> None:
@@ -134,27 +135,41 @@ class Exporter:
                 spool_depth=self._spool.depth,
                 dropped_results=self._spool.dropped,
             )
-            await call.write(stream_pb2.AgentMessage(hello=hello))
-            self.connected = True
-            self.sessions += 1
-            tasks = [asyncio.create_task(self._receive(call)), asyncio.create_task(self._send(call))]
+            tasks: list[asyncio.Task[None]] = []
             try:
+                await call.write(stream_pb2.AgentMessage(hello=hello))
+                self.connected = True
+                self.sessions += 1
+                self._welcomed.clear()
+                tasks = [asyncio.create_task(self._receive(call)), asyncio.create_task(self._send(call))]
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()
+                if tasks[0] not in done:
+                    # A write racing the collector's abort fails with a bare INTERNAL; the
+                    # reader is about to get the real status, so let it finish first.
+                    await asyncio.wait(tasks[:1], timeout=2.0)
+                for task in tasks:
+                    if task.done():
+                        task.result()
+            except grpc.aio.AioRpcError as exc:
+                raise await _final_status(call, exc) from exc
             finally:
                 for task in tasks:
                     task.cancel()
-                with contextlib.suppress(BaseException):
-                    await asyncio.gather(*tasks, return_exceptions=True)
+                # return_exceptions collects the tasks' own errors; our own cancellation must propagate.
+                await asyncio.gather(*tasks, return_exceptions=True)
                 call.cancel()
 
     async def _receive(self, call: grpc.aio.StreamStreamCall) -> None:
         async for message in call:
             kind = message.WhichOneof("msg")
             if kind == "ack":
+                limit = message.ack.max_batch_results
+                if limit and limit < self._batch_size:
+                    log.info("collector accepts at most %d results per batch", limit)
+                    self._batch_size = limit
                 self._spool.ack(message.ack.up_to_seq)
                 self._acked.set()
+                self._welcomed.set()
             elif kind == "config":
                 self._on_config(list(message.config.checks), message.config.version)
             elif kind == "slow_down":
@@ -166,7 +181,8 @@ class Exporter:
                 )
 
     async def _send(self, call: grpc.aio.StreamStreamCall) -> None:
-        batch_size = self._batch_size
+        # The first ack says what the collector already stores and how large a batch may be.
+        await self._welcomed.wait()
         sent = self._spool.acked_seq
         last_write = time.monotonic()
         while True:
@@ -179,7 +195,7 @@ class Exporter:
                 await _wait(self._acked, HEARTBEAT_S)
                 continue
             self._new_data.clear()
-            results = self._spool.read_after(sent, batch_size)
+            results = self._spool.read_after(sent, self._batch_size)
             if results:
                 await call.write(stream_pb2.AgentMessage(batch=stream_pb2.ResultBatch(results=results)))
                 sent = results[-1].seq
@@ -192,6 +208,30 @@ class Exporter:
                 await call.write(stream_pb2.AgentMessage(heartbeat=beat))
                 last_write = time.monotonic()
             await _wait(self._new_data, HEARTBEAT_S)
+
+
+class StreamEnded(Exception):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(f"{code.name}: {details}")
+        self.code = code
+        self.details = details
+
+
+async def _final_status(call: grpc.aio.StreamStreamCall, exc: grpc.aio.AioRpcError) -> StreamEnded:
+    """The status the collector ended the call with: a write racing its abort only says INTERNAL."""
+    try:
+        code = await asyncio.wait_for(call.code(), 2.0)
+        details = await asyncio.wait_for(call.details(), 2.0)
+    except (TimeoutError, grpc.aio.AioRpcError, asyncio.InvalidStateError):
+        return StreamEnded(exc.code(), exc.details() or "")
+    if code is None or code == grpc.StatusCode.OK:
+        return StreamEnded(exc.code(), exc.details() or "")
+    return StreamEnded(code, details or "")
+
+
+def _cancel_requested() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 async def _wait(event: asyncio.Event, timeout: float) -> None:

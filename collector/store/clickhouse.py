@@ -30,7 +30,7 @@ class Store:
         self.embedded = url.startswith("chdb://")
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="store")
         self._client: Any = None
-        self._arrow_conn: Any = None
+        self._native_conn: Any = None
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
 
     @property
@@ -99,28 +99,6 @@ class Store:
             self._reset_on_failure()
             raise StoreError(f"insert into {table} failed: {exc}") from exc
 
-    def insert_arrow(self, table: str, data: Any, settings: dict[str, Any] | None = None) -> None:
-        """Insert a pyarrow Table. Embedded: chDB reads the Arrow buffers itself through a second
-        connection to the same engine (2-3x clickhouse-connect's row-wise Native encoding)."""
-        try:
-            if not self.embedded:
-                self._connect().insert_arrow(table, data, settings=settings)
-                return
-            conn = self._native()
-            names = ", ".join(data.column_names)
-            sets = ", ".join(f"{k} = '{v}'" for k, v in (settings or {}).items())
-            arrow_data = data  # chDB's Python() table function finds the table by this local name
-            conn.query(
-                f"INSERT INTO {table} ({names}) {'SETTINGS ' + sets if sets else ''} "
-                f"SELECT * FROM Python(arrow_data)"
-            )
-            del arrow_data
-        except StoreError:
-            raise
-        except Exception as exc:
-            self._reset_on_failure()
-            raise StoreError(f"insert into {table} failed: {exc}") from exc
-
     def insert_results_protobuf(self, framed: bytes, settings: dict[str, Any] | None = None) -> None:
         """Embedded only: chDB decodes framed probe results (rows.frame_rows) itself, in C++."""
         from collector.store.rows import INGEST_PROTO, protobuf_insert_sql
@@ -145,13 +123,13 @@ class Store:
     def _native(self) -> Any:
         """A second connection to the embedded engine, for what clickhouse-connect cannot express."""
         self._connect()
-        if self._arrow_conn is None:
+        if self._native_conn is None:
             import chdb
 
-            self._arrow_conn = chdb.connect(  # type: ignore[no-untyped-call]
+            self._native_conn = chdb.connect(  # type: ignore[no-untyped-call]
                 os.path.realpath(self.url.removeprefix("chdb://"))
             )
-        return self._arrow_conn
+        return self._native_conn
 
     def _reset_on_failure(self) -> None:
         # A server client may be wedged after a network failure; chDB must keep its one session.
@@ -181,9 +159,9 @@ class Store:
             except Exception:
                 log.debug("store close failed", exc_info=True)
             self._client = None
-        if self._arrow_conn is not None:
-            self._arrow_conn.close()
-            self._arrow_conn = None
+        if self._native_conn is not None:
+            self._native_conn.close()
+            self._native_conn = None
         if self._scratch is not None:
             self._scratch.cleanup()
             self._scratch = None

@@ -109,7 +109,7 @@ def test_collector_restart_resends_only_what_was_not_acknowledged(tmp_path: Path
     spool.close()
 
 
-def test_mtls_identity_and_batch_size_adapts_to_the_collector_limit(tmp_path: Path, store: Store) -> None:
+def test_mtls_identity_and_batch_size_follows_the_collector_limit(tmp_path: Path, store: Store) -> None:
     pki = Pki.create(tmp_path / "pki")
     issued = pki.agent("it", "ex-3")
     spool = _spool(tmp_path / "spool", "ex-3", 700)
