@@ -260,6 +260,7 @@ class Ingestor:
         if self._inflight is None:
             self._inflight = self._take_chunk()
         upcoming: asyncio.Future[Any] | None = None
+        following: _Chunk | None = None
         while self._inflight is not None:
             chunk = self._inflight
             if chunk.table is None and chunk.rows:
@@ -282,9 +283,16 @@ class Ingestor:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_RETRY_S)
                 continue
+            except BaseException:
+                # The chunk taken ahead must go back in order, or a later commit would
+                # acknowledge past results that were never stored.
+                if following is not None and upcoming is not None:
+                    upcoming.cancel()
+                    self._pending.extendleft(reversed(following.parts))
+                raise
             await self._committed(chunk)
             self._inflight = await upcoming if upcoming is not None else None
-            upcoming = None
+            upcoming = following = None
             if self._inflight is None and (self.pending_rows >= self.batch_rows or self._wake.is_set()):
                 self._wake.clear()
                 self._inflight = self._take_chunk()
