@@ -6,16 +6,26 @@ Identity rule (the collector believes nothing else):
 - An **agent certificate** carries exactly one URI SAN ``probenet://agent/<region>/<agent-id>``.
   Agent id and region both come from the certificate; a hello that claims anything else is
   refused.
-- A **region certificate** carries exactly one URI SAN ``probenet://region/<region>`` (the Helm
-  chart issues one per region and shares it between that region's agents). The region comes
-  from the certificate, the agent id from the hello, so such an agent can speak for any agent
-  of its own region but never for another region.
-- A certificate with no probenet URI, with both kinds, or with several of them is refused.
+- A **region certificate** carries exactly one URI SAN ``probenet://region/<region>``
+  (``probe-collector ca issue-region``, or cert-manager). The region comes from the certificate,
+  the agent id from the hello, so such an agent can speak for any agent of its own region but
+  never for another region.
+- A region certificate may instead name its region in exactly one DNS SAN
+  ``<region>.region.probenet.internal``: the form Helm's ``genSignedCert`` can write (it takes a
+  CN, IPs and DNS names, never URIs), so the chart issues one per region without cert-manager.
+  It means the same as ``probenet://region/<region>``. The suffix ``.region.probenet.internal``
+  is reserved (matched without regard to case; ``.internal`` is never delegated in public DNS,
+  and agents never dial such a name, so a region key cannot pose as the collector); the region
+  is the single label before it, kept as written. Other DNS SANs are ignored.
+- A certificate with no identity, with several identities (two URIs, two reserved DNS names),
+  with both kinds (a reserved DNS name next to any ``probenet://`` URI), or with a malformed
+  one is refused.
 
-Region and agent ids are 1-64 characters of ``[A-Za-z0-9._-]``. Certificate chain and validity
-are checked by the TLS layer (the collector requires a client certificate from its CA); the
-expiry is checked again here so a certificate that expired during a long-lived connection is
-refused at the next connect with a clear message.
+Region and agent ids are 1-64 characters of ``[A-Za-z0-9._-]`` (a region in DNS form has no
+dot: it is one label). Certificate chain and validity are checked by the TLS layer (the
+collector requires a client certificate from its CA); the expiry is checked again here so a
+certificate that expired during a long-lived connection is refused at the next connect with a
+clear message.
 
 Collector certificates carry DNS and IP SANs for the names agents dial.
 """
@@ -36,6 +46,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 AGENT_URI_PREFIX = "probenet://agent/"
 REGION_URI_PREFIX = "probenet://region/"
+# Reserved DNS SAN suffix of a region certificate (the form Helm's genSignedCert can write).
+REGION_DNS_SUFFIX = ".region.probenet.internal"
 CA_CERT, CA_KEY = "ca.pem", "ca-key.pem"
 _ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
@@ -78,13 +90,53 @@ def region_uri(region: str) -> str:
     return f"{REGION_URI_PREFIX}{region}"
 
 
+def region_dns_name(region: str) -> str:
+    return f"{region}{REGION_DNS_SUFFIX}"
+
+
 def identity_from_uris(uris: Sequence[str]) -> CertIdentity:
-    ours = [u for u in uris if u.startswith("probenet://")]
-    if not ours:
-        raise IdentityError("certificate has no probenet:// URI SAN")
-    if len(ours) > 1:
-        raise IdentityError(f"certificate has {len(ours)} probenet:// URI SANs; exactly one is allowed")
-    uri = ours[0]
+    return identity_from_sans(uris, ())
+
+
+def _is_region_dns_name(name: str) -> bool:
+    # The bare suffix (empty region) counts as ours too, so it is refused rather than ignored.
+    return f".{name}".lower().endswith(REGION_DNS_SUFFIX)
+
+
+def identity_from_sans(uris: Sequence[str], dns_names: Sequence[str]) -> CertIdentity:
+    """The identity named by a certificate's URI and DNS SANs (the rule in the module docstring)."""
+    our_uris = [u for u in uris if u.startswith("probenet://")]
+    our_names = [n for n in dns_names if _is_region_dns_name(n)]
+    if our_uris and our_names:
+        raise IdentityError(
+            f"certificate mixes a probenet:// URI SAN with a DNS SAN ending in {REGION_DNS_SUFFIX}; "
+            "exactly one identity is allowed"
+        )
+    if our_names:
+        return _identity_from_dns_names(our_names)
+    if not our_uris:
+        raise IdentityError(
+            "certificate has no probenet identity: no probenet:// URI SAN and no DNS SAN "
+            f"<region>{REGION_DNS_SUFFIX}"
+        )
+    return _identity_from_uri(our_uris)
+
+
+def _identity_from_dns_names(names: Sequence[str]) -> CertIdentity:
+    if len(names) > 1:
+        raise IdentityError(
+            f"certificate has {len(names)} DNS SANs ending in {REGION_DNS_SUFFIX}; exactly one is allowed"
+        )
+    region = names[0][: -len(REGION_DNS_SUFFIX)]
+    if valid_id(region) and "." not in region:
+        return CertIdentity(region, None)
+    raise IdentityError(f"malformed identity DNS name {names[0]!r}")
+
+
+def _identity_from_uri(uris: Sequence[str]) -> CertIdentity:
+    if len(uris) > 1:
+        raise IdentityError(f"certificate has {len(uris)} probenet:// URI SANs; exactly one is allowed")
+    uri = uris[0]
     if uri.startswith(AGENT_URI_PREFIX):
         region, sep, agent_id = uri.removeprefix(AGENT_URI_PREFIX).partition("/")
         if sep and valid_id(region) and valid_id(agent_id):
@@ -112,7 +164,9 @@ def identity_from_pem(pem: bytes, now: dt.datetime | None = None) -> CertIdentit
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound as exc:
         raise IdentityError("certificate has no subjectAltName") from exc
-    return identity_from_uris(sans.get_values_for_type(x509.UniformResourceIdentifier))
+    return identity_from_sans(
+        sans.get_values_for_type(x509.UniformResourceIdentifier), sans.get_values_for_type(x509.DNSName)
+    )
 
 
 # --- issuing ---
