@@ -21,6 +21,7 @@ import hashlib
 import logging
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -125,6 +126,8 @@ class Ingestor:
         self.rows_committed = 0
         self.duplicates_dropped = 0
         self.inserts = 0
+        # Called with (rows, seconds) after every committed insert: how metrics see batches.
+        self.on_insert: Callable[[int, float], None] | None = None
 
     @property
     def overloaded(self) -> bool:
@@ -275,7 +278,10 @@ class Ingestor:
                     upcoming = asyncio.ensure_future(self._convert_next(following))
             try:
                 if chunk.rows:
+                    started = time.perf_counter()
                     await self._insert(chunk)
+                    if self.on_insert is not None:
+                        self.on_insert(chunk.rows, time.perf_counter() - started)
             except StoreError as exc:
                 if self.store_ok:
                     log.error("store unavailable, holding %d rows and acks: %s", self.pending_rows, exc)

@@ -57,7 +57,7 @@ class CollectorMetrics:
         self._caught_up: dict[str, float] = {}
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
         self.registry.register(_LiveValues(self))
-        _time_inserts(collector.ingestor, self._observe_insert)
+        collector.ingestor.on_insert = self._observe_insert
 
     def _observe_insert(self, rows: int, seconds: float) -> None:
         self.evaluator()
@@ -146,6 +146,7 @@ class _LiveValues(PromCollector):
         yield lag_results
         yield lag_seconds
         yield _open_events(m)
+        yield _validation(m)
         evaluator = m.evaluator()
         if evaluator is not None:
             yield _counter(
@@ -168,28 +169,27 @@ def _open_events(m: CollectorMetrics) -> Metric:
     return family
 
 
+def _validation(m: CollectorMetrics) -> Metric:
+    """What the validator refused, clamped or throttled, and streams refused outright."""
+    family = CounterMetricFamily(
+        "probenet_ingest_rejected",
+        "Results or streams refused, clamped or throttled, by reason.",
+        labels=["reason"],
+    )
+    service = m.collector.service
+    for reason, count in sorted(service.validator.counts.items()):
+        family.add_metric([reason], count)
+    for code, count in sorted(service.refused_streams.items()):
+        family.add_metric([f"stream_{code.lower()}"], count)
+    return family
+
+
 def _counter(name: str, doc: str, value: float) -> Metric:
     return CounterMetricFamily(name, doc, value=value)
 
 
 def _gauge(name: str, doc: str, value: float) -> Metric:
     return GaugeMetricFamily(name, doc, value=value)
-
-
-def _time_inserts(ingestor: Any, observe: Callable[[int, float], None]) -> None:
-    """Wrap this ingestor's one insert step (every store path goes through it) to time each
-    insert and count its rows. It is private to the ingestor: if it is ever renamed, say so."""
-    inner: Callable[[Any], Awaitable[None]] | None = getattr(ingestor, "_insert", None)
-    if inner is None:
-        log.warning("ingestor has no _insert step: batch size and insert latency are not measured")
-        return
-
-    async def timed_insert(chunk: Any) -> None:
-        started = time.perf_counter()
-        await inner(chunk)
-        observe(int(getattr(chunk, "rows", 0)), time.perf_counter() - started)
-
-    setattr(ingestor, "_insert", timed_insert)  # noqa: B010 - an instance attribute, on purpose
 
 
 def _time_ticks(evaluator: Any, observe: Callable[[float], None]) -> None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.collector.feed import feed, regional_outage
+from tests.collector.feed import FakeAgent, feed, regional_outage
 from tests.e2e.procs import Collector, stopped_on_exit, wait_until
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -35,7 +35,9 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     running = Collector(tmp_path_factory.mktemp("metrics"), extra={"checks": CHECKS, "evaluate_every": "1s"})
     running.start()
     with stopped_on_exit(running):
-        feed(running.address, *regional_outage(time.time(), minutes=3, step=20))
+        # One feed (one event loop) for everything: grpc.aio binds to the first loop it sees.
+        now = time.time()
+        feed(running.address, *regional_outage(now, minutes=3, step=20), refused_only_agent(now))
         yield running
         assert running.stop() == 0, running.proc.output() if running.proc else ""
 
@@ -71,3 +73,17 @@ def test_open_events_by_scope_and_evaluation_ticks(collector: Collector) -> None
     assert samples[("probenet_open_events", (("scope", "undetermined"),))] == 0
     assert samples[("probenet_evaluation_tick_duration_seconds_sum", ())] > 0
     assert samples[("probenet_evaluation_ticks_total", ())] >= 1
+
+
+def refused_only_agent(now: float) -> FakeAgent:
+    """Results the collector must refuse (and count) without storing any row."""
+    agent = FakeAgent("us-9", "us")
+    agent.add("shop", now).check_id = ""
+    agent.add("shop", now - 90 * 86_400)
+    return agent
+
+
+def test_refused_results_are_counted_by_reason(collector: Collector) -> None:
+    samples = scrape(collector.api)
+    assert samples[("probenet_ingest_rejected_total", (("reason", "refused_empty_check_id"),))] == 1
+    assert samples[("probenet_ingest_rejected_total", (("reason", "refused_too_old"),))] == 1
