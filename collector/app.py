@@ -76,7 +76,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     )
     # An unreachable store must not stop the collector: agents are held off and keep spooling.
     await ingestor.prepare()
-    collector = Collector(config, store, ingestor, CollectorService(ingestor, lambda: collector.config),
+    collector = Collector(config, store, ingestor, CollectorService(ingestor, lambda: collector.config, config.limits),
                           ApiState(store, ingestor, token=config.api.token))
     collector.api_state.metrics = CollectorMetrics(collector)
     collector.api_state.connected_agents = collector.service.streams.keys

@@ -11,6 +11,8 @@
       flush_interval: 1s
       cluster: ""                   # ON CLUSTER name: replicated engines + Distributed tables
     evaluate_every: 0s              # verdict tick; 0 = the smallest check interval
+    limits: {max_batch_results: 5000, max_age_s: 2592000, max_future_s: 300,
+             rate_per_agent: 50000, burst_per_agent: 200000}
     checks:                         # central checks pushed to agents (proto3 JSON of CheckSpec)
       - {id: shop, probe: page, target: "https://shop.example/", interval: 30s, regions: [it, fr]}
 
@@ -35,6 +37,7 @@ import yaml
 from google.protobuf import json_format
 
 from collector.errors import ConfigError
+from collector.validate import Limits
 from probenet.v1.probe_pb2 import CheckSpec
 
 PROBE_TYPES = frozenset({"http", "tls", "page", "dns"})
@@ -88,6 +91,8 @@ class CollectorConfig:
     store: StoreConfig = field(default_factory=StoreConfig)
     evaluate_every: Seconds = Seconds(0.0)  # noqa: RUF009 - immutable float
     webhooks: tuple[WebhookConfig, ...] = ()
+    # What the collector accepts from one agent (see collector/validate.py for each rule).
+    limits: Limits = field(default_factory=Limits)
     checks: tuple[CheckSpec, ...] = ()
     source: str = "<defaults>"
 
@@ -221,6 +226,9 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
     for i, hook in enumerate(config.webhooks):
         if hook.format not in ("json", "slack"):
             raise ConfigError(file, f"webhooks[{i}].format", "must be json or slack")
+    for name, value in dataclasses.asdict(config.limits).items():
+        if value <= 0:
+            raise ConfigError(file, f"limits.{name}", f"must be positive, got {value!r}")
     return dataclasses.replace(config, tls=tls, store=store, checks=checks, source=file)
 
 

@@ -27,6 +27,13 @@ def test_defaults_and_relative_paths(tmp_path: Path) -> None:
     assert tls.ca == str(tmp_path / "ca.pem")
 
 
+def test_limits_default_and_override(tmp_path: Path) -> None:
+    default = load_config(write(tmp_path, "insecure: true\n")).limits
+    assert default.max_batch_results == 5000
+    custom = load_config(write(tmp_path, "insecure: true\nlimits: {max_batch_results: 100, max_age_s: 60}\n"))
+    assert (custom.limits.max_batch_results, custom.limits.max_age_s) == (100, 60.0)
+
+
 def test_checks_are_filtered_per_region(tmp_path: Path) -> None:
     config = load_config(
         write(
@@ -73,6 +80,8 @@ checks:
             "duplicate",
         ),
         ("insecure: [\n", "-", "invalid YAML"),
+        ("insecure: true\nlimits: {max_batch_results: 0}\n", "limits.max_batch_results", "must be positive"),
+        ("insecure: true\nlimits: {max_age: 5}\n", "limits.max_age", "unknown key"),
     ],
 )
 def test_bad_config_names_file_key_and_reason(tmp_path: Path, text: str, key: str, reason: str) -> None:
@@ -94,3 +103,38 @@ def test_serve_with_bad_config_exits_2_naming_file_and_key(tmp_path: Path) -> No
     )
     assert out.returncode == 2
     assert f"{path}: store.batch_rows: expected int" in out.stderr
+
+
+FIRST_ACK = """
+import asyncio, sys, grpc
+from probenet.v1 import stream_pb2, stream_pb2_grpc
+
+async def main():
+    async with grpc.aio.insecure_channel(sys.argv[1]) as channel:
+        call = stream_pb2_grpc.CollectorStub(channel).Stream()
+        await call.write(stream_pb2.AgentMessage(hello=stream_pb2.Hello(agent_id="it-1", region="it")))
+        reply = await asyncio.wait_for(call.read(), 20)
+        print(reply.ack.max_batch_results)
+        call.cancel()
+
+asyncio.run(main())
+"""
+
+
+def test_configured_limits_reach_the_agents(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.e2e.procs import Collector, stopped_on_exit
+
+    collector = Collector(tmp_path, extra={"limits": {"max_batch_results": 7}}).start()
+    with stopped_on_exit(collector):
+        out = subprocess.run(
+            [sys.executable, "-c", FIRST_ACK, collector.address],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        assert out.stdout.strip() == "7"
+        assert collector.stop() == 0
