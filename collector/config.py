@@ -255,7 +255,8 @@ def _store_url(url: str, base: Path, file: str) -> str:
     return url
 
 
-def load_config(path: str | Path) -> CollectorConfig:
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """Read a YAML file whose top level is a mapping (empty file: {}); errors name the file."""
     file = str(path)
     try:
         raw = yaml.safe_load(Path(path).read_text())
@@ -264,31 +265,27 @@ def load_config(path: str | Path) -> CollectorConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(file, "-", f"invalid YAML: {exc}") from exc
     if raw is None:
-        raw = {}
+        return {}
     if not isinstance(raw, dict):
         raise ConfigError(file, "-", "top level must be a mapping")
-    return config_from_mapping(
-        _with_env_api_token(_with_env_store_url(raw, file), file), file, Path(path).resolve().parent
-    )
+    return raw
 
 
-def _with_env_store_url(raw: dict[str, Any], file: str) -> dict[str, Any]:
-    """PROBENET_STORE_URL wins over store.url so a password can come from a Secret, not the file."""
-    url = os.environ.get(STORE_URL_ENV)
-    if not url:
+def load_config(path: str | Path) -> CollectorConfig:
+    file = str(path)
+    raw = read_yaml_mapping(path)
+    # Secrets can come from the environment (a Kubernetes Secret) instead of the file.
+    raw = _with_env(raw, file, "store", "url", STORE_URL_ENV)
+    raw = _with_env(raw, file, "api", "token", API_TOKEN_ENV)
+    return config_from_mapping(raw, file, Path(path).resolve().parent)
+
+
+def _with_env(raw: dict[str, Any], file: str, section: str, key: str, env: str) -> dict[str, Any]:
+    """The environment variable `env`, when set, wins over `section.key` of the file."""
+    value = os.environ.get(env)
+    if not value:
         return raw
-    store = raw.get("store") or {}
-    if not isinstance(store, Mapping):
-        raise ConfigError(file, "store", "expected a mapping")
-    return {**raw, "store": {**store, "url": url}}
-
-
-def _with_env_api_token(raw: dict[str, Any], file: str) -> dict[str, Any]:
-    """PROBENET_API_TOKEN wins over api.token, so the token can come from a Secret."""
-    token = os.environ.get(API_TOKEN_ENV)
-    if not token:
-        return raw
-    api = raw.get("api") or {}
-    if not isinstance(api, Mapping):
-        raise ConfigError(file, "api", "expected a mapping")
-    return {**raw, "api": {**api, "token": token}}
+    current = raw.get(section) or {}
+    if not isinstance(current, Mapping):
+        raise ConfigError(file, section, "expected a mapping")
+    return {**raw, section: {**current, key: value}}

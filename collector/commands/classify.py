@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from google.protobuf import json_format
 
-from collector.config import parse_checks, parse_seconds
+from collector.config import parse_checks, parse_seconds, read_yaml_mapping
 from collector.errors import ConfigError, UsageError
 from collector.verdicts import Result, replay
 from collector.verdicts.events import describe
@@ -39,13 +38,8 @@ def register(sub: Any) -> None:
 
 def load_checks(path: Path) -> tuple[CheckSpec, ...]:
     file = str(path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ConfigError(file, "-", f"cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, "-", f"invalid YAML: {exc}") from exc
-    if not isinstance(raw, dict) or "checks" not in raw:
+    raw = read_yaml_mapping(path)
+    if "checks" not in raw:
         raise ConfigError(file, "checks", "expected a mapping with a top-level checks: list")
     checks = parse_checks(raw["checks"], file)
     if not checks:

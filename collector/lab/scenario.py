@@ -14,9 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from collector.config import parse_seconds
+from collector.config import parse_seconds, read_yaml_mapping
 from collector.errors import ConfigError
 from probenet.v1.probe_pb2 import FailureClass
 
@@ -199,14 +197,7 @@ def resolve_scenario_path(arg: str | None) -> Path:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    file = str(path)
-    try:
-        raw = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(file, "-", f"cannot read: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(file, "-", f"invalid YAML: {exc}") from exc
-    return scenario_from_mapping(raw, file)
+    return scenario_from_mapping(read_yaml_mapping(path), str(path))
 
 
 _TOP_KEYS = (
