@@ -1,8 +1,18 @@
 """A lean HTTP/1.1 client that times every phase of one fresh-connection exchange.
 
 Why not httpx: it hides the phases (dns/connect/tls/ttfb) and costs about twice the CPU per
-fresh connection. One request per connection ("Connection: close") is what a probe measuring
-a fresh connection wants anyway.
+fresh connection. One request per connection ("Connection: close", `exchange`) is what a
+probe measuring a fresh connection wants anyway.
+
+The page probe loads sub-resources the way a browser does, over keep-alive connections
+(`open_connection`, then `request(..., keep_alive=True)` as often as `Connection.reusable`
+allows). A connection is reusable only after a response read exactly to the end of its
+framing (Content-Length, or chunked up to the final CRLF) from an HTTP/1.1 server that did
+not say "Connection: close"; any error, a partly read body, a body delimited by EOF, or bytes
+already waiting past the end of the response make it unusable (the last two are
+`http_protocol` for that response: its framing was wrong). A reused connection that turns out
+closed before the first response byte raises `StaleConnection` so the caller can retry the
+(idempotent) request on a fresh connection, as browsers do.
 
 Hostile servers are bounded here: response headers are capped (`MAX_HEADER_BYTES`), the body
 is streamed in chunks and counted, never buffered beyond `Request.keep_body_bytes`, and
@@ -86,8 +96,55 @@ def split_url(url: str) -> tuple[SplitResult, str, int]:
     return parts, parts.hostname, port
 
 
+class StaleConnection(Exception):
+    """A reused keep-alive connection was closed by the server before the response began."""
+
+
+@dataclass(eq=False)
+class Connection:
+    """An open connection to one origin. `reusable` is true only between complete responses."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    origin: tuple[str, str, int]  # scheme, host, port
+    addresses: list[str]
+    remote_addr: str
+    tls: TlsInfo | None
+    requests: int = 0
+    reusable: bool = False
+
+    def idle_usable(self) -> bool:
+        """Still worth sending a request on: reusable, not closed by the server, nothing unasked waiting."""
+        return (
+            self.reusable
+            and not self.reader.at_eof()
+            and not self.writer.transport.is_closing()
+            and not _buffered(self.reader)
+        )
+
+    def close(self) -> None:
+        self.reusable = False
+        self.writer.transport.abort()
+
+
 async def exchange(req: Request, ctx: ProbeContext, spec: CheckSpec, ex: Exchange) -> Exchange:
     """Run one exchange, filling `ex` as it goes (so a caller that times out still sees the phases)."""
+    start = time.perf_counter()
+    conn = await open_connection(req, ctx, spec, ex)
+    try:
+        await request(conn, req, ex, keep_alive=False)
+    finally:
+        conn.close()
+    ex.timings["total_ms"] = elapsed_ms(start)
+    return ex
+
+
+async def open_connection(req: Request, ctx: ProbeContext, spec: CheckSpec, ex: Exchange) -> Connection:
+    """Resolve, connect and (for https) handshake and judge the chain, timing each phase in `ex`.
+
+    A chain that fails verification raises its class (unless insecure) and the connection is
+    closed: nothing is ever sent over it.
+    """
     parts, host, port = split_url(req.url)
     ex.host = host
     start = time.perf_counter()
@@ -119,20 +176,61 @@ async def exchange(req: Request, ctx: ProbeContext, spec: CheckSpec, ex: Exchang
     try:
         if parts.scheme == "https":
             check_tls(writer.get_extra_info("ssl_object"), req, ex, ctx)
-        ex.enter("ttfb")
-        t = time.perf_counter()
-        writer.write(_request_bytes(req, parts, host, port))
-        first = await reader.readexactly(1)
-        ex.timings["ttfb_ms"] = elapsed_ms(t)
-        ex.enter("transfer")
-        t = time.perf_counter()
-        await _read_response(reader, req, ex, first)
-        ex.timings["transfer_ms"] = elapsed_ms(t)
-        ex.enter("done")
-    finally:
+    except BaseException:
         writer.transport.abort()
-    ex.timings["total_ms"] = elapsed_ms(start)
+        raise
+    return Connection(reader, writer, (parts.scheme, host, port), ex.addresses, ex.remote_addr, ex.tls)
+
+
+async def request(conn: Connection, req: Request, ex: Exchange, *, keep_alive: bool) -> Exchange:
+    """Send `req` on `conn` and read the whole response into `ex`.
+
+    With keep_alive, `conn.reusable` says afterwards whether the next request may use it; on a
+    reused connection closed before the first response byte, raises StaleConnection.
+    """
+    parts, host, port = split_url(req.url)
+    ex.host, ex.addresses, ex.remote_addr, ex.tls = host, conn.addresses, conn.remote_addr, conn.tls
+    reused = conn.requests > 0
+    conn.requests += 1
+    conn.reusable = False  # until this response has been read exactly to its end
+    ex.enter("ttfb")
+    t = time.perf_counter()
+    try:
+        conn.writer.write(_request_bytes(req, parts, host, port, keep_alive=keep_alive))
+        first = await conn.reader.readexactly(1)
+    except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+        if reused:
+            raise StaleConnection(f"keep-alive connection to {host} closed before the response") from exc
+        raise
+    ex.timings["ttfb_ms"] = elapsed_ms(t)
+    ex.enter("transfer")
+    t = time.perf_counter()
+    framed = await _read_response(conn.reader, req, ex, first, keep_alive=keep_alive)
+    ex.timings["transfer_ms"] = elapsed_ms(t)
+    ex.enter("done")
+    if keep_alive and framed:
+        if extra := _buffered(conn.reader):
+            raise ProbeFailure(
+                FailureClass.HTTP_PROTOCOL,
+                f"{extra} unexpected bytes after the end of the response from {host} (wrong Content-Length?)",
+                host,
+            )
+        conn.reusable = _server_keeps_alive(ex)
     return ex
+
+
+def _server_keeps_alive(ex: Exchange) -> bool:
+    tokens = {t.strip().lower() for t in (ex.header("connection") or "").split(",")}
+    if "close" in tokens:
+        return False
+    return ex.version == "HTTP/1.1" or (ex.version == "HTTP/1.0" and "keep-alive" in tokens)
+
+
+def _buffered(reader: asyncio.StreamReader) -> int:
+    """Bytes received but not yet read. StreamReader has no public accessor; `_buffer` has been
+    its bytearray since Python 3.4 (and uvloop uses the same StreamReader)."""
+    buffer = getattr(reader, "_buffer", b"")
+    return len(buffer)
 
 
 def check_tls(ssl_object: ssl.SSLObject | None, req: Request, ex: Exchange, ctx: ProbeContext) -> None:
@@ -188,14 +286,21 @@ async def connect_any(addrs: list[str], port: int) -> socket.socket:
     raise last
 
 
-def _request_bytes(req: Request, parts: SplitResult, host: str, port: int) -> bytes:
+def _request_bytes(
+    req: Request, parts: SplitResult, host: str, port: int, *, keep_alive: bool = False
+) -> bytes:
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
     default_port = 443 if parts.scheme == "https" else 80
     host_literal = f"[{host}]" if ":" in host else host
     host_header = host_literal if port == default_port else f"{host_literal}:{port}"
-    headers = {"Host": host_header, "User-Agent": USER_AGENT, "Accept": "*/*", "Connection": "close"}
+    headers = {
+        "Host": host_header,
+        "User-Agent": USER_AGENT,
+        "Accept": "*/*",
+        "Connection": "keep-alive" if keep_alive else "close",
+    }
     for name, value in req.headers:
         headers[name] = value
     if req.body or req.method in ("POST", "PUT", "PATCH"):
@@ -204,7 +309,10 @@ def _request_bytes(req: Request, parts: SplitResult, host: str, port: int) -> by
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + req.body
 
 
-async def _read_response(reader: asyncio.StreamReader, req: Request, ex: Exchange, first: bytes) -> None:
+async def _read_response(
+    reader: asyncio.StreamReader, req: Request, ex: Exchange, first: bytes, *, keep_alive: bool = False
+) -> bool:
+    """Read status, headers and body into `ex`; True when the body ended by its framing (not EOF)."""
     try:
         head = first + await reader.readuntil(b"\r\n\r\n")
     except asyncio.LimitOverrunError as exc:
@@ -221,10 +329,13 @@ async def _read_response(reader: asyncio.StreamReader, req: Request, ex: Exchang
         if line:
             name, _, value = line.partition(":")
             ex.headers.append((name.strip(), value.strip()))
-    if req.method == "HEAD" or ex.status in (204, 304) or 100 <= ex.status < 200:
-        return
+    if 100 <= ex.status < 200:
+        return False  # an interim response: what follows is not read here, so never reuse
+    if req.method == "HEAD" or ex.status in (204, 304):
+        return True
+    framing = _framing(ex)
     kept = bytearray()
-    async for chunk in _body_chunks(reader, ex):
+    async for chunk in _body_chunks(reader, ex, framing, keep_alive=keep_alive):
         ex.body_bytes += len(chunk)
         if ex.body_bytes > req.max_body_bytes:
             raise ProbeFailure(FailureClass.BODY_TOO_LARGE, f"body over {req.max_body_bytes} bytes", ex.host)
@@ -232,11 +343,24 @@ async def _read_response(reader: asyncio.StreamReader, req: Request, ex: Exchang
         if room > 0:
             kept += chunk[:room]
     ex.body = bytes(kept)
+    return framing in ("chunked", "length")
 
 
-async def _body_chunks(reader: asyncio.StreamReader, ex: Exchange) -> AsyncIterator[bytes]:
-    if (ex.header("transfer-encoding") or "").lower().endswith("chunked"):
-        async for chunk in _chunked(reader, ex):
+def _framing(ex: Exchange) -> str:
+    """How the body ends: "chunked", "length", "eof", or "ambiguous" (both headers: read as chunked
+    but never reuse the connection, RFC 9112 6.3)."""
+    chunked = (ex.header("transfer-encoding") or "").lower().endswith("chunked")
+    has_length = ex.header("content-length") is not None
+    if chunked:
+        return "ambiguous" if has_length else "chunked"
+    return "length" if has_length else "eof"
+
+
+async def _body_chunks(
+    reader: asyncio.StreamReader, ex: Exchange, framing: str, *, keep_alive: bool
+) -> AsyncIterator[bytes]:
+    if framing in ("chunked", "ambiguous"):
+        async for chunk in _chunked(reader, ex, keep_alive=keep_alive):
             yield chunk
         return
     length = ex.header("content-length")
@@ -250,18 +374,37 @@ async def _body_chunks(reader: asyncio.StreamReader, ex: Exchange) -> AsyncItera
         yield chunk
 
 
-async def _chunked(reader: asyncio.StreamReader, ex: Exchange) -> AsyncIterator[bytes]:
+async def _chunked(reader: asyncio.StreamReader, ex: Exchange, *, keep_alive: bool) -> AsyncIterator[bytes]:
+    """Chunk data. On a connection to be reused the framing must be exact, so chunk terminators
+    are checked and the trailer section is read through its final CRLF; a fresh connection is
+    closed after the last chunk and stays as lenient as it always was."""
     while True:
         size_line = await reader.readuntil(b"\r\n")
         try:
             size = int(size_line.split(b";")[0].strip(), 16)
         except ValueError as exc:
             raise ProbeFailure(FailureClass.HTTP_PROTOCOL, "bad chunk size", ex.host) from exc
+        if size < 0:
+            raise ProbeFailure(FailureClass.HTTP_PROTOCOL, "bad chunk size", ex.host)
         if size == 0:
+            if keep_alive:
+                await _skip_trailers(reader, ex)
             return
         async for chunk in _exactly(reader, size):
             yield chunk
-        await reader.readexactly(2)
+        end = await reader.readexactly(2)
+        if keep_alive and end != b"\r\n":
+            raise ProbeFailure(FailureClass.HTTP_PROTOCOL, "chunk data not followed by CRLF", ex.host)
+
+
+async def _skip_trailers(reader: asyncio.StreamReader, ex: Exchange) -> None:
+    total = 0
+    while (line := await reader.readuntil(b"\r\n")) != b"\r\n":
+        total += len(line)
+        if total > MAX_HEADER_BYTES:
+            raise ProbeFailure(
+                FailureClass.HEADERS_TOO_LARGE, f"chunked trailers over {MAX_HEADER_BYTES} bytes", ex.host
+            )
 
 
 async def _exactly(reader: asyncio.StreamReader, remaining: int) -> AsyncIterator[bytes]:
