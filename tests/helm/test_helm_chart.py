@@ -119,7 +119,14 @@ def test_schema_rejects_a_wrong_type_or_value(helm: Helm, setting: str) -> None:
         (["--set", "store.type=clickhouse"], "externalClickhouse.host is required"),
         (["--set", "collector.enabled=false"], "agents.collectorAddress is required"),
         (["--set", "collector.replicaCount=2"], "collector.replicaCount must be 1 with store.type=embedded"),
-        (["--set", "tls.certManager.enabled=false"], "tls.existingSecret is required"),
+        (
+            ["--set", "collector.enabled=false", "--set", "agents.collectorAddress=collector.example:4317"],
+            "agents.regions[name=default].tls.existingSecret is required",
+        ),
+        (
+            ["--set", "tls.generate=false", "--set", "tls.collector.existingSecret=collector-tls"],
+            "the chart has no CA to sign the region's client certificate with",
+        ),
         (["--set", "tls.generate=false"], "tls.collector.existingSecret is required"),
         (
             ["--set", "agents.regions[0].name=it", "--set", "agents.regions[1].name=it"],
@@ -255,11 +262,14 @@ def test_secrets_are_mounted_where_used(render: Render, values_file: Path) -> No
             tls_secret = next(v["secret"]["secretName"] for v in spec["volumes"] if v["name"] == "tls")
             if entry.get("tls", {}).get("existingSecret"):
                 assert tls_secret == entry["tls"]["existingSecret"]
-            else:
+            elif values["tls"]["certManager"]["enabled"]:
                 (cert,) = [
                     c for c in rendered.of_kind("Certificate") if c["spec"]["secretName"] == tls_secret
                 ]
                 assert cert["spec"]["uris"] == [f"probenet://region/{region}"]
+            else:
+                generated = rendered.named("Secret", tls_secret)
+                assert generated["metadata"]["labels"]["probenet.io/region"] == region
 
 
 @ci_files

@@ -116,8 +116,9 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end }}
 
 {{/*
-Client certificate Secret of one region: its own existingSecret, or the Secret of the
-cert-manager Certificate the chart requests for it. Call with (list $ $region).
+Client certificate Secret of one region: its own existingSecret, the Secret of the cert-manager
+Certificate the chart requests for it, or the Secret the chart generates from its CA
+(secret-tls.yaml). Call with (list $ $region).
 */}}
 {{- define "probenet.agentTlsSecretName" -}}
 {{- $root := index . 0 }}
@@ -125,11 +126,16 @@ cert-manager Certificate the chart requests for it. Call with (list $ $region).
 {{- $existing := dig "tls" "existingSecret" "" $region }}
 {{- if $existing }}
 {{- $existing }}
-{{- else if $root.Values.tls.certManager.enabled }}
+{{- else if or $root.Values.tls.certManager.enabled (and $root.Values.tls.generate $root.Values.collector.enabled) }}
 {{- include "probenet.componentName" (list $root (printf "agent-%s-tls" $region.name)) }}
 {{- else }}
-{{- required (printf "agents.regions[name=%s].tls.existingSecret is required unless tls.certManager.enabled: a region certificate needs the URI SAN probenet://region/%s, which Helm's genSignedCert cannot write (issue one with `probe-collector ca issue-region`)" $region.name $region.name) $existing }}
+{{- required (printf "agents.regions[name=%s].tls.existingSecret is required: the chart has no CA to sign the region's client certificate with (collector.enabled=false or tls.generate=false) and tls.certManager.enabled is false. Give a Secret with ca.crt, tls.crt, tls.key whose certificate carries the DNS SAN %s or the URI SAN probenet://region/%s (e.g. `probe-collector ca issue-region`), or enable tls.certManager" $region.name (include "probenet.regionDnsName" $region.name) $region.name) $existing }}
 {{- end }}
+{{- end }}
+
+{{/* The DNS SAN that names a region in its client certificate (collector/ca.py REGION_DNS_SUFFIX). */}}
+{{- define "probenet.regionDnsName" -}}
+{{- printf "%s.region.probenet.internal" . }}
 {{- end }}
 
 {{/* Issuer of the region certificates: the configured one, or the chart's CA Issuer. */}}
