@@ -76,8 +76,13 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     )
     # An unreachable store must not stop the collector: agents are held off and keep spooling.
     await ingestor.prepare()
-    collector = Collector(config, store, ingestor, CollectorService(ingestor, lambda: collector.config, config.limits),
-                          ApiState(store, ingestor, token=config.api.token))
+    collector = Collector(
+        config,
+        store,
+        ingestor,
+        CollectorService(ingestor, lambda: collector.config, config.limits),
+        ApiState(store, ingestor, token=config.api.token),
+    )
     collector.api_state.metrics = CollectorMetrics(collector)
     collector.api_state.connected_agents = collector.service.streams.keys
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])
@@ -98,23 +103,29 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     collector.background.append(asyncio.create_task(watch_config(collector), name="config-reload"))
     await server.start()
     collector.api_state.ready = True
-    print(f"collector ready grpc={config.listen.rpartition(':')[0]}:{collector.grpc_port} "
-          f"api=http://{api_host}:{collector.api_port} store={store.display_url}", flush=True)
+    print(
+        f"collector ready grpc={config.listen.rpartition(':')[0]}:{collector.grpc_port} "
+        f"api=http://{api_host}:{collector.api_port} store={store.display_url}",
+        flush=True,
+    )
     try:
         await stop.wait()
     finally:
         await _shutdown(collector, server, runner, ingest_task)
 
 
-async def _shutdown(collector: Collector, server: grpc.aio.Server, runner: web.AppRunner,
-                    ingest_task: asyncio.Task[None]) -> None:
+async def _shutdown(
+    collector: Collector, server: grpc.aio.Server, runner: web.AppRunner, ingest_task: asyncio.Task[None]
+) -> None:
     log.info("stopping: committing %d pending rows", collector.ingestor.pending_rows)
     collector.api_state.ready = False
     for task in collector.background:
         task.cancel()
     if not await collector.ingestor.drain(FLUSH_ON_STOP_S):
-        log.error("store did not take %d pending rows; agents keep them in their spools",
-                  collector.ingestor.pending_rows)
+        log.error(
+            "store did not take %d pending rows; agents keep them in their spools",
+            collector.ingestor.pending_rows,
+        )
     await asyncio.sleep(ACK_GRACE_S if collector.service.streams else 0)
     ingest_task.cancel()
     await server.stop(STREAM_GRACE_S)

@@ -133,7 +133,11 @@ GROUP BY minute, check_id, region
     ),
     # 10-19: verdicts and events. Every event version is a row; (event_id, version) is unique,
     # so re-inserting a version after a crash collapses instead of duplicating.
-    Migration(10, "outage_events", ("""
+    Migration(
+        10,
+        "outage_events",
+        (
+            """
 CREATE TABLE IF NOT EXISTS outage_events {on_cluster} (
     event_id    String,
     version     UInt32,
@@ -153,14 +157,21 @@ CREATE TABLE IF NOT EXISTS outage_events {on_cluster} (
 )
 ENGINE = {replacing_merge_tree}
 ORDER BY (event_id, version)
-""", """
+""",
+            """
 CREATE VIEW IF NOT EXISTS outage_events_latest {on_cluster} AS
 SELECT * FROM outage_events FINAL
 ORDER BY event_id, version DESC
 LIMIT 1 BY event_id
-""")),
+""",
+        ),
+    ),
     # What each webhook (sink = a hash of its URL, never the URL: it may hold a secret) was sent.
-    Migration(11, "event_notifications", ("""
+    Migration(
+        11,
+        "event_notifications",
+        (
+            """
 CREATE TABLE IF NOT EXISTS event_notifications {on_cluster} (
     sink        String,
     event_id    String,
@@ -172,7 +183,9 @@ CREATE TABLE IF NOT EXISTS event_notifications {on_cluster} (
 )
 ENGINE = {replacing_merge_tree}
 ORDER BY (sink, event_id, version)
-""",)),
+""",
+        ),
+    ),
 ]
 
 _MIGRATIONS_TABLE = """
