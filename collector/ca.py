@@ -195,13 +195,10 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
     )
 
 
-def init_ca(out_dir: Path, name: str = "probenet CA", days: int = 3650) -> Issued:
-    """Create a CA certificate and key in out_dir; refuse to overwrite an existing CA."""
-    cert_path, key_path = out_dir / CA_CERT, out_dir / CA_KEY
-    if cert_path.exists() or key_path.exists():
-        raise FileExistsError(
-            f"{cert_path} already exists; a second CA would orphan every issued certificate"
-        )
+def new_ca(
+    name: str = "probenet CA", days: int = 3650
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A self-signed CA certificate and its key, in memory."""
     key = _new_key()
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
@@ -231,6 +228,17 @@ def init_ca(out_dir: Path, name: str = "probenet CA", days: int = 3650) -> Issue
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
+    return cert, key
+
+
+def init_ca(out_dir: Path, name: str = "probenet CA", days: int = 3650) -> Issued:
+    """Create a CA certificate and key in out_dir; refuse to overwrite an existing CA."""
+    cert_path, key_path = out_dir / CA_CERT, out_dir / CA_KEY
+    if cert_path.exists() or key_path.exists():
+        raise FileExistsError(
+            f"{cert_path} already exists; a second CA would orphan every issued certificate"
+        )
+    cert, key = new_ca(name, days)
     _write(key_path, _key_pem(key), private=True)
     _write(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     return Issued(cert_path, key_path)
