@@ -67,23 +67,26 @@ MAX_TICK_BACKOFF_S = 60.0
 # one shared tuple in Python. The other regions come as arrays: each region's fresh agents counted by state, the failing ones with the
 # result that made their state, and the suspects (agents failing at least SUSPECT_SHARE of their
 # checks, the only ones that can be impaired). The agent-state rule is engine.agent_state, in SQL.
+# "Down" is an agent whose latest result failed, confirmed or not: suspects are agents down on at
+# least SUSPECT_SHARE of their checks, and each region names its down agents (onset hysteresis).
 _SAMPLES_SQL = """
 SELECT check_id,
        arrayStringConcat(arraySort(groupArrayIf(concat(region, char(31), toString(ok)), quiet)), char(30)),
        groupArrayIf(region, NOT quiet), groupArrayIf(ok, NOT quiet), groupArrayIf(fail, NOT quiet),
        groupArrayIf(partial, NOT quiet), groupArrayIf(bad, NOT quiet), groupArrayIf(suspects, NOT quiet),
-       groupArrayIf(ifNull(days_left, nan), NOT quiet)
+       groupArrayIf(ifNull(days_left, nan), NOT quiet), groupArrayIf(downs, NOT quiet)
 FROM (
 SELECT check_id, region,
        countIf(state = 'OK') AS ok, countIf(state = 'FAIL') AS fail, countIf(state = 'PARTIAL') AS partial,
        groupArrayIf((agent_id, state), state IN ('FAIL', 'PARTIAL')) AS bad,
        groupArrayIf(agent_id, suspect) AS suspects,
+       groupArrayIf(agent_id, down) AS downs,
        min(days_left) AS days_left,
-       fail = 0 AND partial = 0 AND empty(suspects) AND isNull(days_left) AS quiet
+       fail = 0 AND partial = 0 AND empty(suspects) AND empty(downs) AND isNull(days_left) AS quiet
 FROM (
-    SELECT check_id, region, agent_id, state, days_left,
-           count() OVER agent AS agent_checks, countIf(state = 'FAIL') OVER agent AS agent_fails,
-           agent_fails > 0 AND agent_fails >= {suspect_share:Float64} * agent_checks AS suspect
+    SELECT check_id, region, agent_id, state, days_left, down,
+           count() OVER agent AS agent_checks, countIf(down) OVER agent AS agent_downs,
+           agent_downs > 0 AND agent_downs >= {suspect_share:Float64} * agent_checks AS suspect
     FROM (
         SELECT check_id, region, agent_id,
                -- One Int64 per result, time then outcome (0 failed, 1 partial, 2 success): sorting
@@ -94,6 +97,7 @@ FROM (
                        arrayFirst(x -> x % 4 != 0, recent) % 4 = 2, 'OK',
                        arrayFirst(x -> x % 4 != 0, recent) % 4 = 1, 'PARTIAL',
                        'STALE') AS state,
+               recent[1] % 4 = 0 AS down,
                argMax(tls_days_left, started_at) AS days_left
         FROM probe_results
         WHERE check_id IN {checks:Array(String)}
@@ -186,9 +190,9 @@ def _layout(text: str) -> tuple[RegionVerdict, ...]:
 
 
 def _samples(row: Sequence[Any], details: dict[tuple[str, str], tuple[Any, Any]]) -> Iterator[RegionSample]:
-    check_id, regions, oks, fails, partials, bads, suspects, days = row
-    for region, ok, fail, partial, bad, suspect, days_left in zip(
-        regions, oks, fails, partials, bads, suspects, days, strict=True
+    check_id, regions, oks, fails, partials, bads, suspects, days, downs = row
+    for region, ok, fail, partial, bad, suspect, days_left, down in zip(
+        regions, oks, fails, partials, bads, suspects, days, downs, strict=True
     ):
         views = (
             tuple(_failing_view(check_id, region, agent, state, details) for agent, state in bad)
@@ -196,7 +200,17 @@ def _samples(row: Sequence[Any], details: dict[tuple[str, str], tuple[Any, Any]]
             else ()
         )
         days_value = None if math.isnan(days_left) else float(days_left)  # NULL travels as nan
-        yield RegionSample(check_id, region, ok, fail, partial, views, tuple(sorted(suspect)), days_value)
+        yield RegionSample(
+            check_id,
+            region,
+            ok,
+            fail,
+            partial,
+            views,
+            tuple(sorted(suspect)),
+            days_value,
+            tuple(sorted(down)),
+        )
 
 
 def _failing_view(
@@ -346,7 +360,8 @@ class Evaluator:
         self, now: float, samples: list[RegionSample], quiet: dict[str, tuple[RegionVerdict, ...]]
     ) -> tuple[Evaluation, list[Event], list[Event]]:
         assert self.tracker is not None
-        evaluation = self.engine.evaluate_samples(now, samples, quiet)
+        # The previous evaluation is the engine's vantage memory (onset and recovery holds).
+        evaluation = self.engine.evaluate_samples(now, samples, quiet, self.latest)
         changes = self.tracker.update(evaluation)
         return evaluation, changes, self.tracker.current()
 

@@ -1,12 +1,15 @@
 """The verdict engine: from probe results to verdicts and outage events (DESIGN section 4).
 
-Pure code: no clock, no I/O; time is always an argument (epoch seconds, float).
+Pure code: no clock, no I/O; time is always an argument (epoch seconds, float), and so is the
+previous evaluation (the vantage memory behind the onset and recovery holds).
 
     from collector.verdicts import Engine, EventTracker, Result
 
     engine = Engine(checks)                       # CheckSpec messages (or CheckOptions)
     tracker = EventTracker(engine.options)        # add open_events=... to resume after a restart
-    evaluation = engine.evaluate(now, results)    # Result values; only (now - window, now] is used
+    previous = None
+    evaluation = engine.evaluate(now, results, previous)  # Results in (now - window, now] count
+    previous = evaluation                         # the next evaluation continues from this one
     for event in tracker.update(evaluation):      # the event versions this evaluation made
         print(event.to_dict())
 
@@ -15,11 +18,13 @@ Pure code: no clock, no I/O; time is always an argument (epoch seconds, float).
 `Evaluation`: `verdicts` {check_id: Verdict(status ok|partial|outage|unknown, scope
 global|regional|undetermined ("" when ok), regions (affected, sorted), cause, region_states)},
 `vantage` (impaired agents and regions, left out of the verdicts), `certs` (TLS checks under
-their expiry threshold), `impaired_agents`, `impaired_regions`.
+their expiry threshold), `impaired_agents`, `impaired_regions`, `held_agents`, `held_regions`
+(suspects at an incident's onset and impairments recovering: left out of the verdicts, no event;
+see engine.py) and `memory` (what the next evaluation's `previous` carries).
 
-Inputs at three levels, the same decisions: `Engine.evaluate(now, results)` (raw results),
-`evaluate_views(now, views)` (one AgentView per check and agent), `evaluate_samples(now,
-samples, quiet)` (one RegionSample per check and region, plus the quiet regions as shared UP
+Inputs at three levels, the same decisions: `Engine.evaluate(now, results, previous)` (raw results),
+`evaluate_views(now, views, previous)` (one AgentView per check and agent), `evaluate_samples(now,
+samples, quiet, previous)` (one RegionSample per check and region, plus the quiet regions as shared UP
 states: what the live evaluator computes in SQL).
 
 An event's JSON form (`Event.to_dict()`) is a stable contract:
@@ -40,6 +45,7 @@ from collector.verdicts.model import (
     CheckOptions,
     Evaluation,
     Failure,
+    Hold,
     RegionVerdict,
     Result,
     VantageVerdict,
@@ -60,6 +66,7 @@ __all__ = [
     "Event",
     "EventTracker",
     "Failure",
+    "Hold",
     "RegionVerdict",
     "Replay",
     "Result",

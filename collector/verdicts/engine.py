@@ -1,6 +1,27 @@
 """The verdict engine (DESIGN section 4): agent states -> vantage -> region states -> check verdicts.
 
-Pure: no clock, no I/O. `now` is an argument; the same inputs always give the same output.
+Pure: no clock, no I/O. `now` is an argument, and so is the previous evaluation (the vantage
+memory: suspects and recovering impairments); the same inputs always give the same output.
+
+Vantage hysteresis. An incident on a vantage point's own network does not fail all its checks
+at once: they fail (and recover) one after another as their probe slots come round, so for an
+evaluation or two the point fails some checks but not yet "almost everything". So that those
+checks do not open (or update) check events meanwhile, a vantage point is *held*, left out of
+check verdicts like an impaired one but with no event of its own:
+
+- *onset*: an agent (or every non-impaired agent of a region) whose latest result failed,
+  confirmed or not, on >= 80 % of its >= 3 checks, with the impairment rule's "others see them
+  OK" judged on latest results too, is held while that lasts, for at most `hold_limit` seconds
+  (the longest confirm x interval of the checks) from the first evaluation of that streak; one
+  at >= 50 % (rising toward it) is held for that first evaluation only;
+- *recovery*: after an impairment ends, the point stays held while any of its checks' latest
+  result still failed, for at most `hold_limit` seconds.
+
+A single-check outage is never held (it is < 50 % of >= 3 checks), so detection latency is
+unchanged for it, also during an incident elsewhere; an outage of 50-80 % of a point's checks
+opens one evaluation later; >= 80 % may be held up to `hold_limit`, and once confirmed it is an
+impairment anyway. The memory is the previous Evaluation (`memory`, `Hold` values): None after
+a restart, which only means no hold at the first evaluation.
 """
 
 from __future__ import annotations
@@ -13,12 +34,16 @@ from collector.verdicts.model import (
     FAIL,
     FAILED,
     GLOBAL,
+    IMPAIRED,
     NO_DATA,
     OK,
+    ONSET,
     PARTIAL,
     PARTIAL_OUTCOME,
+    RECOVERING,
     REGION_PARTIAL,
     REGIONAL,
+    RELEASED,
     STALE,
     STATUS_OK,
     STATUS_OUTAGE,
@@ -33,6 +58,7 @@ from collector.verdicts.model import (
     CheckOptions,
     Evaluation,
     Failure,
+    Hold,
     RegionSample,
     RegionVerdict,
     Result,
@@ -45,9 +71,11 @@ from probenet.v1.probe_pb2 import CheckSpec
 # Impaired vantage (DESIGN section 4): >= 80 % of >= 3 checks failing while others see them OK.
 IMPAIRED_SHARE = 0.8
 IMPAIRED_MIN_CHECKS = 3
-# Agents failing at least this share of their checks are impairment candidates ("suspects"): the
-# store reports each suspect's every state, and everyone else only as counts.
+# Agents whose latest result failed on at least this share of their checks are impairment
+# candidates ("suspects"), and held for one evaluation (rising toward impairment): the store
+# reports each suspect's every state, and everyone else only as counts.
 SUSPECT_SHARE = 0.5
+AGENT, REGION = "agent", "region"
 
 
 def agent_state(outcomes: Sequence[str], confirm: int) -> str:
@@ -80,7 +108,9 @@ def view_from_results(options: CheckOptions, latest_first: Sequence[Result]) -> 
     latest = next((r for r in recent if r.outcome == wanted), None) if state in (FAIL, PARTIAL) else None
     failures = (latest.failure(),) if latest else ()
     days = next((r.tls_days_left for r in latest_first if r.tls_days_left is not None), None)
-    return AgentView(first.check_id, first.region, first.agent_id, state, failures, days)
+    return AgentView(
+        first.check_id, first.region, first.agent_id, state, failures, days, first.outcome == FAILED
+    )
 
 
 def dominant_cause(failures: Iterable[Failure]) -> Cause | None:
@@ -103,8 +133,8 @@ def samples_from_views(views: Iterable[AgentView]) -> list[RegionSample]:
     """Group agent states per (check, region), as the store's SQL does."""
     fresh = [v for v in views if v.state != STALE]
     totals: Counter[str] = Counter(v.agent_id for v in fresh)
-    fails: Counter[str] = Counter(v.agent_id for v in fresh if v.state == FAIL)
-    suspects = {a for a, n in totals.items() if fails[a] and fails[a] >= SUSPECT_SHARE * n}
+    downs: Counter[str] = Counter(v.agent_id for v in fresh if v.down)
+    suspects = {a for a, n in totals.items() if downs[a] and downs[a] >= SUSPECT_SHARE * n}
     grouped: dict[tuple[str, str], list[AgentView]] = defaultdict(list)
     for v in fresh:
         grouped[(v.check_id, v.region)].append(v)
@@ -121,6 +151,7 @@ def samples_from_views(views: Iterable[AgentView]) -> list[RegionSample]:
                 bad=tuple(v for v in vs if v.state in (FAIL, PARTIAL)),
                 suspects=tuple(sorted(v.agent_id for v in vs if v.agent_id in suspects)),
                 days_left=min(days) if days else None,
+                down=tuple(sorted(v.agent_id for v in vs if v.down)),
             )
         )
     return samples
@@ -162,12 +193,13 @@ def check_verdict(
     return Verdict(check_id, status, scope, tuple(affected), dominant_cause(failures), ordered)
 
 
-def _without(sample: RegionSample, agents: set[str]) -> RegionSample:
-    """The sample minus some agents (only suspects can be impaired, so only they are looked up)."""
-    gone = [a for a in sample.suspects if a in agents]
+def _without(sample: RegionSample, agents: set[str] | frozenset[str]) -> RegionSample:
+    """The sample minus some agents: those named as suspects, failing or down here (an agent that
+    is none of these is OK here and not down; keeping it is keeping a fresh OK vote)."""
+    bad = {v.agent_id: v for v in sample.bad}
+    gone = {a for a in (*sample.suspects, *bad, *sample.down) if a in agents}
     if not gone:
         return sample
-    bad = {v.agent_id: v for v in sample.bad}
     ok, fail, partial = sample.ok, sample.fail, sample.partial
     for agent in gone:
         view = bad.pop(agent, None)
@@ -182,18 +214,40 @@ def _without(sample: RegionSample, agents: set[str]) -> RegionSample:
         fail=fail,
         partial=partial,
         bad=tuple(bad.values()),
-        suspects=tuple(a for a in sample.suspects if a not in agents),
+        suspects=tuple(a for a in sample.suspects if a not in gone),
+        down=tuple(a for a in sample.down if a not in gone),
     )
 
 
+def _seeing_ok(sample: RegionSample) -> int:
+    """Agents here that are OK and whose latest result did not fail (an unconfirmed failure keeps
+    an agent OK, but it does not "see the check OK")."""
+    failing = {v.agent_id for v in sample.bad}
+    return sample.ok - sum(a not in failing for a in sample.down)
+
+
+def _others_see_ok(failing: Sequence[RegionSample]) -> bool:
+    """For at least half of an agent's failing checks, at least half of its region peers see them OK."""
+    seen_ok = 0
+    for s in failing:
+        peers = s.agents - 1
+        if peers and _seeing_ok(s) * 2 >= peers:
+            seen_ok += 1
+    return bool(seen_ok) and seen_ok * 2 >= len(failing)
+
+
 class Engine:
-    """Decides verdicts for a set of checks. Construct once per configuration; reuse every tick."""
+    """Decides verdicts for a set of checks. Construct once per configuration; reuse every tick,
+    passing each evaluation as the next one's `previous` (the vantage memory)."""
 
     def __init__(self, checks: Iterable[CheckSpec | CheckOptions]) -> None:
         self.options: dict[str, CheckOptions] = {}
         for check in checks:
             opts = check if isinstance(check, CheckOptions) else CheckOptions.from_spec(check)
             self.options[opts.check_id] = opts
+        # Long enough for every check's failures to confirm (onset) or for every check to be
+        # probed again (recovery); bounded, so a hold never hides a real outage for long.
+        self.hold_limit = max((o.confirm * o.interval for o in self.options.values()), default=0.0)
 
     def views(self, now: float, results: Iterable[Result]) -> list[AgentView]:
         """Agent states from raw results: those started in (now - window, now] of their check."""
@@ -208,26 +262,36 @@ class Engine:
             views.append(view_from_results(self.options[check_id], rs))
         return views
 
-    def evaluate(self, now: float, results: Iterable[Result]) -> Evaluation:
-        return self.evaluate_views(now, self.views(now, results))
+    def evaluate(
+        self, now: float, results: Iterable[Result], previous: Evaluation | None = None
+    ) -> Evaluation:
+        return self.evaluate_views(now, self.views(now, results), previous)
 
-    def evaluate_views(self, now: float, views: Iterable[AgentView]) -> Evaluation:
-        return self.evaluate_samples(now, samples_from_views(v for v in views if v.check_id in self.options))
+    def evaluate_views(
+        self, now: float, views: Iterable[AgentView], previous: Evaluation | None = None
+    ) -> Evaluation:
+        samples = samples_from_views(v for v in views if v.check_id in self.options)
+        return self.evaluate_samples(now, samples, previous=previous)
 
     def evaluate_samples(
         self,
         now: float,
         samples: Iterable[RegionSample],
         quiet: Mapping[str, tuple[RegionVerdict, ...]] | None = None,
+        previous: Evaluation | None = None,
     ) -> Evaluation:
         """Verdicts from per-(check, region) samples (built here from views, or by SQL in the store).
 
-        `quiet` may carry, instead of samples, each check's quiet regions (every fresh agent OK,
-        no suspect among them, no certificate data): their UP states, sorted by region. Share one
-        tuple between checks with the same layout: at 10,000 checks these are most regions of
-        most checks, and they need no deciding.
+        `quiet` may carry, instead of samples, each check's quiet regions (every fresh agent OK
+        and not down, no suspect among them, no certificate data): their UP states, sorted by
+        region. Share one tuple between checks with the same layout: at 10,000 checks these are
+        most regions of most checks, and they need no deciding.
+
+        `previous` is the evaluation before this one (None: no memory, e.g. after a restart):
+        impaired and held vantage points are left out of check verdicts (see the module doc).
         """
         quiet = quiet or {}
+        memory = {(h.scope, h.name): h for h in previous.memory} if previous else {}
         by_check: dict[str, list[RegionSample]] = defaultdict(list)
         suspect_samples: list[RegionSample] = []
         options = self.options
@@ -236,13 +300,33 @@ class Engine:
                 by_check[s.check_id].append(s)
                 if s.suspects:
                     suspect_samples.append(s)
-        impaired_agents, agent_vantage = self._impaired_agents(suspect_samples)
+        # A region recovering from an incident explains its agents' failures: none of them is an
+        # impaired agent of its own meanwhile.
+        recovering = {
+            name
+            for (scope, name), h in memory.items()
+            if scope == REGION and self._still_recovering(h, now) and self._region_down(name, by_check)
+        }
+        judged = [s for s in suspect_samples if s.region not in recovering]
+        impaired_agents, agent_vantage = self._impaired_agents(judged)
         if impaired_agents:
-            for check_id in {s.check_id for s in suspect_samples}:
-                kept = (_without(s, impaired_agents) if s.suspects else s for s in by_check[check_id])
-                by_check[check_id] = [s for s in kept if s.agents]
+            self._drop_agents(by_check, {s.check_id for s in suspect_samples}, impaired_agents)
             suspect_samples = [s for ss in by_check.values() for s in ss if s.suspects]
         impaired_regions, region_vantage = self._impaired_regions(suspect_samples, by_check, quiet)
+        holds = self._holds(
+            now,
+            memory,
+            by_check=by_check,
+            suspect_samples=suspect_samples,
+            quiet=quiet,
+            impaired_agents=impaired_agents,
+            impaired_regions=impaired_regions,
+        )
+        held_agents = frozenset(h.name for h in holds if h.scope == AGENT and h.held)
+        held_regions = frozenset(h.name for h in holds if h.scope == REGION and h.held)
+        if held_agents:
+            self._drop_agents(by_check, set(by_check), held_agents)
+        left_out = impaired_regions | held_regions
         verdicts = {}
         certs = []
         for check_id, opts in options.items():
@@ -251,8 +335,8 @@ class Engine:
                 verdicts[check_id] = self._quiet_verdict(opts, quiet_states)
                 continue
             region_samples = by_check[check_id]
-            if impaired_regions:
-                region_samples = [s for s in region_samples if s.region not in impaired_regions]
+            if left_out:
+                region_samples = [s for s in region_samples if s.region not in left_out]
             verdicts[check_id] = self._verdict(opts, region_samples, quiet_states)
             if opts.probe == "tls" and region_samples:
                 cert = self._cert_warning(opts, {s.region: s for s in region_samples})
@@ -260,8 +344,24 @@ class Engine:
                     certs.append(cert)
         vantage = tuple(sorted(agent_vantage + region_vantage, key=lambda v: v.key))
         return Evaluation(
-            now, verdicts, vantage, tuple(certs), frozenset(impaired_agents), frozenset(impaired_regions)
+            now,
+            verdicts,
+            vantage,
+            tuple(certs),
+            frozenset(impaired_agents),
+            frozenset(impaired_regions),
+            held_agents,
+            held_regions,
+            tuple(sorted(holds)),
         )
+
+    @staticmethod
+    def _drop_agents(
+        by_check: dict[str, list[RegionSample]], checks: Iterable[str], agents: set[str] | frozenset[str]
+    ) -> None:
+        for check_id in checks:
+            kept = (_without(s, agents) for s in by_check[check_id])
+            by_check[check_id] = [s for s in kept if s.agents]
 
     @staticmethod
     def _quiet_verdict(opts: CheckOptions, states: tuple[RegionVerdict, ...]) -> Verdict:
@@ -309,8 +409,16 @@ class Engine:
         failing = sum(st == FAIL for st in states)
         return len(states) >= IMPAIRED_MIN_CHECKS and failing >= IMPAIRED_SHARE * len(states)
 
+    @staticmethod
+    def _down_share(agent: str, entries: Sequence[tuple[RegionSample, str, AgentView | None]]) -> float:
+        """Share of an agent's checks whose latest result failed (0 below IMPAIRED_MIN_CHECKS)."""
+        if len(entries) < IMPAIRED_MIN_CHECKS:
+            return 0.0
+        return sum(agent in s.down for s, _, _ in entries) / len(entries)
+
     def _impaired_agents(self, samples: Sequence[RegionSample]) -> tuple[set[str], list[VantageVerdict]]:
-        """An agent failing almost everything while its own region's other agents see those checks OK.
+        """An agent failing almost everything while its own region's other agents see those checks OK
+        (their state is OK and their latest result did not fail).
 
         Peers are taken from the agent's region: when the whole region fails, that is a question
         for the impaired-region rule, not many impaired agents.
@@ -321,17 +429,35 @@ class Engine:
             if not self._mostly_failing([st for _, st, _ in entries]):
                 continue
             failing = [(s, v) for s, st, v in entries if st == FAIL]
-            seen_ok = 0
-            for s, _ in failing:
-                peers = s.agents - 1
-                if peers and s.ok * 2 >= peers:
-                    seen_ok += 1
-            if seen_ok and seen_ok * 2 >= len(failing):
+            if _others_see_ok([s for s, _ in failing]):
                 impaired.add(agent_id)
                 cause = dominant_cause(f for _, v in failing if v for f in v.failures)
                 region = entries[0][0].region
                 verdicts.append(VantageVerdict("agent", region, agent_id, len(failing), len(entries), cause))
         return impaired, verdicts
+
+    def _region_candidates(
+        self,
+        suspect_samples: Sequence[RegionSample],
+        by_check: Mapping[str, Sequence[RegionSample]],
+        quiet: Mapping[str, tuple[RegionVerdict, ...]],
+    ) -> dict[str, tuple[list[RegionSample], dict[str, list[tuple[RegionSample, str, AgentView | None]]]]]:
+        """Regions whose every agent with data is a suspect: their samples and their agents' views."""
+        suspects = self._suspect_views(suspect_samples)
+        candidates = {s.region for s in suspect_samples}
+        if candidates and quiet:
+            # A quiet check has no suspect: its regions have agents that are not failing much.
+            layouts = {id(states): states for states in quiet.values()}.values()
+            candidates -= {r.region for states in layouts for r in states}
+        out = {}
+        for region in sorted(candidates):
+            region_samples = [s for ss in by_check.values() for s in ss if s.region == region]
+            # Agents that are not suspects fail less than half of their checks: not "almost everything".
+            if any(s.agents > len(s.suspects) for s in region_samples):
+                continue
+            agents = {a for s in region_samples for a in s.suspects}
+            out[region] = (region_samples, {a: suspects[a] for a in agents})
+        return out
 
     def _impaired_regions(
         self,
@@ -340,21 +466,12 @@ class Engine:
         quiet: Mapping[str, tuple[RegionVerdict, ...]],
     ) -> tuple[set[str], list[VantageVerdict]]:
         """A region whose agents all fail almost everything while the other regions are fine."""
-        suspects = self._suspect_views(suspect_samples)
         impaired: set[str] = set()
         verdicts = []
-        candidates = {s.region for s in suspect_samples}
-        if candidates and quiet:
-            # A quiet check has no suspect: its regions have agents that are not failing much.
-            layouts = {id(states): states for states in quiet.values()}.values()
-            candidates -= {r.region for states in layouts for r in states}
-        for region in sorted(candidates):
-            region_samples = [s for ss in by_check.values() for s in ss if s.region == region]
-            # Agents that are not suspects fail less than half of their checks: not "almost everything".
-            if any(s.agents > len(s.suspects) for s in region_samples):
-                continue
-            agents = {a for s in region_samples for a in s.suspects}
-            if not all(self._mostly_failing([st for _, st, _ in suspects[a]]) for a in agents):
+        for region, (region_samples, agents) in self._region_candidates(
+            suspect_samples, by_check, quiet
+        ).items():
+            if not all(self._mostly_failing([st for _, st, _ in entries]) for entries in agents.values()):
                 continue
             failing = sorted((s for s in region_samples if s.fail), key=lambda s: s.check_id)
             fine_elsewhere = 0
@@ -373,6 +490,118 @@ class Engine:
                     VantageVerdict("region", region, "", len(failing), len(region_samples), cause)
                 )
         return impaired, verdicts
+
+    # --- held vantage points (hysteresis) ---
+
+    def _holds(
+        self,
+        now: float,
+        memory: Mapping[tuple[str, str], Hold],
+        *,
+        by_check: Mapping[str, Sequence[RegionSample]],
+        suspect_samples: Sequence[RegionSample],
+        quiet: Mapping[str, tuple[RegionVerdict, ...]],
+        impaired_agents: set[str],
+        impaired_regions: set[str],
+    ) -> list[Hold]:
+        """This evaluation's memory: impaired, suspect and recovering vantage points."""
+        holds = [
+            Hold(REGION, r, IMPAIRED, self._since(memory, REGION, r, IMPAIRED, now)) for r in impaired_regions
+        ]
+        holds += [
+            Hold(AGENT, a, IMPAIRED, self._since(memory, AGENT, a, IMPAIRED, now)) for a in impaired_agents
+        ]
+        for (scope, name), h in memory.items():
+            if name in (impaired_regions if scope == REGION else impaired_agents):
+                continue
+            if not self._still_recovering(h, now):
+                continue
+            down = self._region_down(name, by_check) if scope == REGION else self._agent_down(name, by_check)
+            if down:
+                holds.append(Hold(scope, name, RECOVERING, h.since if h.phase == RECOVERING else now))
+        taken = {(h.scope, h.name) for h in holds}
+        kept = [s for s in suspect_samples if s.region not in impaired_regions]
+        for region, share in self._region_suspicion(kept, by_check, quiet).items():
+            if (REGION, region) not in taken:
+                holds.append(self._onset(memory, REGION, region, share, now))
+                taken.add((REGION, region))
+        regions_held = {h.name for h in holds if h.scope == REGION and h.held} | impaired_regions
+        for agent, share in self._agent_suspicion(s for s in kept if s.region not in regions_held).items():
+            if (AGENT, agent) not in taken:
+                holds.append(self._onset(memory, AGENT, agent, share, now))
+        return holds
+
+    def _still_recovering(self, h: Hold, now: float) -> bool:
+        """Impaired at the previous evaluation, or recovering for less than `hold_limit`."""
+        return h.phase == IMPAIRED or (h.phase == RECOVERING and now - h.since < self.hold_limit)
+
+    @staticmethod
+    def _since(
+        memory: Mapping[tuple[str, str], Hold], scope: str, name: str, phase: str, now: float
+    ) -> float:
+        h = memory.get((scope, name))
+        return h.since if h and h.phase == phase else now
+
+    def _onset(
+        self, memory: Mapping[tuple[str, str], Hold], scope: str, name: str, share: float, now: float
+    ) -> Hold:
+        """A suspect: held while its failures may still confirm, within limits."""
+        h = memory.get((scope, name))
+        since = h.since if h and h.phase in (ONSET, RELEASED) else now
+        pending = share >= IMPAIRED_SHARE
+        held = now - since < self.hold_limit and (pending or since == now)
+        return Hold(scope, name, ONSET if held else RELEASED, since)
+
+    def _agent_suspicion(self, samples: Iterable[RegionSample]) -> dict[str, float]:
+        """Agents down on >= SUSPECT_SHARE of >= 3 checks while their region peers see them OK."""
+        out = {}
+        for agent, entries in self._suspect_views(samples).items():
+            share = self._down_share(agent, entries)
+            if share < SUSPECT_SHARE:
+                continue
+            if _others_see_ok([s for s, _, _ in entries if agent in s.down]):
+                out[agent] = share
+        return out
+
+    def _region_suspicion(
+        self,
+        suspect_samples: Sequence[RegionSample],
+        by_check: Mapping[str, Sequence[RegionSample]],
+        quiet: Mapping[str, tuple[RegionVerdict, ...]],
+    ) -> dict[str, float]:
+        """Regions whose every agent is down on >= SUSPECT_SHARE of >= 3 checks while most other
+        regions' agents are not down on most of those checks: the lowest agent share."""
+        out = {}
+        for region, (region_samples, agents) in self._region_candidates(
+            suspect_samples, by_check, quiet
+        ).items():
+            share = min((self._down_share(a, entries) for a, entries in agents.items()), default=0.0)
+            if share < SUSPECT_SHARE:
+                continue
+            down = [s for s in region_samples if s.down]
+            fine_elsewhere = 0
+            for s in down:
+                quorum = self.options[s.check_id].region_quorum
+                others = [len(o.down) < quorum * o.agents for o in by_check[s.check_id] if o.region != region]
+                others += [True for q in quiet.get(s.check_id, ()) if q.region != region]
+                if others and sum(others) * 2 > len(others):
+                    fine_elsewhere += 1
+            if fine_elsewhere and fine_elsewhere * 2 >= len(down):
+                out[region] = share
+        return out
+
+    @staticmethod
+    def _region_down(region: str, by_check: Mapping[str, Sequence[RegionSample]]) -> bool:
+        """Some check's latest result in the region failed (a quiet region has none)."""
+        return any(s.region == region and (s.down or s.fail) for ss in by_check.values() for s in ss)
+
+    @staticmethod
+    def _agent_down(agent: str, by_check: Mapping[str, Sequence[RegionSample]]) -> bool:
+        return any(
+            agent in s.down or any(v.agent_id == agent and v.state == FAIL for v in s.bad)
+            for ss in by_check.values()
+            for s in ss
+        )
 
     # --- certificates ---
 

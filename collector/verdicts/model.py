@@ -205,15 +205,17 @@ class AgentView:
     state: str
     failures: tuple[Failure, ...] = ()
     days_left: float | None = None
+    down: bool = False  # its latest result failed (confirmed or not): what suspicion counts
 
 
 class RegionSample(NamedTuple):
     """One check in one region over the window: its fresh agents' states.
 
     OK agents are only counted; failing ones (FAIL, PARTIAL) come with the result that made their
-    state; `suspects` names every agent here (whatever its state) failing at least half of all
-    its checks, the only agents that can be impaired, so they can be judged and left out
-    exactly. (A NamedTuple: there are checks x regions of these every tick.)
+    state; `suspects` names every agent here (whatever its state) whose latest result failed on
+    at least half of all its checks, the only agents that can be impaired or held, so they can be
+    judged and left out exactly; `down` names every agent here whose latest result failed
+    (confirmed or not). (A NamedTuple: there are checks x regions of these every tick.)
     """
 
     check_id: str
@@ -224,6 +226,7 @@ class RegionSample(NamedTuple):
     bad: tuple[AgentView, ...] = ()
     suspects: tuple[str, ...] = ()
     days_left: float | None = None
+    down: tuple[str, ...] = ()
 
     @property
     def agents(self) -> int:
@@ -288,6 +291,29 @@ class CertWarning:
     host: str
 
 
+# Phases of a vantage point in the engine's memory (see engine.Engine.evaluate_samples).
+IMPAIRED, ONSET, RELEASED, RECOVERING = "impaired", "onset", "released", "recovering"
+
+
+class Hold(NamedTuple):
+    """What the engine remembers of a vantage point between evaluations.
+
+    `phase`: `impaired` (a vantage event), `onset` (suspect: held out of check verdicts, no event
+    yet), `released` (still suspect, no longer held), `recovering` (impairment over, held until
+    its checks have recovered); `since`: when that phase (the suspicion streak, the recovery)
+    began.
+    """
+
+    scope: str  # "agent" | "region"
+    name: str
+    phase: str
+    since: float
+
+    @property
+    def held(self) -> bool:
+        return self.phase in (ONSET, RECOVERING)
+
+
 @dataclass(frozen=True)
 class Evaluation:
     """Everything one evaluation decided, at time `now`."""
@@ -298,3 +324,9 @@ class Evaluation:
     certs: tuple[CertWarning, ...] = ()
     impaired_agents: frozenset[str] = frozenset()
     impaired_regions: frozenset[str] = frozenset()
+    # Vantage points left out of this evaluation's check verdicts without an event of their own
+    # (suspects at an incident's onset, impairments recovering), and the memory the next
+    # evaluation continues from (pass this Evaluation as `previous`).
+    held_agents: frozenset[str] = frozenset()
+    held_regions: frozenset[str] = frozenset()
+    memory: tuple[Hold, ...] = ()

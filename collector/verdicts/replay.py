@@ -53,6 +53,7 @@ def replay(
     tracker = EventTracker(engine.options, every=configured)
     events: list[Event] = []
     lo = 0
+    previous: Evaluation | None = None
     max_window = max((o.window for o in engine.options.values()), default=every)
     for now in ticks:
         # Only results that can be in some window matter: keeps a long replay linear.
@@ -61,7 +62,7 @@ def replay(
         hi = lo
         while hi < len(ordered) and ordered[hi].started_at <= now:
             hi += 1
-        evaluation = engine.evaluate(now, ordered[lo:hi])
+        evaluation = previous = engine.evaluate(now, ordered[lo:hi], previous)
         changes = tracker.update(evaluation)
         events.extend(changes)
         if on_evaluation:

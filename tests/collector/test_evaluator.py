@@ -354,6 +354,16 @@ PARITY = {
         ],
     ),
     "cert days": Network({"it": 2, "fr": 2}, checks=("a", "b"), duration=100, days_left=5.0),
+    "staggered region incident and an impaired agent": Network(
+        {"it": 2, "fr": 3, "de": 2},
+        checks=("a", "b", "c", "d"),
+        duration=200,
+        stagger=2.5,
+        faults=[
+            Fault(65, 145, regions=("de",), cls="tcp_timeout"),
+            Fault(95, 175, agents=("fr-2",), cls="tcp_reset"),
+        ],
+    ),
 }
 
 
@@ -367,6 +377,9 @@ def _comparable(evaluation: Any) -> Any:
         evaluation.certs,
         evaluation.impaired_agents,
         evaluation.impaired_regions,
+        evaluation.held_agents,
+        evaluation.held_regions,
+        evaluation.memory,
     )
 
 
@@ -391,23 +404,35 @@ def test_sql_agent_states_match_the_pure_engine(tmp_path: Path) -> None:
             )
             results = sorted(_shifted(network.results(), base, START), key=lambda r: r.started_at)
             inserted = 0
+            expected = got = None  # each path carries its own vantage memory
             for k in range(1, int(network.duration / INTERVAL) + 2):
                 now = base + k * INTERVAL
                 upto = next((i for i, r in enumerate(results) if r.started_at > now), len(results))
                 if upto > inserted:
                     _insert(store, results[inserted:upto])
                     inserted = upto
-                expected = engine.evaluate(now, results[:upto])
-                got = engine.evaluate_samples(now, *load_samples(store, engine.options.values(), now))
+                expected = engine.evaluate(now, results[:upto], expected)
+                samples, quiet = load_samples(store, engine.options.values(), now)
+                got = engine.evaluate_samples(now, samples, quiet, got)
                 assert _comparable(got) == _comparable(expected), f"{name} at +{k * INTERVAL:.0f}s"
                 seen = noticed.setdefault(name, set())
                 seen |= {v.scope for v in got.vantage} | {"cert" for _ in got.certs}
+                seen |= {f"{h.scope} {h.phase}" for h in got.memory if h.held}
                 seen |= {v.status for v in got.verdicts.values()}
         assert noticed == {
-            "impaired agent": {"agent", "ok"},
-            "impaired region": {"region", "ok"},
+            "impaired agent": {"agent", "ok", "agent onset"},
+            "impaired region": {"region", "ok", "region onset"},
             "partial page and mixed classes": {"partial", "ok"},
             "cert days": {"cert", "ok"},
+            "staggered region incident and an impaired agent": {
+                "region",
+                "agent",
+                "ok",
+                "region onset",
+                "region recovering",
+                "agent onset",
+                "agent recovering",
+            },
         }
     finally:
         store.close()

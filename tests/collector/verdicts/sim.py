@@ -22,7 +22,8 @@ _OUTCOMES = {
 
 @dataclass(frozen=True)
 class Fault:
-    """From `at` until `until` (seconds after START), matching results get this outcome."""
+    """From `at` until `until` (seconds after START, on the agents' true clock), matching results
+    get this outcome."""
 
     at: float
     until: float = 1e9
@@ -55,6 +56,9 @@ class Network:
     skew: dict[str, float] = field(default_factory=dict)  # agent -> clock offset (s)
     silent: Callable[[float, str], bool] = lambda t, agent: False  # agent sends nothing at t
     days_left: float | None = None
+    # Seconds between consecutive checks' probe slots in a round: with a stagger a fault reaches
+    # the checks one after another, as real agents spread their probes over the interval.
+    stagger: float = 0.0
 
     def agents(self) -> list[tuple[str, str]]:
         return [(region, f"{region}-{i}") for region, n in self.regions.items() for i in range(1, n + 1)]
@@ -67,9 +71,10 @@ class Network:
             for index, (region, agent) in enumerate(self.agents()):
                 if self.silent(t, agent):
                     continue
-                started = START + t + 1.0 + 0.01 * index + self.skew.get(agent, 0.0)
-                for check in self.checks:
-                    out.append(self._result(t, rnd, started, region=region, agent=agent, check=check))
+                for k, check in enumerate(self.checks):
+                    at = t + 1.0 + 0.01 * index + k * self.stagger
+                    started = START + at + self.skew.get(agent, 0.0)
+                    out.append(self._result(at, rnd, started, region=region, agent=agent, check=check))
         return out
 
     def _result(self, t: float, rnd: int, started: float, *, region: str, agent: str, check: str) -> Result:

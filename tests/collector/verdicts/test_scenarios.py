@@ -282,6 +282,89 @@ SCENARIOS = [
         probe="tls",
     ),
     Scenario("cert with time left: no warning", Network(FOUR, duration=100, days_left=40.0), [], probe="tls"),
+    # Vantage hysteresis: with a 2 s stagger the five checks are probed at +1, +3, ... +9 s of each
+    # round, so a fault at 65 s confirms three checks at the 80 s tick and two at the 90 s tick.
+    Scenario(
+        "staggered onset of a regional network incident: only a vantage event",
+        Network(
+            FOUR, checks=FIVE_CHECKS, stagger=2.0, faults=[Fault(65, 1e9, regions=("de",), cls="tcp_timeout")]
+        ),
+        [("vantage", "de", 1, "impaired", "region", ("de",), "tcp_timeout", False)],
+    ),
+    Scenario(
+        "staggered recovery of a regional network incident: no check events",
+        Network(
+            FOUR, checks=FIVE_CHECKS, stagger=2.0, faults=[Fault(60, 145, regions=("de",), cls="tcp_timeout")]
+        ),
+        [
+            ("vantage", "de", 1, "impaired", "region", ("de",), "tcp_timeout", False),
+            ("vantage", "de", 2, "impaired", "region", ("de",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
+        "staggered onset and recovery of a regional network incident: only a vantage event",
+        Network(
+            FOUR, checks=FIVE_CHECKS, stagger=2.0, faults=[Fault(65, 145, regions=("de",), cls="tcp_timeout")]
+        ),
+        [
+            ("vantage", "de", 1, "impaired", "region", ("de",), "tcp_timeout", False),
+            ("vantage", "de", 2, "impaired", "region", ("de",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
+        "staggered onset and recovery of an impaired agent in a region of two: only a vantage event",
+        Network(
+            {"it": 2, "fr": 2, "de": 2},
+            checks=FIVE_CHECKS,
+            stagger=2.0,
+            faults=[Fault(65, 145, agents=("it-1",), cls="tcp_reset")],
+        ),
+        [
+            ("vantage", "it-1", 1, "impaired", "agent", ("it",), "tcp_reset", False),
+            ("vantage", "it-1", 2, "impaired", "agent", ("it",), "tcp_reset", True),
+        ],
+    ),
+    Scenario(
+        "a real single-check regional outage among staggered checks: opens as usual",
+        Network(
+            FOUR, checks=FIVE_CHECKS, stagger=2.0, faults=[Fault(60, 150, regions=("it",), checks=("api",))]
+        ),
+        outage("regional", ("it",), check="api"),
+    ),
+    Scenario(
+        "a real outage of one check during a staggered region incident elsewhere: both, each once",
+        Network(
+            FOUR,
+            checks=FIVE_CHECKS,
+            stagger=2.0,
+            faults=[
+                Fault(65, 150, regions=("de",), cls="tcp_timeout"),
+                Fault(60, 150, regions=("fr",), checks=("web",)),
+            ],
+        ),
+        [
+            ("check", "web", 1, "outage", "regional", ("fr",), "tcp_refused", False),
+            ("vantage", "de", 1, "impaired", "region", ("de",), "tcp_timeout", False),
+            ("check", "web", 2, "outage", "regional", ("fr",), "tcp_refused", True),
+            ("vantage", "de", 2, "impaired", "region", ("de",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
+        "three of five checks down in one region (not impaired): held one evaluation, then outages",
+        Network(
+            FOUR, checks=FIVE_CHECKS, faults=[Fault(60, 150, regions=("it",), checks=("web", "api", "cdn"))]
+        ),
+        [
+            *(
+                ("check", c, 1, "outage", "regional", ("it",), "tcp_refused", False)
+                for c in ("api", "cdn", "web")
+            ),
+            *(
+                ("check", c, 2, "outage", "regional", ("it",), "tcp_refused", True)
+                for c in ("api", "cdn", "web")
+            ),
+        ],
+    ),
 ]
 
 
@@ -319,6 +402,24 @@ def test_events_open_within_confirm_plus_one_intervals() -> None:
     events = replay(_opts(Scenario("", network, [])), network.results()).events
     fault_at = START + 60
     assert events[0].opened_at - fault_at <= (2 + 1) * network.interval
+
+
+@pytest.mark.parametrize(
+    ("faults", "check"),
+    [
+        ([Fault(60, 150, regions=("it",), checks=("api",))], "api"),
+        ([Fault(60, 150, regions=("fr",), checks=("web",)), Fault(65, 150, regions=("de",))], "web"),
+        ([Fault(60, 150, regions=("it",), checks=("web", "api", "cdn"))], "cdn"),
+    ],
+    ids=["single check", "one check during a region incident elsewhere", "three of five checks (held)"],
+)
+def test_real_outages_open_within_confirm_plus_one_intervals_despite_holds(
+    faults: list[Fault], check: str
+) -> None:
+    network = Network(FOUR, checks=FIVE_CHECKS, stagger=2.0, faults=faults)
+    events = replay(_opts(Scenario("", network, [])), network.results()).events
+    opened = next(e for e in events if e.check == check)
+    assert opened.opened_at - (START + 60) <= (2 + 1) * network.interval
 
 
 def test_close_after_counts_ok_evaluations() -> None:
