@@ -18,7 +18,7 @@ import logging
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -315,6 +315,8 @@ class Evaluator:
         self.open_events: list[Event] = []  # latest version of each open event, as of the last tick
         self.timings: dict[str, float] = {}
         self.ticks = 0
+        # Called with the duration in seconds after every tick: how metrics see evaluations.
+        self.on_tick: Callable[[float], None] | None = None
 
     async def resume(self) -> list[Event]:
         """Read open events back from the store; the tracker continues them."""
@@ -352,6 +354,8 @@ class Evaluator:
             "decide_s": decided - read,
             "write_s": time.perf_counter() - decided,
         }
+        if self.on_tick is not None:
+            self.on_tick(time.perf_counter() - started)
         if self.notifier and changes:
             self.notifier.submit(changes)
         return changes

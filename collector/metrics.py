@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Histogram
@@ -67,8 +67,8 @@ class CollectorMetrics:
     def evaluator(self) -> Any:
         """The verdict engine's evaluator once its service has started (its tick timed from then)."""
         evaluator = self.collector.api_state.extra.get("evaluator")
-        if evaluator is not None and not getattr(evaluator, "_tick_timed", False):
-            _time_ticks(evaluator, self.tick_seconds.observe)
+        if evaluator is not None and evaluator.on_tick is None:
+            evaluator.on_tick = self.tick_seconds.observe
         return evaluator
 
     def open_events_by_scope(self) -> dict[str, int]:
@@ -190,18 +190,3 @@ def _counter(name: str, doc: str, value: float) -> Metric:
 
 def _gauge(name: str, doc: str, value: float) -> Metric:
     return GaugeMetricFamily(name, doc, value=value)
-
-
-def _time_ticks(evaluator: Any, observe: Callable[[float], None]) -> None:
-    """Wrap this evaluator's tick so each one's duration is observed."""
-    inner: Callable[[float], Awaitable[Any]] = evaluator.tick
-
-    async def timed_tick(now: float) -> Any:
-        started = time.perf_counter()
-        try:
-            return await inner(now)
-        finally:
-            observe(time.perf_counter() - started)
-
-    setattr(evaluator, "tick", timed_tick)  # noqa: B010 - an instance attribute, on purpose
-    setattr(evaluator, "_tick_timed", True)  # noqa: B010
