@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
 from probe_agent.probes.context import ProbeContext
 from probe_agent.probes.page import load_page
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
@@ -98,15 +100,18 @@ def page_with_assets(
         asset_server.close()
 
 
-def check_page(url: str, pki: Pki | None = None, **page: object) -> ProbeResult:
+def check_page(url: str, pki: Pki | None = None, loop: str = "asyncio", **page: object) -> ProbeResult:
     tls = {"ca_pem": pki.ca_pem} if pki else {}
-    return run_check("page", url, timeout_s=8.0, resolve=RESOLVE, tls=tls, page=page)
+    return run_check("page", url, timeout_s=8.0, loop=loop, resolve=RESOLVE, tls=tls, page=page)
 
 
-def test_thirty_https_assets_on_one_host_share_at_most_six_connections(pki: Pki, tmp_path: Path) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_thirty_https_assets_on_one_host_share_at_most_six_connections(
+    pki: Pki, tmp_path: Path, loop: str
+) -> None:
     assets = KeepAliveAssets()
     with page_with_assets(assets, pki, tmp_path) as (url, _):
-        result = check_page(url, pki)
+        result = check_page(url, pki, loop)
     assert result.outcome == Outcome.OUTCOME_SUCCESS, result.error
     assert (result.page.resources_total, result.page.resources_failed) == (ASSETS, 0)
     assert assets.served == ASSETS
@@ -161,10 +166,11 @@ def test_a_server_closing_after_a_few_responses_mixes_reuse_and_fresh_connection
     assert ASSETS // 4 <= assets.accepted < ASSETS
 
 
-def test_a_too_short_content_length_is_http_protocol_not_a_hang() -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_too_short_content_length_is_http_protocol_not_a_hang(loop: str) -> None:
     assets = KeepAliveAssets(extra=b"the tail of a body longer than its Content-Length")
     with page_with_assets(assets) as (url, _):
-        result = check_page(url)
+        result = check_page(url, loop=loop)
     assert result.outcome == Outcome.OUTCOME_PARTIAL, result.error
     assert not result.page.truncated
     assert result.page.resources_total == ASSETS
