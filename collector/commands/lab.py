@@ -71,8 +71,20 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(lab: Any) -> Any:
-    """Run the lab; SIGTERM cancels it like Ctrl-C does, so the teardown always runs."""
+    """Run the lab; Ctrl-C and SIGTERM cancel it, so the teardown always runs, and an
+    interrupted run never reports success even if the cancellation landed in the teardown."""
     task = asyncio.current_task()
     assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
-    return await lab.run()
+    interrupted: list[int] = []
+
+    def interrupt(sig: int) -> None:
+        interrupted.append(sig)
+        task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt, sig)
+    report = await lab.run()
+    if interrupted:
+        raise KeyboardInterrupt
+    return report
