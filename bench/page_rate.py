@@ -23,13 +23,12 @@ import os
 import ssl
 import sys
 import tempfile
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.probe_rate import HOST, make_certs
+from bench.probe_rate import HOST, make_certs, measure
 
 ASSET = b"\x89PNG" + bytes(2000)
 
@@ -94,24 +93,6 @@ def page_client(port: int, ca_pem: str, *, reuse: bool) -> Callable[[], Awaitabl
             raise RuntimeError(f"page probe failed: {result.error}")
 
     return once
-
-
-async def measure(
-    once: Callable[[], Awaitable[None]], seconds: float, concurrency: int
-) -> tuple[int, float, float]:
-    """(pages completed, wall seconds, client CPU seconds) for `concurrency` loops over `once`."""
-    stop = time.perf_counter() + seconds
-    done = 0
-
-    async def worker() -> None:
-        nonlocal done
-        while time.perf_counter() < stop:
-            await once()
-            done += 1
-
-    cpu, wall = time.process_time(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return done, time.perf_counter() - wall, time.process_time() - cpu
 
 
 async def compare(

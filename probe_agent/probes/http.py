@@ -19,7 +19,7 @@ from urllib.parse import urljoin, urlsplit
 from probe_agent.probes import http1
 from probe_agent.probes.base import fail
 from probe_agent.probes.context import ProbeContext
-from probe_agent.probes.failures import ProbeFailure, classify
+from probe_agent.probes.failures import ProbeFailure
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass, ProbeResult
 
 DEFAULT_MAX_REDIRECTS = 10
@@ -101,14 +101,7 @@ async def follow(
     for hop in range(max_redirects + 1):
         ex = http1.Exchange(url=req.url)
         hops.append(ex)
-        try:
-            await http1.exchange(req, ctx, spec, ex)
-        except ProbeFailure as exc:
-            exc.host = exc.host or ex.host
-            raise
-        except Exception as exc:
-            failure_class, message = classify(exc, ex.phase)
-            raise ProbeFailure(failure_class, f"{message} ({ex.host})", ex.host) from exc
+        await http1.exchange_or_fail(http1.exchange(req, ctx, spec, ex), ex)
         location = ex.header("location")
         if not (follow_redirects and ex.status in (301, 302, 303, 307, 308) and location):
             return ex

@@ -30,13 +30,13 @@ import asyncio
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from urllib.parse import SplitResult, urlsplit
 
 from probe_agent.probes.base import set_phase
 from probe_agent.probes.context import HTTP1_ALPN, ProbeContext, elapsed_ms
-from probe_agent.probes.failures import ProbeFailure
+from probe_agent.probes.failures import ProbeFailure, classify
 from probe_agent.probes.tlsinspect import ChainReport, presented_chain_der
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass, TlsInfo
 
@@ -414,3 +414,15 @@ async def _exactly(reader: asyncio.StreamReader, remaining: int) -> AsyncIterato
             raise asyncio.IncompleteReadError(b"", remaining)
         remaining -= len(chunk)
         yield chunk
+
+
+async def exchange_or_fail(pending: Awaitable[object], ex: Exchange) -> None:
+    """Await one exchange; any error ends as a ProbeFailure naming the host it concerns."""
+    try:
+        await pending
+    except ProbeFailure as exc:
+        exc.host = exc.host or ex.host
+        raise
+    except Exception as exc:
+        failure_class, message = classify(exc, ex.phase)
+        raise ProbeFailure(failure_class, f"{message} ({ex.host})", ex.host) from exc

@@ -46,7 +46,7 @@ from selectolax.lexbor import LexborHTMLParser
 from probe_agent.probes import http, http1
 from probe_agent.probes.base import set_phase, timeout_s
 from probe_agent.probes.context import ProbeContext
-from probe_agent.probes.failures import ProbeFailure, classify
+from probe_agent.probes.failures import ProbeFailure
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass, Outcome, ProbeResult
 
 DEFAULT_MAX_RESOURCES = 200
@@ -308,7 +308,7 @@ async def _load(run: _PageRun, url: str, keep: int, hops: list[http1.Exchange]) 
                 )
             ex = http1.Exchange(url=req.url)
             hops.append(ex)
-            await _exchange(pool, req, ex)
+            await http1.exchange_or_fail(pool.exchange(req, ex), ex)
         location = ex.header("location")
         if ex.status not in _REDIRECTS or not location:
             return ex
@@ -320,17 +320,6 @@ async def _load(run: _PageRun, url: str, keep: int, hops: list[http1.Exchange]) 
             )
         req = dataclasses.replace(req, url=urljoin(req.url, location))
     raise AssertionError("unreachable: the loop returns or raises")
-
-
-async def _exchange(pool: _ConnectionPool, req: http1.Request, ex: http1.Exchange) -> None:
-    try:
-        await pool.exchange(req, ex)
-    except ProbeFailure as exc:
-        exc.host = exc.host or ex.host
-        raise
-    except Exception as exc:
-        failure_class, message = classify(exc, ex.phase)
-        raise ProbeFailure(failure_class, f"{message} ({ex.host})", ex.host) from exc
 
 
 def _report(run: _PageRun, result: ProbeResult) -> None:
