@@ -88,7 +88,8 @@ def test_builtin_scenario_meets_its_expect(name: str, tmp_path: Path) -> None:
     kinds = [line["type"] for line in lines]
     assert "start" in kinds, done.stderr[-3000:]
     start = next(line for line in lines if line["type"] == "start")
-    expect = next(line for line in lines if line["type"] == "expect")
+    expect = next((line for line in lines if line["type"] == "expect"), None)
+    assert expect is not None, f"exit {done.returncode}, no expect report:\n{done.stderr[-3000:]}"
     unmet = [e for e in expect["entries"] if not e["met"]]
     assert unmet == [], json.dumps(unmet, indent=1)
     assert done.returncode == 0, done.stderr[-3000:]
