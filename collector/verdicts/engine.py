@@ -608,7 +608,8 @@ class Engine:
     @staticmethod
     def _cert_warning(opts: CheckOptions, by_region: Mapping[str, RegionSample]) -> CertWarning | None:
         days_by_region = {r: s.days_left for r, s in by_region.items() if s.days_left is not None}
-        low = {r: d for r, d in days_by_region.items() if d < opts.cert_expiry_warn_days}
+        # An expired certificate is an outage (tls_cert_expired), not a warning about the future.
+        low = {r: d for r, d in days_by_region.items() if 0 <= d < opts.cert_expiry_warn_days}
         if not low:
             return None
         if len(days_by_region) < 2:

@@ -282,6 +282,12 @@ SCENARIOS = [
         probe="tls",
     ),
     Scenario("cert with time left: no warning", Network(FOUR, duration=100, days_left=40.0), [], probe="tls"),
+    Scenario(
+        "cert already expired: the outage's business, no warning",
+        Network(FOUR, duration=100, days_left=-2.0),
+        [],
+        probe="tls",
+    ),
     # Vantage hysteresis: with a 2 s stagger the five checks are probed at +1, +3, ... +9 s of each
     # round, so a fault at 65 s confirms three checks at the 80 s tick and two at the 90 s tick.
     Scenario(
