@@ -20,7 +20,6 @@ import asyncio
 import functools
 import multiprocessing as mp
 import os
-import ssl
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.probe_rate import HOST, make_certs, measure
+from bench.probe_rate import HOST, make_certs, measure, serve_tls_forever
 
 ASSET = b"\x89PNG" + bytes(2000)
 
@@ -40,8 +39,6 @@ def _serve(
     port_out: mp.connection.Connection,
     counter: mp.sharedctypes.Synchronized[int],
 ) -> None:
-    import uvloop
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with counter.get_lock():
             counter.value += 1
@@ -64,14 +61,7 @@ def _serve(
         finally:
             writer.close()
 
-    async def main() -> None:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.load_cert_chain(certfile, keyfile)
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx, backlog=4096)
-        port_out.send(server.sockets[0].getsockname()[1])
-        await asyncio.Event().wait()
-
-    uvloop.run(main())
+    serve_tls_forever(handle, certfile, keyfile, port_out)
 
 
 def page_client(port: int, ca_pem: str, *, reuse: bool) -> Callable[[], Awaitable[None]]:

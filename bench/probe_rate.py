@@ -36,8 +36,6 @@ BODY = b"ok" * 64
 
 
 def _serve(certfile: str, keyfile: str, hold_s: float, port_out: mp.connection.Connection) -> None:
-    import uvloop
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             await reader.readuntil(b"\r\n\r\n")
@@ -51,6 +49,18 @@ def _serve(certfile: str, keyfile: str, hold_s: float, port_out: mp.connection.C
             pass
         finally:
             writer.close()
+
+    serve_tls_forever(handle, certfile, keyfile, port_out)
+
+
+def serve_tls_forever(
+    handle: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    certfile: str,
+    keyfile: str,
+    port_out: mp.connection.Connection,
+) -> None:
+    """Serve `handle` over TLS on 127.0.0.1 under uvloop, sending the port back; never returns."""
+    import uvloop
 
     async def main() -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -381,6 +381,8 @@ async def verdict_service(collector: Collector) -> None:
     notifier = Notifier(collector.store, config.webhooks)
     evaluator = Evaluator(collector.store, config.checks, float(config.evaluate_every), notifier)
     collector.api_state.extra["evaluator"] = evaluator
+    if collector.api_state.metrics is not None:
+        evaluator.on_tick = collector.api_state.metrics.tick_seconds.observe
     collector.api_state.impaired_agents = lambda: evaluator.latest.impaired_agents if evaluator.latest else ()
     version = config.checks_version
     notifier_task = asyncio.create_task(notifier.run(), name="notify")

@@ -60,16 +60,12 @@ class CollectorMetrics:
         collector.ingestor.on_insert = self._observe_insert
 
     def _observe_insert(self, rows: int, seconds: float) -> None:
-        self.evaluator()
         self.batch_rows.observe(rows)
         self.insert_seconds.observe(seconds)
 
     def evaluator(self) -> Any:
-        """The verdict engine's evaluator once its service has started (its tick timed from then)."""
-        evaluator = self.collector.api_state.extra.get("evaluator")
-        if evaluator is not None and evaluator.on_tick is None:
-            evaluator.on_tick = self.tick_seconds.observe
-        return evaluator
+        """The verdict engine's evaluator once its service has started."""
+        return self.collector.api_state.extra.get("evaluator")
 
     def open_events_by_scope(self) -> dict[str, int]:
         from collector.api_status import open_events_of

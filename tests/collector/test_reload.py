@@ -6,7 +6,6 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -20,13 +19,6 @@ from collector.reload import watch_config
 from collector.store import Store
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 from tests.collector.stream_kit import hello, running_collector
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = Store(f"chdb://{tmp_path_factory.mktemp('store')}")
-    yield s
-    s.close()
 
 
 def _write(path: Path, checks: list[dict[str, object]], **extra: object) -> None:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
 
 import grpc
-import pytest
 
 from collector import validate
 from collector.store import Store
@@ -22,13 +20,6 @@ from tests.collector.stream_kit import (
     result,
     running_collector,
 )
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = Store(f"chdb://{tmp_path_factory.mktemp('store')}")
-    yield s
-    s.close()
 
 
 def _count(store: Store, agent_id: str) -> int:

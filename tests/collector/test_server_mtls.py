@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -23,13 +22,6 @@ from tests.collector.stream_kit import (
     result,
     running_collector,
 )
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = Store(f"chdb://{tmp_path_factory.mktemp('store')}")
-    yield s
-    s.close()
 
 
 @pytest.fixture(scope="module")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import http.server
 import sqlite3
-import ssl
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,34 +10,18 @@ import pytest
 import trustme
 
 from tests.e2e.procs import Collector, start_agent, stopped_on_exit, wait_until
+from tests.web import serving
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        status = 503 if self.path.startswith("/down") else 200
-        body = b"shop is open\n" if status == 200 else b"closed\n"
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _shop(path: str) -> tuple[int, bytes, str]:
+    return (503, b"closed\n", "") if path.startswith("/down") else (200, b"shop is open\n", "")
 
 
 @pytest.fixture
 def https_target() -> Iterator[tuple[int, str]]:
     ca = trustme.CA()
-    cert = ca.issue_cert("shop.test")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert.configure_cert(context)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1], ca.cert_pem.bytes().decode()
-    server.shutdown()
-    server.server_close()
+    with serving(_shop, ca.issue_cert("shop.test")) as port:
+        yield port, ca.cert_pem.bytes().decode()
 
 
 def _checks(port: int, ca_pem: str) -> list[dict[str, object]]:

@@ -11,11 +11,8 @@ through `probe-collector query`, and each must return what that situation implie
 from __future__ import annotations
 
 import datetime as dt
-import http.server
 import json
 import re
-import ssl
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,6 +24,7 @@ import trustme
 
 from tests.collector.feed import FakeAgent, feed, feed_live
 from tests.e2e.procs import Collector, start_agent, stopped_on_exit, wait_until
+from tests.web import serving
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 Rows = list[dict[str, Any]]
@@ -93,17 +91,8 @@ EXPECT: dict[str, Callable[[Rows], bool]] = {
 }
 
 
-class _Shop(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"<html><body>shop</body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _shop(path: str) -> tuple[int, bytes, str]:
+    return 200, b"<html><body>shop</body></html>", "text/html"
 
 
 @pytest.fixture
@@ -111,14 +100,8 @@ def shop() -> Iterator[tuple[int, str]]:
     """An HTTPS shop whose certificate expires in 20 days."""
     ca = trustme.CA()
     cert = ca.issue_cert("shop.test", not_after=dt.datetime.now(dt.UTC) + dt.timedelta(days=20))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Shop)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert.configure_cert(context)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1], ca.cert_pem.bytes().decode()
-    server.shutdown()
-    server.server_close()
+    with serving(_shop, cert) as port:
+        yield port, ca.cert_pem.bytes().decode()
 
 
 def _checks(port: int, ca_pem: str) -> list[dict[str, Any]]:

@@ -9,8 +9,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from collector.config import CollectorConfig
 from collector.store import Store
 from collector.validate import Limits
@@ -18,13 +16,6 @@ from probe_agent.exporter import Exporter, StreamSettings
 from probe_agent.spool import Spool
 from probenet.v1.probe_pb2 import CheckSpec
 from tests.collector.stream_kit import Pki, insecure_config, mtls_config, result, running_collector
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    s = Store(f"chdb://{tmp_path_factory.mktemp('store')}")
-    yield s
-    s.close()
 
 
 def _stored(store: Store, agent_id: str) -> tuple[int, int, int]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
-import threading
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from probe_agent.metrics import AgentMetrics, LiveSources
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 from tests.e2e.procs import Collector, free_port, start_agent, stopped_on_exit, wait_until
+from tests.web import serving
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -59,26 +58,10 @@ def test_results_are_counted_by_type_result_and_class() -> None:
     assert _samples(generate_latest(metrics.registry).decode())[("probenet_agent_stream_connected", ())] == 1
 
 
-class _Ok(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        body = b"ok\n"
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def target() -> Iterator[int]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    with serving(lambda path: (200, b"ok\n", "")) as port:
+        yield port
 
 
 def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
