@@ -135,10 +135,10 @@ def agents_process(address: str, agents: int, count: int, out: Any) -> None:
 
 async def run_collector_side(store_url: str, agents: int, count: int) -> tuple[float, list[float], int]:
     from collector.config import CollectorConfig
-    from collector.ingest import Ingestor
-    from collector.server import CollectorService, add_to_server
+    from collector.ingest.ingestor import Ingestor
+    from collector.ingest.server import CollectorService, add_to_server
+    from collector.ingest.validate import Limits
     from collector.store import Store
-    from collector.validate import Limits
 
     store = Store(store_url)
     ingestor = Ingestor(store)  # production defaults: 10,000-row inserts, 1 s flush, 200k pending

@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from collector.config import parse_checks  # noqa: E402
-from collector.evaluator import Evaluator  # noqa: E402
 from collector.store import Store  # noqa: E402
+from collector.verdicts.evaluator import Evaluator  # noqa: E402
 
 INTERVAL = 30.0
 WINDOW_INTERVALS = 3

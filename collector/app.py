@@ -18,13 +18,13 @@ from typing import Any
 import grpc
 from aiohttp import web
 
-from collector.api import ApiState, make_app
 from collector.config import CollectorConfig
-from collector.ingest import Ingestor
-from collector.metrics import CollectorMetrics
+from collector.ingest.ingestor import Ingestor
+from collector.ingest.server import CollectorService, add_to_server
 from collector.reload import watch_config
-from collector.server import CollectorService, add_to_server
 from collector.store import Store
+from collector.web.api import ApiState, make_app
+from collector.web.metrics import CollectorMetrics
 
 log = logging.getLogger(__name__)
 

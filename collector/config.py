@@ -37,7 +37,7 @@ import yaml
 from google.protobuf import json_format
 
 from collector.errors import ConfigError
-from collector.validate import Limits
+from collector.ingest.validate import Limits
 from probenet.v1.probe_pb2 import CheckSpec
 
 PROBE_TYPES = frozenset({"http", "tls", "page", "dns"})

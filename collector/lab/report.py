@@ -8,10 +8,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collector.api import to_json_value
 from collector.lab.expect import cause_class
 from collector.lab.runner import LabReport
 from collector.lab.scenario import Scenario
+from collector.web.api import to_json_value
 
 MAX_ROWS = 12
 

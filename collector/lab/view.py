@@ -13,10 +13,10 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from collector.api import to_json_value
 from collector.lab.expect import EventHistory
 from collector.lab.report import describe_event, report_json, report_lines
 from collector.lab.runner import Lab, LabReport
+from collector.web.api import to_json_value
 
 STATE_STYLES = {
     "UP": "bold white on green",

@@ -223,7 +223,7 @@ def test_cli_query_and_status_use_the_api(collector: Collector) -> None:
 def test_fallback_verdict_follows_the_design_rules(
     states: dict[str, str], expected: tuple[str, str, list[str]]
 ) -> None:
-    from collector.api_fallback import verdict
+    from collector.web.status import verdict
 
     assert verdict(states) == expected
 
@@ -248,7 +248,8 @@ def _explain(collector: Collector, sql: str) -> str:
 def test_per_check_queries_read_by_primary_key_and_time(collector: Collector) -> None:
     """No request scans the whole results table: per-check queries use the ORDER BY prefix
     (check_id) and every query prunes partitions by time."""
-    from collector import api, api_fallback
+    from collector.web import api
+    from collector.web import status as api_fallback
 
     for sql in (api._GROUPS_SQL, api._LATENCY_SQL, api._HOSTS_SQL, api_fallback._CAUSE_SQL):
         plan = _explain(collector, sql)
@@ -258,7 +259,7 @@ def test_per_check_queries_read_by_primary_key_and_time(collector: Collector) ->
 
 
 def test_fallback_status_reads_recent_minutes_of_the_rollup(collector: Collector) -> None:
-    from collector import api_fallback
+    from collector.web import status as api_fallback
 
     plan = _explain(collector, api_fallback._STATUS_SQL)
     assert "ReadFromMergeTree (default.probe_results_1m)" in plan

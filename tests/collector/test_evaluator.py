@@ -18,15 +18,15 @@ import pytest
 from aiohttp import web
 from google.protobuf import json_format
 
-from collector.api import ApiState, make_app
 from collector.cli import main
 from collector.config import WebhookConfig, parse_checks
-from collector.evaluator import Evaluator
-from collector.ingest import Ingestor
-from collector.notify import Notifier
+from collector.ingest.ingestor import Ingestor
 from collector.store import Store
 from collector.store.rows import RESULT_COLUMNS, result_row
 from collector.verdicts import Result, replay
+from collector.verdicts.evaluator import Evaluator
+from collector.verdicts.notify import Notifier
+from collector.web.api import ApiState, make_app
 from probenet.v1.probe_pb2 import ProbeResult
 from tests.collector.verdicts.sim import Fault, Network, check_yaml, summary, to_proto_json
 
@@ -384,8 +384,8 @@ def _comparable(evaluation: Any) -> Any:
 
 
 def test_sql_agent_states_match_the_pure_engine(tmp_path: Path) -> None:
-    from collector.evaluator import load_samples
     from collector.verdicts import CheckOptions, Engine
+    from collector.verdicts.evaluator import load_samples
     from tests.collector.verdicts.sim import START
 
     base = math.floor(time.time() / 3600) * 3600 - 3 * 3600

@@ -11,10 +11,10 @@ from typing import Any
 from aiohttp import web
 
 from collector.config import WebhookConfig
-from collector.evaluator import insert_events
-from collector.notify import Notifier, json_body, sink_id, slack_body
 from collector.store import Store
 from collector.verdicts import Cause, Event
+from collector.verdicts.evaluator import insert_events
+from collector.verdicts.notify import Notifier, json_body, sink_id, slack_body
 
 WAIT_S = 20.0
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector.ingest import Ingestor
+from collector.ingest.ingestor import Ingestor
 from collector.store import Store
 from collector.store.rows import RESULT_COLUMNS, frame_rows, result_row
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult

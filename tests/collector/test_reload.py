@@ -12,11 +12,11 @@ import grpc
 import pytest
 import yaml
 
-from collector.api import ApiState
 from collector.app import Collector
 from collector.config import load_config
 from collector.reload import watch_config
 from collector.store import Store
+from collector.web.api import ApiState
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 from tests.collector.stream_kit import hello, running_collector
 

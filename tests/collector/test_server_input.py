@@ -7,9 +7,9 @@ import socket
 
 import grpc
 
-from collector import validate
+from collector.ingest import validate
+from collector.ingest.validate import Limits
 from collector.store import Store
-from collector.validate import Limits
 from probenet.v1 import stream_pb2
 from tests.collector.stream_kit import (
     acks,

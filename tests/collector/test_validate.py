@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector import validate
+from collector.ingest import validate
+from collector.ingest.validate import Limits, Malformed, Validator, decode
 from collector.store.rows import RESULT_COLUMNS, result_row
-from collector.validate import Limits, Malformed, Validator, decode
 from probenet.v1 import stream_pb2
 from probenet.v1.probe_pb2 import Outcome, ProbeResult
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from collector.config import CollectorConfig
+from collector.ingest.validate import Limits
 from collector.store import Store
-from collector.validate import Limits
 from probe_agent.exporter import Exporter, StreamSettings
 from probe_agent.spool import Spool
 from probenet.v1.probe_pb2 import CheckSpec

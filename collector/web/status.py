@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.api import STATE_KEY, int_param, json_response, run_query, to_json_value
+from collector.web.api import STATE_KEY, int_param, json_response, run_query, to_json_value
 
 STATUS_MINUTES = 3
 CACHE_S = 5.0

@@ -68,7 +68,7 @@ class CollectorMetrics:
         return self.collector.api_state.extra.get("evaluator")
 
     def open_events_by_scope(self) -> dict[str, int]:
-        from collector.api_status import open_events_of
+        from collector.web.status_cache import open_events_of
 
         evaluator = self.evaluator()
         if evaluator is None:

@@ -16,10 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.api import STATE_KEY, error, json_response
 from collector.errors import StoreError
-from collector.evaluator import EVENT_COLUMNS, Evaluator, event_from_row
+from collector.verdicts.evaluator import EVENT_COLUMNS, Evaluator, event_from_row
 from collector.verdicts.events import iso
+from collector.web.api import STATE_KEY, error, json_response
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -89,7 +89,7 @@ async def status(request: web.Request) -> web.Response:
 async def _fallback_status(request: web.Request) -> web.Response | None:
     """Before the first evaluation, the rough rollup view (if the API module offers one)."""
     try:
-        from collector import api_fallback  # type: ignore[attr-defined,unused-ignore]
+        from collector.web import status as api_fallback  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
         return None
     handler = dict(getattr(api_fallback, "ROUTES", [])).get("/api/v1/status")

@@ -1,6 +1,6 @@
 """GET /api/v1/status at thousands of checks: built once per evaluation, sliced per request.
 
-The verdict engine's document (collector.verdict_api.status_document) for 10,000 checks x 20
+The verdict engine's document (collector.web.events.status_document) for 10,000 checks x 20
 regions is megabytes of JSON; building it per request costs far more than the 200 ms budget.
 So it is built once per evaluation, off the event loop, right after each tick, and kept as
 ready-to-send bytes. Requests may ask for a slice, worst checks first:
@@ -28,7 +28,7 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.api import STATE_KEY, error, to_json_value
+from collector.web.api import STATE_KEY, error, to_json_value
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ class Snapshot:
 
 
 def build_snapshot(evaluation: Any, open_events: list[Any]) -> Snapshot:
-    from collector.verdict_api import status_document
+    from collector.web.events import status_document
 
     # status_document reads the evaluator's `latest` and open events; both were taken on the
     # event loop, so this thread never sees a tick half-applied.

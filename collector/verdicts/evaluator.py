@@ -24,7 +24,6 @@ from typing import Any
 
 from collector.app import SERVICES, Collector
 from collector.errors import StoreError
-from collector.notify import Notifier
 from collector.store import Store
 from collector.verdicts import AgentView, CheckOptions, Engine, Evaluation, Event, EventTracker
 from collector.verdicts.engine import SUSPECT_SHARE
@@ -38,6 +37,7 @@ from collector.verdicts.model import (
     RegionVerdict,
     failure_of,
 )
+from collector.verdicts.notify import Notifier
 from probenet.v1.probe_pb2 import CheckSpec
 
 log = logging.getLogger(__name__)

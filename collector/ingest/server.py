@@ -28,8 +28,8 @@ import grpc
 from collector.ca import IdentityError, identity_from_pem
 from collector.config import CollectorConfig
 from collector.errors import StoreError
-from collector.ingest import AgentStatus, Ingestor
-from collector.validate import MALFORMED, Limits, Malformed, Validator, decode
+from collector.ingest.ingestor import AgentStatus, Ingestor
+from collector.ingest.validate import MALFORMED, Limits, Malformed, Validator, decode
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger(__name__)

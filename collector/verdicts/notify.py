@@ -94,7 +94,7 @@ def sent_versions(store: Store, sink: str, since: float) -> set[tuple[str, int]]
 
 
 def unsent_versions(store: Store, sink: str, since: float) -> list[Event]:
-    from collector.evaluator import EVENT_COLUMNS, event_from_row
+    from collector.verdicts.evaluator import EVENT_COLUMNS, event_from_row
 
     _, rows = store.query(
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM outage_events FINAL "

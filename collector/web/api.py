@@ -11,9 +11,9 @@ is bounded by check id (the ORDER BY prefix) or by time, so none scans the whole
     POST /api/v1/query {"sql": ...}           read-only SQL, time and row limits
     GET  /api/v1/agents                       last seen, region, version, spool depth, impaired
     GET  /api/v1/checks/{id}?minutes=60       latency by phase over time, failures by class/region
-    GET  /api/v1/status, /api/v1/events       from collector.verdict_api (fallbacks until it exists);
+    GET  /api/v1/status, /api/v1/events       from collector.web.events (fallbacks until it exists);
                                               status is cached per evaluation and sliceable
-                                              (collector.api_status)
+                                              (collector.web.status_cache)
 """
 
 from __future__ import annotations
@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from collector.errors import StoreError
-from collector.ingest import Ingestor
+from collector.ingest.ingestor import Ingestor
 from collector.store import Store
 
 if TYPE_CHECKING:
-    from collector.metrics import CollectorMetrics
+    from collector.web.metrics import CollectorMetrics
 
 log = logging.getLogger(__name__)
 
@@ -341,12 +341,12 @@ def _has_route(app: web.Application, method: str, path: str) -> bool:
 def _add_verdict_routes(app: web.Application) -> None:
     """Verdicts and events come from the verdict engine's module; fallbacks fill what it lacks."""
     try:
-        from collector import verdict_api  # type: ignore[attr-defined,unused-ignore]
+        from collector.web import events as verdict_api  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
-        log.info("collector.verdict_api not present: serving status and events from the fallback")
+        log.info("collector.web.events not present: serving status and events from the fallback")
     else:
         verdict_api.add_routes(app)
-    from collector import api_fallback
+    from collector.web import status as api_fallback
 
     for path, handler in api_fallback.ROUTES:
         if not _has_route(app, "GET", path):
@@ -368,7 +368,7 @@ async def _reader_context(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(state: ApiState) -> web.Application:
-    from collector.api_status import CACHE_KEY, StatusCache, status_context, status_middleware
+    from collector.web.status_cache import CACHE_KEY, StatusCache, status_context, status_middleware
 
     app = web.Application(middlewares=[auth_middleware, status_middleware])
     app[STATE_KEY] = state

@@ -1,0 +1,1 @@
+"""Agents in: the gRPC stream service, result validation, batched inserts into the store."""

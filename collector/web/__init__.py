@@ -1,0 +1,1 @@
+"""The HTTP API: a base of JSON/error/auth helpers, one module per route group, the status page."""
