@@ -134,10 +134,9 @@ def agents_process(address: str, agents: int, count: int, out: Any) -> None:
 
 
 async def run_collector_side(store_url: str, agents: int, count: int) -> tuple[float, list[float], int]:
-    from collector.config import CollectorConfig
+    from collector.config import CollectorConfig, Limits
     from collector.ingest.ingestor import Ingestor
     from collector.ingest.server import CollectorService, add_to_server
-    from collector.ingest.validate import Limits
     from collector.store import Store
 
     store = Store(store_url)

@@ -1,4 +1,8 @@
-"""Run the collector: store, ingestor, gRPC server for agents, HTTP API; stop gracefully.
+"""The composition root: build the collector's parts, wire them, start each, stop gracefully.
+
+Parts: the store, the ingestor, the gRPC stream service, the verdict evaluator and the webhook
+notifier, the config watcher and the HTTP API. Each gets what it uses (the store, a config
+getter, callbacks), never the whole collector; nothing imports this module but the commands.
 
 Shutdown order (like uvicorn's): stop taking new streams, commit what is pending, let the
 streams send their last acks, close the streams, close the store.
@@ -10,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,12 +23,11 @@ import grpc
 from aiohttp import web
 
 from collector.config import CollectorConfig
-from collector.ingest.ingestor import Ingestor
-from collector.ingest.server import CollectorService, add_to_server
+from collector.ingest import CollectorService, Ingestor, add_to_server
 from collector.reload import watch_config
 from collector.store import Store
-from collector.web.api import ApiState, make_app
-from collector.web.metrics import CollectorMetrics
+from collector.verdicts import Evaluator, Notifier, evaluate_forever
+from collector.web import ApiState, CollectorMetrics, make_app
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ def split_hostport(listen: str) -> tuple[str, int]:
 
 @dataclass
 class Collector:
-    """A running collector's parts, for services that hook into it (verdicts, metrics...)."""
+    """A running collector's parts; the active config is swapped in place by a reload."""
 
     config: CollectorConfig
     store: Store
@@ -54,10 +57,10 @@ class Collector:
     def current_config(self) -> CollectorConfig:
         return self.config
 
-
-# Services started with the collector: each gets the running Collector and runs until cancelled.
-# Other modules append to this list (verdict evaluation, config reload, ...).
-SERVICES: list[Callable[[Collector], Coroutine[Any, Any, None]]] = []
+    async def apply_config(self, config: CollectorConfig) -> None:
+        """A reloaded config: active from now on, and every agent stream is told."""
+        self.config = config
+        await self.service.notify_config_changed()
 
 
 def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:
@@ -81,10 +84,11 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
         store,
         ingestor,
         CollectorService(ingestor, lambda: collector.config, config.limits),
-        ApiState(store, ingestor, token=config.api.token),
+        ApiState(store, token=config.api.token),
     )
-    collector.api_state.metrics = CollectorMetrics(collector)
-    collector.api_state.connected_agents = collector.service.streams.keys
+    notifier = Notifier(store, config.webhooks)
+    evaluator = Evaluator(store, config.checks, float(config.evaluate_every), notifier)
+    _wire_api(collector, evaluator)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])
     add_to_server(collector.service, server)
     if config.insecure:
@@ -99,8 +103,12 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     await site.start()
     collector.api_port = runner.addresses[0][1] if runner.addresses else api_port
     ingest_task = asyncio.create_task(ingestor.run(), name="ingest")
-    collector.background = [asyncio.create_task(svc(collector)) for svc in SERVICES]
-    collector.background.append(asyncio.create_task(watch_config(collector), name="config-reload"))
+    services: dict[str, Coroutine[Any, Any, None]] = {
+        "verdicts": evaluate_forever(evaluator, collector.current_config),
+        "notify": notifier.run(),
+        "config-reload": watch_config(collector.current_config, collector.apply_config),
+    }
+    collector.background = [asyncio.create_task(svc, name=name) for name, svc in services.items()]
     await server.start()
     collector.api_state.ready = True
     print(
@@ -112,6 +120,19 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
         await stop.wait()
     finally:
         await _shutdown(collector, server, runner, ingest_task)
+
+
+def _wire_api(collector: Collector, evaluator: Evaluator) -> None:
+    """What the HTTP API reads: the ingestor's state, the open streams, the evaluator, metrics."""
+    state, ingestor, service = collector.api_state, collector.ingestor, collector.service
+    metrics = CollectorMetrics(ingestor, service, evaluator)
+    evaluator.on_tick = metrics.tick_seconds.observe
+    state.registry = metrics.registry
+    state.evaluator = evaluator
+    state.store_ok = lambda: ingestor.store_ok
+    state.committed = lambda: ingestor.committed
+    state.connected_agents = service.streams.keys
+    state.impaired_agents = lambda: evaluator.latest.impaired_agents if evaluator.latest else ()
 
 
 async def _shutdown(

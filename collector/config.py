@@ -37,7 +37,6 @@ import yaml
 from google.protobuf import json_format
 
 from collector.errors import ConfigError
-from collector.ingest.validate import Limits
 from probenet.v1.probe_pb2 import CheckSpec
 
 PROBE_TYPES = frozenset({"http", "tls", "page", "dns"})
@@ -50,6 +49,19 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 class Seconds(float):
     """A duration in seconds; in YAML written 500ms, 2s, 1m, 1h or a plain number."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-agent input limits (`limits:`), enforced by collector.ingest.validate."""
+
+    max_batch_results: int = 5_000
+    max_future_s: float = 300.0
+    # Partitioning is by day and an insert may touch at most 100 partitions: bounding the age
+    # keeps one agent's old spool from making an insert fail for everybody.
+    max_age_s: float = 30 * 86_400.0
+    rate_per_agent: float = 50_000.0  # results/s
+    burst_per_agent: float = 200_000.0
 
 
 @dataclass(frozen=True)

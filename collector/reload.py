@@ -1,7 +1,7 @@
 """Hot reload of the collector's config file: on change (mtime polled every second) or SIGHUP.
 
-A good file replaces `collector.config` and every agent stream is told, so agents get their new
-checks without restarting. A bad file is refused with file, key and reason in the log and the
+A good file is handed to `apply` (the collector swaps it in and tells every agent stream, so
+agents get their new checks without restarting). A bad file is refused with file, key and reason in the log and the
 previous config stays active. Settings that shape sockets or the store (listen, tls, api,
 store, insecure) are read once at start: a change to them is logged as needing a restart.
 """
@@ -13,14 +13,11 @@ import contextlib
 import dataclasses
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from collector.config import CollectorConfig, load_config
 from collector.errors import ConfigError
-
-if TYPE_CHECKING:
-    from collector.app import Collector
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +33,12 @@ def _stamp(path: Path) -> tuple[int, int] | None:
     return st.st_mtime_ns, st.st_size
 
 
-async def reload_once(collector: Collector, path: Path) -> bool:
-    """Load `path`; on success swap it in and tell the streams. True if the new config is active."""
+Current = Callable[[], CollectorConfig]
+Apply = Callable[[CollectorConfig], Awaitable[None]]
+
+
+async def reload_once(current: Current, apply: Apply, path: Path) -> bool:
+    """Load `path`; on success hand it to `apply`. True if the new config is active."""
     try:
         config = load_config(path)
     except ConfigError as exc:
@@ -48,13 +49,12 @@ async def reload_once(collector: Collector, path: Path) -> bool:
             exc.reason,
         )
         return False
-    old = collector.config
+    old = current()
     for name in RESTART_ONLY:
         if getattr(old, name) != getattr(config, name):
             log.warning("config %s: %r changed; takes effect at the next restart", path, name)
-    collector.config = _keep_restart_only(old, config)
     log.info("config %s reloaded: %d checks, version %s", path, len(config.checks), config.checks_version)
-    await collector.service.notify_config_changed()
+    await apply(_keep_restart_only(old, config))
     return True
 
 
@@ -62,9 +62,9 @@ def _keep_restart_only(old: CollectorConfig, new: CollectorConfig) -> CollectorC
     return dataclasses.replace(new, **{name: getattr(old, name) for name in RESTART_ONLY})
 
 
-async def watch_config(collector: Collector, poll_s: float = POLL_S) -> None:
+async def watch_config(current: Current, apply: Apply, poll_s: float = POLL_S) -> None:
     """Run until cancelled: reload when the file changes or on SIGHUP."""
-    path = Path(collector.config.source)
+    path = Path(current().source)
     if _stamp(path) is None:
         return
     hup = asyncio.Event()
@@ -82,7 +82,7 @@ async def watch_config(collector: Collector, poll_s: float = POLL_S) -> None:
                     log.info("SIGHUP: reloading %s", path)
                 hup.clear()
                 seen = now
-                await reload_once(collector, path)
+                await reload_once(current, apply, path)
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.remove_signal_handler(signal.SIGHUP)

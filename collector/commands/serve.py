@@ -13,7 +13,6 @@ from typing import Any
 
 from collector.app import run_until_signal
 from collector.config import config_from_mapping, load_config
-from collector.verdicts.evaluator import verdict_service  # noqa: F401 - importing it registers live verdicts
 
 # How long leftover tasks get to finish cancelling after a graceful stop.
 TEARDOWN_S = 3.0

@@ -26,10 +26,10 @@ from typing import Any
 import grpc
 
 from collector.ca import IdentityError, identity_from_pem
-from collector.config import CollectorConfig
+from collector.config import CollectorConfig, Limits
 from collector.errors import StoreError
 from collector.ingest.ingestor import AgentStatus, Ingestor
-from collector.ingest.validate import MALFORMED, Limits, Malformed, Validator, decode
+from collector.ingest.validate import MALFORMED, Malformed, Validator, decode
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger(__name__)

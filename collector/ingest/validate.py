@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError
 
+from collector.config import Limits
 from probenet.v1 import stream_pb2
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 
@@ -44,17 +45,6 @@ RATE_LIMITED = "rate_limited"
 
 _OUTCOMES = frozenset(Outcome.values())
 _FAILURES = frozenset(FailureClass.values())
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_batch_results: int = 5_000
-    max_future_s: float = 300.0
-    # Partitioning is by day and an insert may touch at most 100 partitions: bounding the age
-    # keeps one agent's old spool from making an insert fail for everybody.
-    max_age_s: float = 30 * 86_400.0
-    rate_per_agent: float = 50_000.0  # results/s
-    burst_per_agent: float = 200_000.0
 
 
 class Malformed:

@@ -11,7 +11,7 @@ from typing import Any
 from collector.lab.expect import cause_class
 from collector.lab.runner import LabReport
 from collector.lab.scenario import Scenario
-from collector.web.api import to_json_value
+from collector.web import to_json_value
 
 MAX_ROWS = 12
 

@@ -16,7 +16,7 @@ from rich.text import Text
 from collector.lab.expect import EventHistory
 from collector.lab.report import describe_event, report_json, report_lines
 from collector.lab.runner import Lab, LabReport
-from collector.web.api import to_json_value
+from collector.web import to_json_value
 
 STATE_STYLES = {
     "UP": "bold white on green",

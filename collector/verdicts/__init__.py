@@ -1,7 +1,10 @@
-"""The verdict engine: from probe results to verdicts and outage events (DESIGN section 4).
+"""Verdicts: from probe results to verdicts and outage events (DESIGN section 4), live.
 
-Pure code: no clock, no I/O; time is always an argument (epoch seconds, float), and so is the
-previous evaluation (the vantage memory behind the onset and recovery holds).
+The engine (engine, model, events, replay) is pure code: no clock, no I/O; time is always an
+argument (epoch seconds, float), and so is the previous evaluation (the vantage memory behind the
+onset and recovery holds). The live side: `Evaluator` (evaluator.py) reads the window from the
+store each tick, decides with the engine and stores the event versions; `evaluate_forever` runs it;
+`Notifier` (notify.py) delivers each stored version to the webhooks once.
 
     from collector.verdicts import Engine, EventTracker, Result
 
@@ -37,7 +40,16 @@ An event's JSON form (`Event.to_dict()`) is a stable contract:
 """
 
 from collector.verdicts.engine import Engine, agent_state, dominant_cause
-from collector.verdicts.events import KIND_CERT, KIND_CHECK, KIND_VANTAGE, Event, EventTracker, Signal
+from collector.verdicts.evaluator import Evaluator, evaluate_forever
+from collector.verdicts.events import (
+    KIND_CERT,
+    KIND_CHECK,
+    KIND_VANTAGE,
+    Event,
+    EventTracker,
+    Signal,
+    event_from_row,
+)
 from collector.verdicts.model import (
     AgentView,
     Cause,
@@ -51,6 +63,7 @@ from collector.verdicts.model import (
     VantageVerdict,
     Verdict,
 )
+from collector.verdicts.notify import Notifier
 from collector.verdicts.replay import Replay, replay
 
 __all__ = [
@@ -63,10 +76,12 @@ __all__ = [
     "CheckOptions",
     "Engine",
     "Evaluation",
+    "Evaluator",
     "Event",
     "EventTracker",
     "Failure",
     "Hold",
+    "Notifier",
     "RegionVerdict",
     "Replay",
     "Result",
@@ -75,5 +90,7 @@ __all__ = [
     "Verdict",
     "agent_state",
     "dominant_cause",
+    "evaluate_forever",
+    "event_from_row",
     "replay",
 ]

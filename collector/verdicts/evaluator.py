@@ -13,26 +13,27 @@ twice collapses. Notifications are tracked per webhook in `event_notifications` 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from collector.app import SERVICES, Collector
+from collector.config import CollectorConfig
 from collector.errors import StoreError
 from collector.store import Store
-from collector.verdicts import AgentView, CheckOptions, Engine, Evaluation, Event, EventTracker
-from collector.verdicts.engine import SUSPECT_SHARE
+from collector.store.events import insert_events, open_event_rows
+from collector.verdicts.engine import SUSPECT_SHARE, Engine
+from collector.verdicts.events import Event, EventTracker, event_from_row
 from collector.verdicts.model import (
     FAIL,
     FAILED,
     PARTIAL_OUTCOME,
     UP,
-    Cause,
+    AgentView,
+    CheckOptions,
+    Evaluation,
     RegionSample,
     RegionVerdict,
     failure_of,
@@ -42,22 +43,6 @@ from probenet.v1.probe_pb2 import CheckSpec
 
 log = logging.getLogger(__name__)
 
-EVENT_COLUMNS = (
-    "event_id",
-    "version",
-    "kind",
-    "check_id",
-    "agent_id",
-    "status",
-    "scope",
-    "regions",
-    "cause_class",
-    "cause_host",
-    "cause_error",
-    "opened_at",
-    "updated_at",
-    "closed_at",
-)
 # Checks per query: keeps the IN list and the query text bounded.
 CHECKS_PER_QUERY = 20_000
 MAX_TICK_BACKOFF_S = 60.0
@@ -134,16 +119,6 @@ GROUP BY check_id, agent_id
 
 def _ms(ts: float) -> int:
     return round(ts * 1000)
-
-
-def _dt(ts: float | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _ts(value: datetime | None) -> float | None:
-    if value is None:
-        return None
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
 
 
 def load_samples(
@@ -226,69 +201,8 @@ def _failing_view(
     return AgentView(check_id, region, agent_id, state, (failure,))
 
 
-def event_row(event: Event) -> list[Any]:
-    cause = event.cause or Cause("")
-    return [
-        event.id,
-        event.version,
-        event.kind,
-        event.check,
-        event.agent,
-        event.status,
-        event.scope,
-        list(event.regions),
-        cause.cls,
-        cause.host,
-        cause.error,
-        _dt(event.opened_at),
-        _dt(event.updated_at),
-        _dt(event.closed_at),
-    ]
-
-
-def event_from_row(row: Sequence[Any]) -> Event:
-    (
-        event_id,
-        version,
-        kind,
-        check,
-        agent,
-        status,
-        scope,
-        regions,
-        cls,
-        host,
-        error,
-        opened,
-        updated,
-        closed,
-    ) = row[:14]
-    return Event(
-        event_id,
-        int(version),
-        kind,
-        check,
-        status,
-        scope,
-        tuple(sorted(regions)),
-        Cause(cls, host, error) if cls else None,
-        _ts(opened) or 0.0,
-        _ts(updated) or 0.0,
-        _ts(closed),
-        agent,
-    )
-
-
-def insert_events(store: Store, events: Sequence[Event]) -> None:
-    if events:
-        store.insert("outage_events", [event_row(e) for e in events], EVENT_COLUMNS)
-
-
 def load_open_events(store: Store) -> list[Event]:
-    _, rows = store.query(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM outage_events_latest WHERE closed_at IS NULL"
-    )
-    return [event_from_row(r) for r in rows]
+    return [event_from_row(r) for r in open_event_rows(store)]
 
 
 def evaluate_every(checks: Sequence[CheckSpec], configured: float) -> float:
@@ -375,42 +289,25 @@ def next_tick(now: float, every: float) -> float:
     return (math.floor(now / every) + 1) * every
 
 
-async def verdict_service(collector: Collector) -> None:
-    """Runs with the collector: importing this module registers it in collector.app.SERVICES."""
-    config = collector.current_config()
-    notifier = Notifier(collector.store, config.webhooks)
-    evaluator = Evaluator(collector.store, config.checks, float(config.evaluate_every), notifier)
-    collector.api_state.extra["evaluator"] = evaluator
-    if collector.api_state.metrics is not None:
-        evaluator.on_tick = collector.api_state.metrics.tick_seconds.observe
-    collector.api_state.impaired_agents = lambda: evaluator.latest.impaired_agents if evaluator.latest else ()
-    version = config.checks_version
-    notifier_task = asyncio.create_task(notifier.run(), name="notify")
+async def evaluate_forever(evaluator: Evaluator, current_config: Callable[[], CollectorConfig]) -> None:
+    """Tick until cancelled; a changed set of checks (config reload) reconfigures the evaluator."""
+    version = current_config().checks_version
     backoff = 1.0
-    try:
-        while True:
-            await asyncio.sleep(max(0.0, next_tick(time.time(), evaluator.every) - time.time()))
-            current = collector.current_config()
-            if current.checks_version != version:
-                version = current.checks_version
-                evaluator.reconfigure(current.checks)
-            try:
-                await evaluator.tick(time.time())
-                backoff = 1.0
-            except StoreError as exc:
-                log.warning("verdicts: tick failed, retrying in %.0fs: %s", backoff, exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_TICK_BACKOFF_S)
-            except Exception:
-                # A bug must not end verdicts for the collector's lifetime: log it, keep ticking.
-                log.exception("verdicts: tick failed")
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_TICK_BACKOFF_S)
-    finally:
-        notifier_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await notifier_task
-
-
-if verdict_service not in SERVICES:
-    SERVICES.append(verdict_service)
+    while True:
+        await asyncio.sleep(max(0.0, next_tick(time.time(), evaluator.every) - time.time()))
+        current = current_config()
+        if current.checks_version != version:
+            version = current.checks_version
+            evaluator.reconfigure(current.checks)
+        try:
+            await evaluator.tick(time.time())
+            backoff = 1.0
+        except StoreError as exc:
+            log.warning("verdicts: tick failed, retrying in %.0fs: %s", backoff, exc)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_TICK_BACKOFF_S)
+        except Exception:
+            # A bug must not end verdicts for the collector's lifetime: log it, keep ticking.
+            log.exception("verdicts: tick failed")
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, MAX_TICK_BACKOFF_S)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from collector.store.events import event_fields
 from collector.verdicts.model import (
     DEFAULT_CLOSE_AFTER,
     DEFAULT_OPEN_AFTER,
@@ -305,3 +306,10 @@ def describe(event: Event) -> str:
         cause = event.cause.cls + (f" at {event.cause.host}" if event.cause.host else "")
         parts.append(f"cause {cause}" + (f" ({event.cause.error})" if event.cause.error else ""))
     return " ".join(parts)
+
+
+def event_from_row(row: Sequence[Any]) -> Event:
+    """An event version read back from an `outage_events` row (collector.store.events)."""
+    fields = event_fields(row)
+    cause = fields.pop("cause")
+    return Event(**fields, cause=Cause(*cause) if cause else None)

@@ -19,7 +19,6 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -27,12 +26,11 @@ import aiohttp
 from collector.config import WebhookConfig
 from collector.errors import StoreError
 from collector.store import Store
-from collector.verdicts import Event
-from collector.verdicts.events import describe
+from collector.store.events import record_notification, sent_versions, unsent_event_rows
+from collector.verdicts.events import Event, describe, event_from_row
 
 log = logging.getLogger(__name__)
 
-NOTIFY_COLUMNS = ("sink", "event_id", "version", "delivered", "attempts", "error", "sent_at")
 # Versions older than this are not sent after a restart: a stale page helps nobody.
 BACKLOG_S = 3600.0
 _COLORS = {"outage": "#d93025", "partial": "#e8a317", "impaired": "#7b61ff", "warning": "#e8a317"}
@@ -84,44 +82,8 @@ class _Permanent(Exception):
     """The webhook refused the body (4xx other than 429): retrying cannot help."""
 
 
-def sent_versions(store: Store, sink: str, since: float) -> set[tuple[str, int]]:
-    _, rows = store.query(
-        "SELECT event_id, version FROM event_notifications WHERE sink = {sink:String} "
-        "AND sent_at >= fromUnixTimestamp64Milli({since:Int64})",
-        {"sink": sink, "since": round(since * 1000)},
-    )
-    return {(r[0], int(r[1])) for r in rows}
-
-
 def unsent_versions(store: Store, sink: str, since: float) -> list[Event]:
-    from collector.verdicts.evaluator import EVENT_COLUMNS, event_from_row
-
-    _, rows = store.query(
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM outage_events FINAL "
-        "WHERE recorded_at >= fromUnixTimestamp64Milli({since:Int64}) AND (event_id, version) NOT IN "
-        "(SELECT event_id, version FROM event_notifications WHERE sink = {sink:String}) "
-        "ORDER BY updated_at, event_id, version",
-        {"sink": sink, "since": round(since * 1000)},
-    )
-    return [event_from_row(r) for r in rows]
-
-
-def record(store: Store, sink: str, event: Event, delivery: Delivery) -> None:
-    store.insert(
-        "event_notifications",
-        [
-            [
-                sink,
-                event.id,
-                event.version,
-                int(delivery.delivered),
-                delivery.attempts,
-                delivery.error[:500],
-                datetime.now(UTC),
-            ]
-        ],
-        NOTIFY_COLUMNS,
-    )
+    return [event_from_row(r) for r in unsent_event_rows(store, sink, since)]
 
 
 class _Sink:
@@ -221,7 +183,7 @@ class Notifier:
     async def _record(self, sink: _Sink, event: Event, delivery: Delivery) -> None:
         for attempt in range(self.retries):
             try:
-                await self.store.run(record, self.store, sink.id, event, delivery)
+                await self.store.run(record_notification, self.store, sink.id, event, delivery)
                 return
             except StoreError as exc:
                 log.warning("notify: cannot record delivery of %s v%d: %s", event.id, event.version, exc)

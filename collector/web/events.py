@@ -1,11 +1,7 @@
-"""Verdict endpoints of the collector API.
-
-GET /api/v1/status   the latest evaluation: every check's verdict and every region's state,
-                     impaired vantage points, open events.
-GET /api/v1/events   events (latest version of each; `versions=all` for every version), newest
-                     first. Filters: since, until (ISO 8601 or epoch seconds: events overlapping
-                     that span), check, status, scope, kind, open=true|false; paginated with
-                     limit (default 100, max 1000) and the `next` offset of the previous answer.
+"""GET /api/v1/events: events (latest version of each; `versions=all` for every version), newest
+first. Filters: since, until (ISO 8601 or epoch seconds: events overlapping that span), check,
+status, scope, kind, open=true|false; paginated with limit (default 100, max 1000) and the `next`
+offset of the previous answer.
 """
 
 from __future__ import annotations
@@ -17,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from collector.errors import StoreError
-from collector.verdicts.evaluator import EVENT_COLUMNS, Evaluator, event_from_row
-from collector.verdicts.events import iso
-from collector.web.api import STATE_KEY, error, json_response
+from collector.store.events import EVENT_COLUMNS
+from collector.verdicts.events import event_from_row
+from collector.web.base import STATE_KEY, error, json_response
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -28,75 +24,6 @@ _FILTERS = {"check": "check_id", "status": "status", "scope": "scope", "kind": "
 
 class _BadParam(Exception):
     pass
-
-
-def _evaluator(request: web.Request) -> Evaluator | None:
-    found = request.app[STATE_KEY].extra.get("evaluator")
-    return found if isinstance(found, Evaluator) else None
-
-
-def status_document(evaluator: Evaluator | None) -> dict[str, Any]:
-    evaluation = evaluator.latest if evaluator else None
-    if evaluation is None:
-        return {
-            "checks": [],
-            "regions": [],
-            "vantage": [],
-            "open_events": [],
-            "evaluated_at": None,
-            "source": "engine",
-        }
-    checks = []
-    regions: set[str] = set()
-    for check_id in sorted(evaluation.verdicts):
-        verdict = evaluation.verdicts[check_id]
-        doc = verdict.to_dict()
-        doc["region_detail"] = doc.pop("region_states")
-        doc["region_states"] = {r: d["state"] for r, d in doc["region_detail"].items()}
-        regions.update(doc["region_states"])
-        checks.append(doc)
-    vantage = [
-        {
-            "scope": v.scope,
-            "region": v.region,
-            "agent": v.agent_id,
-            "failing_checks": v.failing_checks,
-            "checks": v.checks,
-            "cause": v.cause.to_dict() if v.cause else None,
-        }
-        for v in evaluation.vantage
-    ]
-    open_events = [e.to_dict() for e in evaluator.open_events] if evaluator else []
-    return {
-        "checks": checks,
-        "regions": sorted(regions),
-        "vantage": vantage,
-        "open_events": open_events,
-        "evaluated_at": iso(evaluation.now),
-        "source": "engine",
-    }
-
-
-async def status(request: web.Request) -> web.Response:
-    evaluator = _evaluator(request)
-    if evaluator is None or evaluator.latest is None:
-        fallback = await _fallback_status(request)
-        if fallback is not None:
-            return fallback
-    return json_response(status_document(evaluator))
-
-
-async def _fallback_status(request: web.Request) -> web.Response | None:
-    """Before the first evaluation, the rough rollup view (if the API module offers one)."""
-    try:
-        from collector.web import status as api_fallback  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return None
-    handler = dict(getattr(api_fallback, "ROUTES", [])).get("/api/v1/status")
-    if handler is None:
-        return None
-    response: web.Response = await handler(request)
-    return response
 
 
 def _time_param(request: web.Request, name: str) -> datetime | None:
@@ -173,5 +100,4 @@ async def events(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/api/v1/status", status)
     app.router.add_get("/api/v1/events", events)

@@ -12,14 +12,19 @@ import logging
 import time
 from collections import Counter, deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from prometheus_client import CollectorRegistry, Histogram
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PromCollector
 
+from collector.web.base import STATE_KEY, error
+from collector.web.status_cache import open_events_of
+
 if TYPE_CHECKING:
-    from collector.app import Collector
+    from collector.ingest import CollectorService, Ingestor
+    from collector.verdicts import Evaluator
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +38,12 @@ SCOPES = ("global", "regional", "undetermined")
 class CollectorMetrics:
     """One registry per running collector (tests run several in one process)."""
 
-    def __init__(self, collector: Collector) -> None:
-        self.collector = collector
+    def __init__(
+        self, ingestor: Ingestor, service: CollectorService, evaluator: Evaluator | None = None
+    ) -> None:
+        self.ingestor = ingestor
+        self.service = service
+        self.evaluator = evaluator
         self.registry = CollectorRegistry(auto_describe=True)
         self.batch_rows = Histogram(
             "probenet_ingest_batch_rows",
@@ -57,26 +66,19 @@ class CollectorMetrics:
         self._caught_up: dict[str, float] = {}
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
         self.registry.register(_LiveValues(self))
-        collector.ingestor.on_insert = self._observe_insert
+        ingestor.on_insert = self._observe_insert
 
     def _observe_insert(self, rows: int, seconds: float) -> None:
         self.batch_rows.observe(rows)
         self.insert_seconds.observe(seconds)
 
-    def evaluator(self) -> Any:
-        """The verdict engine's evaluator once its service has started."""
-        return self.collector.api_state.extra.get("evaluator")
-
     def open_events_by_scope(self) -> dict[str, int]:
-        from collector.web.status_cache import open_events_of
-
-        evaluator = self.evaluator()
-        if evaluator is None:
+        if self.evaluator is None:
             return {}
-        return dict(Counter(event.scope for event in open_events_of(evaluator)))
+        return dict(Counter(event.scope for event in open_events_of(self.evaluator)))
 
     def rows_per_second(self, now: float) -> float:
-        rows = self.collector.ingestor.rows_committed
+        rows = self.ingestor.rows_committed
         self._samples.append((now, rows))
         while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
             self._samples.popleft()
@@ -85,7 +87,7 @@ class CollectorMetrics:
 
     def ack_lag(self, now: float) -> dict[str, tuple[int, float]]:
         """Per agent: results received but not yet acknowledged, and for how long there were some."""
-        ingestor = self.collector.ingestor
+        ingestor = self.ingestor
         # The ingestor keeps the highest seq queued per agent privately; read it, never write it.
         submitted: dict[str, int] = getattr(ingestor, "_submitted", {})
         lags: dict[str, tuple[int, float]] = {}
@@ -105,7 +107,7 @@ class _LiveValues(PromCollector):
 
     def collect(self) -> Iterator[Metric]:
         m = self._metrics
-        ingestor = m.collector.ingestor
+        ingestor = m.ingestor
         now = time.monotonic()
         yield _counter("probenet_ingest_rows", "Result rows committed to the store.", ingestor.rows_committed)
         yield _counter("probenet_ingest_inserts", "Inserts committed to the store.", ingestor.inserts)
@@ -123,9 +125,7 @@ class _LiveValues(PromCollector):
             "probenet_ingest_pending_rows", "Rows received and not yet committed.", ingestor.pending_rows
         )
         yield _gauge("probenet_store_up", "1 if the last insert succeeded.", int(ingestor.store_ok))
-        yield _gauge(
-            "probenet_agents_connected", "Agents with an open stream.", len(m.collector.service.streams)
-        )
+        yield _gauge("probenet_agents_connected", "Agents with an open stream.", len(m.service.streams))
         lag_results = GaugeMetricFamily(
             "probenet_agent_ack_lag_results",
             "Results received from the agent and not yet acknowledged.",
@@ -143,7 +143,7 @@ class _LiveValues(PromCollector):
         yield lag_seconds
         yield _open_events(m)
         yield _validation(m)
-        evaluator = m.evaluator()
+        evaluator = m.evaluator
         if evaluator is not None:
             yield _counter(
                 "probenet_evaluation_ticks",
@@ -172,7 +172,7 @@ def _validation(m: CollectorMetrics) -> Metric:
         "Results or streams refused, clamped or throttled, by reason.",
         labels=["reason"],
     )
-    service = m.collector.service
+    service = m.service
     for reason, count in sorted(service.validator.counts.items()):
         family.add_metric([reason], count)
     for code, count in sorted(service.refused_streams.items()):
@@ -186,3 +186,15 @@ def _counter(name: str, doc: str, value: float) -> Metric:
 
 def _gauge(name: str, doc: str, value: float) -> Metric:
     return GaugeMetricFamily(name, doc, value=value)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    state = request.app[STATE_KEY]
+    if state.registry is None:
+        return error(503, "metrics are not set up")
+    body = generate_latest(state.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/metrics", metrics)

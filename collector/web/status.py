@@ -1,11 +1,10 @@
-"""GET /api/v1/status and /api/v1/events for a collector without the verdict engine's routes.
+"""GET /api/v1/status: the latest evaluation, every check's verdict and every region's state,
+impaired vantage points, open events (`"source": "engine"`; sliced and cached per evaluation by
+status_cache.py).
 
-The verdict engine (collector/verdict_api.py) owns these endpoints; when it does not provide
-them, these answer in the same shapes so the status page and the CLI keep working:
-
-- status: region states from the last minutes of the minute rollup (no confirm, no quorum, no
-  impaired vantages: a rough view, marked `"source": "rollup"`), each answer reused for 5 s,
-- events: none (only the verdict engine opens events).
+Before the first evaluation it answers in the same shape from the last minutes of the minute
+rollup (no confirm, no quorum, no impaired vantages: a rough view, marked `"source": "rollup"`),
+each answer reused for 5 s, so the status page and the CLI work from the start.
 """
 
 from __future__ import annotations
@@ -18,7 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.web.api import STATE_KEY, int_param, json_response, run_query, to_json_value
+from collector.verdicts.events import iso
+from collector.web.base import STATE_KEY, int_param, json_response, run_query, to_json_value
 
 STATUS_MINUTES = 3
 CACHE_S = 5.0
@@ -73,11 +73,14 @@ class _Cached:
     answers: dict[int, tuple[float, bytes]] = field(default_factory=dict)
 
 
-async def status(request: web.Request) -> web.Response:
+ROLLUP_KEY = web.AppKey("rollup_status", _Cached)
+
+
+async def rollup_status(request: web.Request) -> web.Response:
     """The rollup changes once a minute: one answer per limit is reused for CACHE_S, and
     requests arriving while it is computed wait for that one computation."""
     limit = int_param(request, "limit", MAX_CHECKS, 1, MAX_CHECKS)
-    cache: _Cached = request.app[STATE_KEY].extra.setdefault("fallback_status", _Cached())
+    cache = request.app[ROLLUP_KEY]
     async with cache.lock:
         expires, body = cache.answers.get(limit, (0.0, b""))
         if time.monotonic() >= expires:
@@ -115,9 +118,56 @@ async def _status_document(request: web.Request, limit: int) -> dict[str, Any]:
     return {"checks": checks, "regions": sorted(regions), "source": "rollup"}
 
 
-async def events(request: web.Request) -> web.Response:
-    # Without the verdict engine nothing opens events.
-    return json_response({"events": [], "next": None, "source": "none"})
+def status_document(evaluator: Any) -> dict[str, Any]:
+    """The engine's answer: from `evaluator.latest` (an Evaluation) and `evaluator.open_events`."""
+    evaluation = evaluator.latest if evaluator else None
+    if evaluation is None:
+        return {
+            "checks": [],
+            "regions": [],
+            "vantage": [],
+            "open_events": [],
+            "evaluated_at": None,
+            "source": "engine",
+        }
+    checks = []
+    regions: set[str] = set()
+    for check_id in sorted(evaluation.verdicts):
+        verdict = evaluation.verdicts[check_id]
+        doc = verdict.to_dict()
+        doc["region_detail"] = doc.pop("region_states")
+        doc["region_states"] = {r: d["state"] for r, d in doc["region_detail"].items()}
+        regions.update(doc["region_states"])
+        checks.append(doc)
+    vantage = [
+        {
+            "scope": v.scope,
+            "region": v.region,
+            "agent": v.agent_id,
+            "failing_checks": v.failing_checks,
+            "checks": v.checks,
+            "cause": v.cause.to_dict() if v.cause else None,
+        }
+        for v in evaluation.vantage
+    ]
+    open_events = [e.to_dict() for e in evaluator.open_events] if evaluator else []
+    return {
+        "checks": checks,
+        "regions": sorted(regions),
+        "vantage": vantage,
+        "open_events": open_events,
+        "evaluated_at": iso(evaluation.now),
+        "source": "engine",
+    }
 
 
-ROUTES = [("/api/v1/status", status), ("/api/v1/events", events)]
+async def status(request: web.Request) -> web.Response:
+    evaluator = request.app[STATE_KEY].evaluator
+    if evaluator is None or evaluator.latest is None:
+        return await rollup_status(request)
+    return json_response(status_document(evaluator))
+
+
+def add_routes(app: web.Application) -> None:
+    app[ROLLUP_KEY] = _Cached()
+    app.router.add_get("/api/v1/status", status)

@@ -1,6 +1,6 @@
 """GET /api/v1/status at thousands of checks: built once per evaluation, sliced per request.
 
-The verdict engine's document (collector.web.events.status_document) for 10,000 checks x 20
+The verdict engine's document (collector.web.status.status_document) for 10,000 checks x 20
 regions is megabytes of JSON; building it per request costs far more than the 200 ms budget.
 So it is built once per evaluation, off the event loop, right after each tick, and kept as
 ready-to-send bytes. Requests may ask for a slice, worst checks first:
@@ -28,7 +28,8 @@ from typing import Any
 
 from aiohttp import web
 
-from collector.web.api import STATE_KEY, error, to_json_value
+from collector.web.base import STATE_KEY, error, to_json_value
+from collector.web.status import status_document
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,6 @@ class Snapshot:
 
 
 def build_snapshot(evaluation: Any, open_events: list[Any]) -> Snapshot:
-    from collector.web.events import status_document
-
     # status_document reads the evaluator's `latest` and open events; both were taken on the
     # event loop, so this thread never sees a tick half-applied.
     view: Any = SimpleNamespace(
@@ -105,10 +104,6 @@ def open_events_of(evaluator: Any) -> list[Any]:
     return list(tracker.current()) if tracker is not None else []
 
 
-def _evaluator(request: web.Request) -> Any:
-    return request.app[STATE_KEY].extra.get("evaluator")
-
-
 def encode(snapshot: Snapshot, query: Mapping[str, str]) -> bytes:
     """The answer to one query string (raises ValueError on a bad integer)."""
     limit = _int_from(query, "limit", MAX_LIMIT) or MAX_LIMIT
@@ -157,7 +152,7 @@ async def status_middleware(request: web.Request, handler: Any) -> web.StreamRes
     snapshot = None
     if request.path == STATUS_PATH and request.method == "GET":
         try:
-            snapshot = await request.app[CACHE_KEY].get(_evaluator(request))
+            snapshot = await request.app[CACHE_KEY].get(request.app[STATE_KEY].evaluator)
         except Exception:
             # The verdict API's own (uncached) answer is still right, only slower.
             log.exception("status snapshot failed; answering without it")
@@ -171,12 +166,8 @@ async def _prebuild(app: web.Application) -> None:
     """Build each evaluation's snapshot as soon as it exists, so no request waits for it."""
     cache = app[CACHE_KEY]
     while True:
-        state = app[STATE_KEY]
-        evaluator = state.extra.get("evaluator")
-        if state.metrics is not None:
-            state.metrics.evaluator()  # starts timing ticks as soon as the engine runs
         try:
-            await cache.get(evaluator)
+            await cache.get(app[STATE_KEY].evaluator)
         except Exception:
             # The next request retries and reports; the loop must outlive one bad build.
             log.exception("building the status snapshot failed")

@@ -12,10 +12,9 @@ from pathlib import Path
 import grpc
 
 from collector import ca
-from collector.config import CollectorConfig, TlsFiles
+from collector.config import CollectorConfig, Limits, TlsFiles
 from collector.ingest.ingestor import Ingestor
 from collector.ingest.server import CollectorService, add_to_server
-from collector.ingest.validate import Limits
 from collector.store import Store
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 from probenet.v1.probe_pb2 import Outcome, ProbeResult

@@ -248,7 +248,7 @@ def _explain(collector: Collector, sql: str) -> str:
 def test_per_check_queries_read_by_primary_key_and_time(collector: Collector) -> None:
     """No request scans the whole results table: per-check queries use the ORDER BY prefix
     (check_id) and every query prunes partitions by time."""
-    from collector.web import api
+    from collector.web import agents as api
     from collector.web import status as api_fallback
 
     for sql in (api._GROUPS_SQL, api._LATENCY_SQL, api._HOSTS_SQL, api_fallback._CAUSE_SQL):

@@ -20,13 +20,12 @@ from google.protobuf import json_format
 
 from collector.cli import main
 from collector.config import WebhookConfig, parse_checks
-from collector.ingest.ingestor import Ingestor
 from collector.store import Store
 from collector.store.rows import RESULT_COLUMNS, result_row
 from collector.verdicts import Result, replay
 from collector.verdicts.evaluator import Evaluator
 from collector.verdicts.notify import Notifier
-from collector.web.api import ApiState, make_app
+from collector.web import ApiState, make_app
 from probenet.v1.probe_pb2 import ProbeResult
 from tests.collector.verdicts.sim import Fault, Network, check_yaml, summary, to_proto_json
 
@@ -172,7 +171,7 @@ async def _scenario(tmp_path: Path) -> dict[str, Any]:
 
 
 async def _api_answers(store: Store) -> dict[str, Any]:
-    state = ApiState(store, Ingestor(store))
+    state = ApiState(store)
     runner = web.AppRunner(make_app(state))
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -12,8 +12,8 @@ from aiohttp import web
 
 from collector.config import WebhookConfig
 from collector.store import Store
+from collector.store.events import insert_events
 from collector.verdicts import Cause, Event
-from collector.verdicts.evaluator import insert_events
 from collector.verdicts.notify import Notifier, json_body, sink_id, slack_body
 
 WAIT_S = 20.0

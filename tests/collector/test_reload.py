@@ -16,7 +16,7 @@ from collector.app import Collector
 from collector.config import load_config
 from collector.reload import watch_config
 from collector.store import Store
-from collector.web.api import ApiState
+from collector.web import ApiState
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 from tests.collector.stream_kit import hello, running_collector
 
@@ -59,11 +59,13 @@ def test_agents_get_new_checks_on_change_and_on_sighup_and_bad_files_are_refused
         config = load_config(path)
         async with running_collector(store, config) as col:
             ingestor = col.ingestor
-            collector = Collector(config, store, ingestor, col.service, ApiState(store, ingestor))
+            collector = Collector(config, store, ingestor, col.service, ApiState(store))
             col.holder["config"] = config
             # The service reads its config through the Collector from now on, as in serve().
             col.service._config = lambda: collector.config
-            watcher = asyncio.create_task(watch_config(collector, poll_s=0.05))
+            watcher = asyncio.create_task(
+                watch_config(collector.current_config, collector.apply_config, 0.05)
+            )
             seen: list[list[str]] = []
             async with grpc.aio.insecure_channel(col.address) as channel:
                 call = stream_pb2_grpc.CollectorStub(channel).Stream()

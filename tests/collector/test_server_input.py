@@ -7,8 +7,8 @@ import socket
 
 import grpc
 
+from collector.config import Limits
 from collector.ingest import validate
-from collector.ingest.validate import Limits
 from collector.store import Store
 from probenet.v1 import stream_pb2
 from tests.collector.stream_kit import (

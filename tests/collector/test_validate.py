@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from collector.config import Limits
 from collector.ingest import validate
-from collector.ingest.validate import Limits, Malformed, Validator, decode
+from collector.ingest.validate import Malformed, Validator, decode
 from collector.store.rows import RESULT_COLUMNS, result_row
 from probenet.v1 import stream_pb2
 from probenet.v1.probe_pb2 import Outcome, ProbeResult

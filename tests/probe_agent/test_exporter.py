@@ -9,8 +9,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from collector.config import CollectorConfig
-from collector.ingest.validate import Limits
+from collector.config import CollectorConfig, Limits
 from collector.store import Store
 from probe_agent.exporter import Exporter, StreamSettings
 from probe_agent.spool import Spool
