@@ -55,6 +55,10 @@ class _FailureClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailureC
     TCP_ERROR: _FailureClass.ValueType  # 22
     HEADERS_TOO_LARGE: _FailureClass.ValueType  # 23
     INTERNAL: _FailureClass.ValueType  # 24
+    TLS_CERT_MALFORMED: _FailureClass.ValueType  # 25
+    """A presented certificate that cannot be parsed (bad DER, an undecodable extension): the
+    chain cannot be judged; every field that could be read is still recorded.
+    """
 
 class FailureClass(_FailureClass, metaclass=_FailureClassEnumTypeWrapper):
     """Why a probe failed. Names are unprefixed on purpose: lower-cased they are the
@@ -86,6 +90,10 @@ SUBRESOURCE_FAILED: FailureClass.ValueType  # 21
 TCP_ERROR: FailureClass.ValueType  # 22
 HEADERS_TOO_LARGE: FailureClass.ValueType  # 23
 INTERNAL: FailureClass.ValueType  # 24
+TLS_CERT_MALFORMED: FailureClass.ValueType  # 25
+"""A presented certificate that cannot be parsed (bad DER, an undecodable extension): the
+chain cannot be judged; every field that could be read is still recorded.
+"""
 Global___FailureClass: _TypeAlias = FailureClass  # noqa: Y015
 
 class _Outcome:

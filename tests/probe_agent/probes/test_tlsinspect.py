@@ -8,7 +8,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from probe_agent.probes.tlsinspect import ChainInspector, TrustAnchors, build_report, hostname_matches
+from probe_agent.probes.tlsinspect import ChainInspector, judge_chain
 from probenet.v1.probe_pb2 import FailureClass
 from tests.probe_agent.probes.certs import Issued, make_ca, make_leaf
 from tests.probe_agent.probes.conftest import Pki
@@ -23,8 +23,7 @@ def _presented(leaf: Issued) -> list[bytes]:
 
 
 def _judge(chain: list[bytes], name: str, ca_pem: str) -> FailureClass.ValueType:
-    report = build_report(chain, name, TrustAnchors.with_extra(ca_pem), dt.datetime.now(dt.UTC))
-    return report.verify_class
+    return judge_chain(chain, name, ca_pem.encode(), dt.datetime.now(dt.UTC)).verify_class
 
 
 @pytest.mark.parametrize(
@@ -40,7 +39,9 @@ def _judge(chain: list[bytes], name: str, ca_pem: str) -> FailureClass.ValueType
     ],
 )
 def test_hostname_rules(sans: list[str], name: str, matches: bool) -> None:
-    assert hostname_matches(make_leaf(sans, None).cert, name) is matches
+    leaf = make_leaf(sans, None)
+    expected = FailureClass.NONE if matches else FailureClass.TLS_HOSTNAME_MISMATCH
+    assert _judge(_presented(leaf), name, leaf.pem) == expected
 
 
 def test_pinned_self_signed_leaf_is_trusted_when_given_as_ca() -> None:
