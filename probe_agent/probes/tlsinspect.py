@@ -94,8 +94,6 @@ RELAXATIONS: dict[str, str] = {
     "-req` and a minimal extfile)",
     "ca_key_usage_optional": "a CA may lack keyUsage (absent means any usage in RFC 5280); when "
     "present it must still assert keyCertSign",
-    "ca_aki_issuer_serial": "a CA's authorityKeyIdentifier may name the issuer and serial as well "
-    "as the key id (OpenSSL's `keyid:always,issuer` default for v3_ca)",
 }
 
 
@@ -419,7 +417,6 @@ def _ca_policy() -> ExtensionPolicy:
     return (
         ExtensionPolicy.webpki_defaults_ca()
         .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _require_key_cert_sign)  # ca_key_usage_optional
-        .may_be_present(x509.AuthorityKeyIdentifier, Criticality.NON_CRITICAL, None)  # ca_aki_issuer_serial
     )
 
 
