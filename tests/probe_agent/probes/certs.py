@@ -15,11 +15,12 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 NOW = dt.datetime.now(dt.UTC)
 DAY = dt.timedelta(days=1)
+BASIC_CONSTRAINTS = ExtensionOID.BASIC_CONSTRAINTS
 
 
 def new_key(kind: str = "ec") -> PrivateKey:
@@ -130,8 +131,12 @@ def make_leaf(
     key_kind: str = "ec",
     aia_url: str = "",
     send_chain: bool = True,
+    ber_basic_constraints: bool = False,
 ) -> Issued:
-    """A server certificate for `hosts`; issuer None makes it self-signed."""
+    """A server certificate for `hosts`; issuer None makes it self-signed.
+
+    ber_basic_constraints encodes cA=FALSE explicitly, which DER forbids: OpenSSL loads and
+    serves such a certificate, cryptography cannot parse its extensions."""
     key = new_key(key_kind)
     subject = _name(hosts[0])
     sans: list[x509.GeneralName] = []
@@ -149,7 +154,12 @@ def make_leaf(
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.UnrecognizedExtension(BASIC_CONSTRAINTS, b"\x30\x03\x01\x01\x00")
+            if ber_basic_constraints
+            else x509.BasicConstraints(ca=False, path_length=None),
+            critical=True,
+        )
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)

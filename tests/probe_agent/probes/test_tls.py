@@ -149,6 +149,26 @@ def test_server_name_override_is_sent_and_verified(pki: Pki, tmp_path: Path) -> 
     assert seen == ["api.test"]
 
 
+def test_certificate_cryptography_cannot_parse_is_malformed_not_internal(pki: Pki, tmp_path: Path) -> None:
+    leaf = pki.leaf(HOST, ber_basic_constraints=True)  # OpenSSL serves it; cryptography cannot read it
+    with serving(hang, leaf.server_context(tmp_path, "ber")) as server:
+        result = run_check("tls", f"{HOST}:{server.port}", resolve=RESOLVE, tls={"ca_pem": pki.ca_pem})
+    assert result.failure_class == FailureClass.TLS_CERT_MALFORMED, result.error
+    assert "BasicConstraints" in result.error
+    assert result.tls.verify_class == FailureClass.TLS_CERT_MALFORMED
+    assert len(result.tls.chain) == 2
+    first = result.tls.chain[0]
+    assert first.subject == leaf.cert.subject.rfc4514_string()
+    assert first.serial == format(leaf.cert.serial_number, "x")
+    assert first.not_after.seconds == int(leaf.cert.not_valid_after_utc.timestamp())
+    assert (
+        first.sha256_fingerprint
+        == hashlib.sha256(leaf.cert.public_bytes(serialization.Encoding.DER)).hexdigest()
+    )
+    assert result.tls.chain[1].is_ca
+    assert result.tls.earliest_expiry.seconds == first.not_after.seconds
+
+
 def test_tls_garbage_is_a_handshake_failure() -> None:
     with serving(tls_garbage) as server:
         result = run_check("tls", f"127.0.0.1:{server.port}")
