@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import yaml
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from probe_agent.agent import run_agent
-from probe_agent.config import check_from_mapping, load_config
+from probe_agent.config import check_from_mapping, load_config, parse_duration_seconds
 from probe_agent.errors import AgentError, UsageError
 from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.base import run_probe
@@ -25,6 +26,7 @@ from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_TIMEOUT_S = 10.0
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -50,10 +52,16 @@ def _parser() -> argparse.ArgumentParser:
         "check",
         help="run one probe now and print the full result",
         description="Run one probe and print what it saw. Exit 0 on success, 1 on a failed or partial "
-        "probe, 2 on a usage error.",
+        "probe, 2 on a usage error. Give PROBE TARGET, or any check as --spec (flags then override it).",
     )
-    check.add_argument("probe", choices=sorted(PROBE_TYPES))
-    check.add_argument("target", help="URL for http/page, host:port for tls, host for dns")
+    check.add_argument("probe", nargs="?", choices=sorted(PROBE_TYPES))
+    check.add_argument("target", nargs="?", help="URL for http/page, host:port for tls, host for dns")
+    check.add_argument(
+        "--spec",
+        metavar="JSON|@FILE[#ID]",
+        help="the check as proto3 JSON of probenet.v1.CheckSpec, or @FILE (JSON or YAML: one check, a "
+        "list, or a config with checks:); #ID picks a check from a file holding several",
+    )
     check.add_argument("--json", action="store_true", help="print the result as proto3 JSON")
     check.add_argument("--ca", type=Path, help="PEM file of extra trusted CAs")
     check.add_argument(
@@ -63,52 +71,141 @@ def _parser() -> argparse.ArgumentParser:
         metavar="HOST:IP",
         help="use IP for HOST (HOST:PORT:IP accepted too)",
     )
-    check.add_argument("--timeout", type=float, default=10.0, metavar="S")
-    check.add_argument(
-        "--dns-server", default="", metavar="HOST:PORT", help="resolve through this DNS server"
-    )
-    check.add_argument("--ip-version", choices=["4", "6"], default="")
-    check.add_argument(
-        "--server-name", default="", help="TLS SNI and name to verify (default: the target host)"
-    )
+    check.add_argument("--timeout", type=float, metavar="S", help="default 10, or the spec's")
+    check.add_argument("--dns-server", metavar="HOST:PORT", help="resolve through this DNS server")
+    check.add_argument("--ip-version", choices=["4", "6"])
+    check.add_argument("--server-name", help="TLS SNI and name to verify (default: the target host)")
     check.add_argument(
         "--insecure", action="store_true", help="record TLS verification but do not fail on it"
     )
+    check.add_argument("--method", help="HTTP method (default GET)")
+    check.add_argument(
+        "--header", action="append", default=[], metavar="'NAME: VALUE'", help="request header (repeatable)"
+    )
+    check.add_argument("--body-contains", metavar="TEXT", help="fail unless the decoded body contains TEXT")
+    check.add_argument("--max-body", type=int, metavar="BYTES", help="body size cap")
     return parser
 
 
 def _check(args: argparse.Namespace) -> int:
     spec = check_from_mapping(_check_mapping(args), "<command line>", "check")
-    result = run_async(run_probe(PROBE_TYPES[args.probe], spec, ProbeContext()))
+    result = run_async(run_probe(PROBE_TYPES[spec.probe], spec, ProbeContext()))
     print(format_result(result, as_json=args.json))
     return EXIT_OK if result.outcome == Outcome.OUTCOME_SUCCESS else EXIT_FAILED
 
 
 def _check_mapping(args: argparse.Namespace) -> dict[str, Any]:
     """The check spec a `check` command line describes; UsageError when it cannot describe one."""
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout {args.timeout:g}: must be positive")
-    _validate_target(args.probe, args.target)
-    raw: dict[str, Any] = {
-        "id": "cli",
-        "probe": args.probe,
-        "target": args.target,
-        "timeout": args.timeout,
-        "interval": max(args.timeout, 1.0),
-        "dns_server": args.dns_server,
-        "ip_version": args.ip_version,
-        "resolve": _parse_resolve(args.resolve),
-    }
-    tls: dict[str, Any] = {"server_name": args.server_name, "insecure_skip_verify": args.insecure}
+    raw: dict[str, Any] = load_spec(args.spec) if args.spec else {"id": "cli"}
+    for key, value in (("probe", args.probe), ("target", args.target)):
+        if value:
+            raw[key] = value
+        if not raw.get(key):
+            raise UsageError(f"{key}: give PROBE TARGET or a --spec that has them")
+    timeout = _timeout(args.timeout, raw.get("timeout"))
+    _validate_target(str(raw["probe"]), str(raw["target"]))
+    raw.update(timeout=timeout, interval=max(timeout, 1.0))
+    _set(raw, "dns_server", args.dns_server)
+    _set(raw, "ip_version", args.ip_version)
+    if args.resolve:
+        raw["resolve"] = {**_section(raw, "resolve"), **_parse_resolve(args.resolve)}
+    tls = raw["tls"] = _section(raw, "tls")
+    _set(tls, "server_name", args.server_name)
+    if args.insecure:
+        tls["insecure_skip_verify"] = True
     if args.ca:
-        try:
-            tls["ca_pem"] = args.ca.read_text()
-        except OSError as exc:
-            raise UsageError(f"--ca {args.ca}: cannot read: {exc.strerror}") from exc
-        if "BEGIN CERTIFICATE" not in tls["ca_pem"]:
-            raise UsageError(f"--ca {args.ca}: no PEM certificate in the file")
-    raw["tls"] = tls
+        tls["ca_pem"] = _read_ca(args.ca)
+    http = raw["http"] = _section(raw, "http")
+    _set(http, "method", args.method)
+    _set(http, "body_contains", args.body_contains)
+    if args.max_body is not None:
+        if args.max_body <= 0:
+            raise UsageError(f"--max-body {args.max_body}: must be positive")
+        http["max_body_bytes"] = args.max_body
+    if args.header:
+        http["headers"] = {**_section(http, "headers"), **_parse_headers(args.header)}
     return raw
+
+
+def load_spec(value: str) -> dict[str, Any]:
+    """--spec: inline proto3 JSON, or @FILE[#ID] (JSON or YAML) holding one or more checks."""
+    if not value.startswith("@"):
+        try:
+            raw = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--spec: invalid JSON: {exc}") from exc
+        return _one_check(raw, "--spec", "")
+    path, _, check_id = value[1:].partition("#")
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise UsageError(f"--spec {path}: cannot read: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--spec {path}: invalid JSON or YAML: {exc}") from exc
+    return _one_check(raw, f"--spec {path}", check_id)
+
+
+def _one_check(raw: object, where: str, check_id: str) -> dict[str, Any]:
+    if isinstance(raw, dict) and "checks" in raw:
+        raw = raw["checks"]
+    listed = raw if isinstance(raw, list) else [raw]
+    checks: list[dict[str, Any]] = [c for c in listed if isinstance(c, dict)]
+    if len(checks) != len(listed) or not checks:
+        raise UsageError(f"{where}: expected a check (a mapping), a list of them, or a config with checks:")
+    if check_id:
+        checks = [c for c in checks if c.get("id") == check_id]
+        if not checks:
+            raise UsageError(f"{where}: no check with id {check_id!r}")
+    if len(checks) != 1:
+        ids = ", ".join(str(c.get("id")) for c in checks)
+        raise UsageError(f"{where}: {len(checks)} checks ({ids}); pick one with #ID")
+    return dict(checks[0])
+
+
+def _timeout(flag: float | None, in_spec: object) -> float:
+    if flag is not None:
+        if flag <= 0:
+            raise UsageError(f"--timeout {flag:g}: must be positive")
+        return flag
+    if in_spec is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        return parse_duration_seconds(in_spec, "--spec", "timeout")
+    except AgentError as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _section(raw: dict[str, Any], key: str) -> dict[str, Any]:
+    """A nested mapping of the spec, to merge flags into."""
+    value = raw.get(key) or {}
+    if not isinstance(value, dict):
+        raise UsageError(f"--spec: {key}: expected a mapping, got {value!r}")
+    return dict(value)
+
+
+def _set(target: dict[str, Any], key: str, value: object) -> None:
+    if value is not None:
+        target[key] = value
+
+
+def _read_ca(path: Path) -> str:
+    try:
+        pem = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--ca {path}: cannot read: {exc.strerror}") from exc
+    if "BEGIN CERTIFICATE" not in pem:
+        raise UsageError(f"--ca {path}: no PEM certificate in the file")
+    return pem
+
+
+def _parse_headers(items: Sequence[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition(":")
+        if not sep or not name.strip() or any(c.isspace() for c in name.strip()):
+            raise UsageError(f"--header {item!r}: expected 'NAME: VALUE'")
+        headers[name.strip()] = value.strip()
+    return headers
 
 
 def _validate_target(probe: str, target: str) -> None:
