@@ -187,16 +187,18 @@ class _Parsed:
 
 
 def _parse(der: bytes, index: int) -> _Parsed:
-    fingerprint = hashlib.sha256(der).hexdigest()
+    with warnings.catch_warnings():
+        # A non-positive serial (some long-lived roots and old servers) is readable, just deprecated.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        return _parse_fields(der, index)
+
+
+def _parse_fields(der: bytes, index: int) -> _Parsed:
+    proto = Certificate(sha256_fingerprint=hashlib.sha256(der).hexdigest())
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            cert = x509.load_der_x509_certificate(der)
+        cert = x509.load_der_x509_certificate(der)
     except ValueError as exc:
-        return _Parsed(
-            None, Certificate(sha256_fingerprint=fingerprint), f"certificate {index} cannot be parsed: {exc}"
-        )
-    proto = Certificate(sha256_fingerprint=fingerprint)
+        return _Parsed(None, proto, f"certificate {index} cannot be parsed: {exc}")
     problems: list[str] = []
     # Lambdas on purpose: the attribute access itself is what may raise (parsed lazily).
     proto.subject = _read(problems, "subject", lambda: cert.subject.rfc4514_string(), "")  # noqa: PLW0108
@@ -205,20 +207,21 @@ def _parse(der: bytes, index: int) -> _Parsed:
     proto.not_before.FromDatetime(cert.not_valid_before_utc)
     proto.not_after.FromDatetime(cert.not_valid_after_utc)
     proto.key_type = _key_type(cert)
-    extensions = _read(problems, "extensions", lambda: cert.extensions, None)
-    if extensions is not None:
+    if _read(problems, "extensions", lambda: cert.extensions, None) is not None:
         proto.sans.extend(_sans(cert))
         proto.is_ca = _is_ca(cert)
-    problem = f"certificate {index} ({proto.subject or fingerprint}): {problems[0]}" if problems else ""
+    problem = (
+        f"certificate {index} ({proto.subject or proto.sha256_fingerprint}): {problems[0]}"
+        if problems
+        else ""
+    )
     return _Parsed(cert, proto, problem)
 
 
 def _read(problems: list[str], what: str, read: Callable[[], _T], default: _T) -> _T:
     """One field of a certificate that cryptography parses lazily; its error kept, not raised."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-            return read()
+        return read()
     except ValueError as exc:
         problems.append(f"{what} cannot be parsed: {exc}")
         return default
@@ -415,8 +418,9 @@ def _ee_policy(diagnosis: bool) -> ExtensionPolicy:
 @cache
 def _ca_policy() -> ExtensionPolicy:
     return (
-        ExtensionPolicy.webpki_defaults_ca()
-        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _require_key_cert_sign)  # ca_key_usage_optional
+        ExtensionPolicy.webpki_defaults_ca().may_be_present(
+            x509.KeyUsage, Criticality.AGNOSTIC, _require_key_cert_sign
+        )  # ca_key_usage_optional
     )
 
 
