@@ -82,6 +82,14 @@ _MAX_WALK = 10
 _SHA256 = hashes.SHA256()
 _ONE_SECOND = dt.timedelta(seconds=1)
 _T = TypeVar("_T")
+# What cryptography raises for a certificate, or a part of one, it cannot decode.
+_UNPARSEABLE = (
+    ValueError,
+    TypeError,  # e.g. a name attribute of a type its OID does not allow
+    x509.InvalidVersion,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
 
 # Where the verifier's webpki profile is stricter than both OpenSSL (curl) and browsers, it is
 # relaxed here, and only here. Each entry is tested (tests/probe_agent/probes/test_tlsverify.py).
@@ -118,10 +126,14 @@ def judge_chain(
     in trusted_pem, at instant `at`. Pure; what the probes use (contract, DESIGN §2)."""
     if not chain_der:
         return ChainReport((), None, FailureClass.TLS_HANDSHAKE, "server presented no certificate")
-    parsed = [_parse(der, index) for index, der in enumerate(chain_der)]
-    certs = [p.cert for p in parsed if p.cert is not None]
-    earliest = min((c.not_valid_after_utc for c in certs), default=None)
-    verify_class, message = _judge(parsed, server_name, _trust(trusted_pem), at)
+    with warnings.catch_warnings():
+        # Whatever a server's certificates hold (a non-positive serial, a 17-letter country
+        # name) is judged and reported here, not repeated in the agent's log on every probe.
+        warnings.simplefilter("ignore")
+        parsed = [_parse(der, index) for index, der in enumerate(chain_der)]
+        certs = [p.cert for p in parsed if p.cert is not None]
+        earliest = min((c.not_valid_after_utc for c in certs), default=None)
+        verify_class, message = _judge(parsed, server_name, _trust(trusted_pem), at)
     return ChainReport(tuple(p.proto for p in parsed), earliest, verify_class, message)
 
 
@@ -187,17 +199,10 @@ class _Parsed:
 
 
 def _parse(der: bytes, index: int) -> _Parsed:
-    with warnings.catch_warnings():
-        # A non-positive serial (some long-lived roots and old servers) is readable, just deprecated.
-        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
-        return _parse_fields(der, index)
-
-
-def _parse_fields(der: bytes, index: int) -> _Parsed:
     proto = Certificate(sha256_fingerprint=hashlib.sha256(der).hexdigest())
     try:
         cert = x509.load_der_x509_certificate(der)
-    except ValueError as exc:
+    except _UNPARSEABLE as exc:
         return _Parsed(None, proto, f"certificate {index} cannot be parsed: {exc}")
     problems: list[str] = []
     # Lambdas on purpose: the attribute access itself is what may raise (parsed lazily).
@@ -222,7 +227,7 @@ def _read(problems: list[str], what: str, read: Callable[[], _T], default: _T) -
     """One field of a certificate that cryptography parses lazily; its error kept, not raised."""
     try:
         return read()
-    except ValueError as exc:
+    except _UNPARSEABLE as exc:
         problems.append(f"{what} cannot be parsed: {exc}")
         return default
 
@@ -453,7 +458,7 @@ def _self_issued(cert: x509.Certificate) -> bool:
 def _has_ca_issuers_url(cert: x509.Certificate) -> bool:
     try:
         aia = cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, *_UNPARSEABLE):
         return False
     return any(d.access_method == AuthorityInformationAccessOID.CA_ISSUERS for d in aia)
 
@@ -461,7 +466,7 @@ def _has_ca_issuers_url(cert: x509.Certificate) -> bool:
 def _sans(cert: x509.Certificate) -> list[str]:
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, *_UNPARSEABLE):
         return []
     return [
         *san.get_values_for_type(x509.DNSName),
@@ -472,14 +477,14 @@ def _sans(cert: x509.Certificate) -> list[str]:
 def _is_ca(cert: x509.Certificate) -> bool:
     try:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
-    except (x509.ExtensionNotFound, ValueError):
+    except (x509.ExtensionNotFound, *_UNPARSEABLE):
         return False
 
 
 def _key_type(cert: x509.Certificate) -> str:
     try:
         key = cert.public_key()
-    except (ValueError, UnsupportedAlgorithm):
+    except (UnsupportedAlgorithm, *_UNPARSEABLE):
         return "unsupported"
     if isinstance(key, rsa.RSAPublicKey):
         return f"RSA-{key.key_size}"

@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from probe_agent.probes.tlsinspect import RELAXATIONS, judge_chain
 from probenet.v1.probe_pb2 import FailureClass
@@ -418,3 +420,29 @@ def test_trustme_certificates_verify() -> None:
         judge_chain(ders, "b.test", ca.cert_pem.bytes(), NOW).verify_class
         == FailureClass.TLS_HOSTNAME_MISMATCH
     )
+
+
+@pytest.fixture(scope="module")
+def fuzz_chain() -> tuple[list[bytes], bytes]:
+    anchor = root("Fuzz Root")
+    intermediate = anchor.ca("Fuzz Intermediate")
+    return [intermediate.leaf("a.test").der, intermediate.der], anchor.pem
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_damage_to_the_chain_is_a_result_never_an_exception(
+    fuzz_chain: tuple[list[bytes], bytes], data: st.DataObject
+) -> None:
+    chain, trusted = fuzz_chain
+    which = data.draw(st.integers(0, len(chain) - 1))
+    der = bytearray(chain[which])
+    for _ in range(data.draw(st.integers(1, 4))):
+        der[data.draw(st.integers(0, len(der) - 1))] = data.draw(st.integers(0, 255))
+    if data.draw(st.booleans()):
+        del der[data.draw(st.integers(1, len(der) - 1)) :]
+    damaged = [bytes(der) if i == which else c for i, c in enumerate(chain)]
+    report = judge_chain(damaged, "a.test", trusted, NOW)
+    assert len(report.chain) == 2
+    assert report.verified == (report.verify_class == FailureClass.NONE)
+    assert report.verify_class != FailureClass.INTERNAL
