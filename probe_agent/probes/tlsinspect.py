@@ -123,7 +123,10 @@ def judge_chain(
     chain_der: Sequence[bytes], server_name: str, trusted_pem: bytes, at: dt.datetime
 ) -> ChainReport:
     """The verdict on a presented chain (leaf first) for server_name, trusting the certificates
-    in trusted_pem, at instant `at`. Pure; what the probes use (contract, DESIGN §2)."""
+    in trusted_pem, at instant `at` (UTC when naive). Pure; what the probes use (contract,
+    DESIGN §2)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=dt.UTC)
     if not chain_der:
         return ChainReport((), None, FailureClass.TLS_HANDSHAKE, "server presented no certificate")
     with warnings.catch_warnings():
@@ -423,9 +426,11 @@ def _ee_policy(diagnosis: bool) -> ExtensionPolicy:
 @cache
 def _ca_policy() -> ExtensionPolicy:
     return (
-        ExtensionPolicy.webpki_defaults_ca().may_be_present(
-            x509.KeyUsage, Criticality.AGNOSTIC, _require_key_cert_sign
-        )  # ca_key_usage_optional
+        ExtensionPolicy.webpki_defaults_ca()
+        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _require_key_cert_sign)  # ca_key_usage_optional
+        # webpki's own rule for a server verifier, stated so that the client-mode verifier of the
+        # diagnosis asks the same of an intermediate (and not clientAuth).
+        .may_be_present(x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, _ca_allows_server_auth)
     )
 
 
@@ -433,6 +438,16 @@ def _require_server_auth(_policy: Policy, _cert: x509.Certificate, eku: x509.Ext
     # Explicit, as the client-mode verifier used for diagnosis would otherwise ask for clientAuth.
     if eku is not None and ExtendedKeyUsageOID.SERVER_AUTH not in eku:
         raise VerificationError("extendedKeyUsage lacks serverAuth")
+
+
+def _ca_allows_server_auth(
+    _policy: Policy, _cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None
+) -> None:
+    if eku is not None and not {
+        ExtendedKeyUsageOID.SERVER_AUTH,
+        ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
+    } & set(eku):
+        raise VerificationError("extendedKeyUsage of a CA allows neither serverAuth nor any usage")
 
 
 def _require_key_cert_sign(_policy: Policy, _cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:

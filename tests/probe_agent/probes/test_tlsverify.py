@@ -329,6 +329,15 @@ def test_specific_classes_follow_the_fixing_order() -> None:
     assert judge([old_leaf], "a.test", expired_root) == FailureClass.TLS_CERT_EXPIRED
 
 
+def test_naive_instant_is_taken_as_utc() -> None:
+    anchor = root("Naive Root")
+    leaf = anchor.leaf("a.test")
+    naive = NOW.replace(tzinfo=None)
+    assert judge_chain([leaf.der], "a.test", anchor.pem, naive).verified
+    later = naive + 400 * DAY
+    assert judge_chain([leaf.der], "a.test", anchor.pem, later).verify_class == FailureClass.TLS_CERT_EXPIRED
+
+
 def test_ip_address_names_are_matched_as_addresses() -> None:
     anchor = root("IP Root")
     key = _key()
@@ -446,3 +455,26 @@ def test_any_damage_to_the_chain_is_a_result_never_an_exception(
     assert len(report.chain) == 2
     assert report.verified == (report.verify_class == FailureClass.NONE)
     assert report.verify_class != FailureClass.INTERNAL
+
+
+def test_diagnosis_keeps_server_auth_for_intermediates_with_an_eku() -> None:
+    """Public intermediates carry EKU serverAuth: the retries that name the class must accept them."""
+    anchor = root("EKU CA Root")
+    eku = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+    intermediate = anchor.ca("Server Intermediate", extra=[(eku, False)])
+    assert judge([intermediate.leaf("a.test"), intermediate], "a.test", anchor) == FailureClass.NONE
+    assert (
+        judge([intermediate.leaf("a.test"), intermediate], "b.test", anchor)
+        == FailureClass.TLS_HOSTNAME_MISMATCH
+    )
+    expired = intermediate.issue(
+        "a.test",
+        _leaf_profile(_key(), intermediate.key, ("a.test",)),
+        not_before=NOW - 9 * DAY,
+        not_after=NOW - DAY,
+    )
+    assert judge([expired, intermediate], "a.test", anchor) == FailureClass.TLS_CERT_EXPIRED
+    client_ca = anchor.ca(
+        "Client Intermediate", extra=[(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)]
+    )
+    assert judge([client_ca.leaf("a.test"), client_ca], "a.test", anchor) == FailureClass.TLS_UNTRUSTED
