@@ -100,8 +100,11 @@ RELAXATIONS: dict[str, str] = {
     "contain serverAuth",
     "ee_aki_optional": "a leaf may lack authorityKeyIdentifier (leaves signed with `openssl x509 "
     "-req` and a minimal extfile)",
-    "ca_key_usage_optional": "a CA may lack keyUsage (absent means any usage in RFC 5280); when "
+    "ca_key_usage_optional": "a CA may lack keyUsage (absent means any usage in RFC 5280; the Go "
+    "Daddy and Starfield Class 2 and Chunghwa ePKI roots in the system bundle have none); when "
     "present it must still assert keyCertSign",
+    "ca_basic_constraints_noncritical": "a CA's basicConstraints may be non-critical (the same three "
+    "roots); it must still assert cA, and pathLen still holds",
 }
 
 
@@ -428,6 +431,9 @@ def _ca_policy() -> ExtensionPolicy:
     return (
         ExtensionPolicy.webpki_defaults_ca()
         .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, _require_key_cert_sign)  # ca_key_usage_optional
+        .require_present(
+            x509.BasicConstraints, Criticality.AGNOSTIC, _require_ca
+        )  # ca_basic_constraints_noncritical
         # webpki's own rule for a server verifier, stated so that the client-mode verifier of the
         # diagnosis asks the same of an intermediate (and not clientAuth).
         .may_be_present(x509.ExtendedKeyUsage, Criticality.NON_CRITICAL, _ca_allows_server_auth)
@@ -448,6 +454,12 @@ def _ca_allows_server_auth(
         ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE,
     } & set(eku):
         raise VerificationError("extendedKeyUsage of a CA allows neither serverAuth nor any usage")
+
+
+def _require_ca(_policy: Policy, _cert: x509.Certificate, constraints: x509.BasicConstraints) -> None:
+    # pathLen is enforced by the verifier itself, outside the extension policy.
+    if not constraints.ca:
+        raise VerificationError("basicConstraints of an issuer does not assert cA")
 
 
 def _require_key_cert_sign(_policy: Policy, _cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:

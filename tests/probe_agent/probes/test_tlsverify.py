@@ -376,6 +376,15 @@ def _flip(kind: type[x509.ExtensionType]) -> Callable[[list[Ext]], list[Ext]]:
     return lambda exts: [(v, not c) if isinstance(v, kind) else (v, c) for v, c in exts]
 
 
+def _relaxed_root(transform: Callable[[list[Ext]], list[Ext]]) -> tuple[list[_Ca], _Ca]:
+    key = _key()
+    name = _name("Relaxed Root")
+    extensions = transform(_ca_profile(key, key, None))
+    anchor = _Ca(_sign("Relaxed Root", name, key, key, extensions, (NOW - DAY, NOW + 90 * DAY)), key)
+    intermediate = anchor.ca("Relaxed Intermediate")
+    return [intermediate.leaf("a.test"), intermediate], anchor
+
+
 RELAXED_CHAINS: dict[str, Callable[[], tuple[list[_Ca], _Ca]]] = {
     "ee_san_criticality": lambda: _relaxed_leaf(_flip(x509.SubjectAlternativeName)),
     "ee_eku_criticality": lambda: _relaxed_leaf(_flip(x509.ExtendedKeyUsage)),
@@ -383,6 +392,8 @@ RELAXED_CHAINS: dict[str, Callable[[], tuple[list[_Ca], _Ca]]] = {
     "ca_key_usage_optional": lambda: _relaxed_ca(
         lambda e: [x for x in e if not isinstance(x[0], x509.KeyUsage)]
     ),
+    # On the root, as in the system bundle: an anchor is held to the CA profile too.
+    "ca_basic_constraints_noncritical": lambda: _relaxed_root(_flip(x509.BasicConstraints)),
 }
 
 
