@@ -17,7 +17,8 @@ name matching. It scored best of the verifiers measured on a public path-validat
 and it needs no new dependency. Its extension policy is webpki's (CA/B Forum) with
 `RELAXATIONS`: only rules whose breach curl (OpenSSL) and browsers both accept, each named
 there and tested. What stays stricter than OpenSSL, as in browsers: X.509 v1 certificates,
-SHA-1 and Ed25519 signatures, RSA keys under 2048 bits, a CA certificate used as the leaf.
+SHA-1 and Ed25519 signatures, RSA keys under 2048 bits, a CA certificate used as the leaf
+(unless it is itself the pinned trust anchor).
 
 The failure class, once the verifier said no, follows the order a human would fix things in:
 a certificate that cannot be parsed (`tls_cert_malformed`; its readable fields are kept), the
@@ -103,6 +104,8 @@ RELAXATIONS: dict[str, str] = {
     "ca_key_usage_optional": "a CA may lack keyUsage (absent means any usage in RFC 5280; the Go "
     "Daddy and Starfield Class 2 and Chunghwa ePKI roots in the system bundle have none); when "
     "present it must still assert keyCertSign",
+    "ee_pinned_ca_leaf": "a leaf that is itself a trust anchor (pinned as the check's CA) may "
+    "assert cA and keyCertSign, as `openssl req -x509` makes it; any other leaf may not",
     "ca_basic_constraints_noncritical": "a CA's basicConstraints may be non-critical (the same three "
     "roots); it must still assert cA, and pathLen still holds",
 }
@@ -246,6 +249,8 @@ class _Trust:
     store: Store | None  # None: no usable trust anchor at all
     fingerprints: frozenset[bytes]
     by_subject: dict[x509.Name, list[x509.Certificate]]
+    ee_server: ExtensionPolicy  # what a leaf must be, judged for a host name
+    ee_diagnosis: ExtensionPolicy  # the same, with no host name to match
 
 
 @lru_cache(maxsize=64)
@@ -255,7 +260,10 @@ def _trust(trusted_pem: bytes) -> _Trust:
     for cert in certs:
         by_subject.setdefault(cert.subject, []).append(cert)
     fingerprints = frozenset(c.fingerprint(_SHA256) for c in certs)
-    return _Trust(Store(certs) if certs else None, fingerprints, by_subject)
+    store = Store(certs) if certs else None
+    return _Trust(
+        store, fingerprints, by_subject, _ee_policy(fingerprints, False), _ee_policy(fingerprints, True)
+    )
 
 
 @dataclass(frozen=True)
@@ -278,7 +286,7 @@ def _judge(
     subject = _subject(server_name)
     if trust.store is not None and subject is not None:
         try:
-            _server_verifier(trust.store, subject, at).verify(leaf, case.intermediates)
+            _server_verifier(trust.store, trust.ee_server, subject, at).verify(leaf, case.intermediates)
             return FailureClass.NONE, ""
         except VerificationError as exc:
             refusal = str(exc)
@@ -386,10 +394,10 @@ def _subject(server_name: str) -> Subject | None:
         return None
 
 
-def _server_verifier(store: Store, subject: Subject, at: dt.datetime) -> x509.verification.ServerVerifier:
-    builder = _builder(store, at).extension_policies(
-        ca_policy=_ca_policy(), ee_policy=_ee_policy(diagnosis=False)
-    )
+def _server_verifier(
+    store: Store, ee_policy: ExtensionPolicy, subject: Subject, at: dt.datetime
+) -> x509.verification.ServerVerifier:
+    builder = _builder(store, at).extension_policies(ca_policy=_ca_policy(), ee_policy=ee_policy)
     try:
         return builder.build_server_verifier(subject)
     except ValueError as exc:  # a name the verifier cannot express (e.g. an underscore)
@@ -399,7 +407,7 @@ def _server_verifier(store: Store, subject: Subject, at: dt.datetime) -> x509.ve
 def _anchored_path(store: Store, case: _Case, at: dt.datetime) -> list[x509.Certificate] | None:
     """The path the verifier accepts at `at` without a host name to match, or None."""
     builder = _builder(store, at).extension_policies(
-        ca_policy=_ca_policy(), ee_policy=_ee_policy(diagnosis=True)
+        ca_policy=_ca_policy(), ee_policy=case.trust.ee_diagnosis
     )
     try:
         return builder.build_client_verifier().verify(case.leaf, case.intermediates).chain
@@ -411,19 +419,41 @@ def _builder(store: Store, at: dt.datetime) -> PolicyBuilder:
     return PolicyBuilder().store(store).time(at)
 
 
-@cache
-def _ee_policy(diagnosis: bool) -> ExtensionPolicy:
+def _ee_policy(pinned: frozenset[bytes], diagnosis: bool) -> ExtensionPolicy:
+    leaf_is_ca, leaf_signs_certs = _unless_pinned(pinned)
     policy = (
         ExtensionPolicy.webpki_defaults_ee()
         .may_be_present(
             x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _require_server_auth
         )  # ee_eku_criticality
         .may_be_present(x509.AuthorityKeyIdentifier, Criticality.AGNOSTIC, None)  # ee_aki_optional
+        .may_be_present(x509.BasicConstraints, Criticality.AGNOSTIC, leaf_is_ca)  # ee_pinned_ca_leaf
+        .may_be_present(x509.KeyUsage, Criticality.AGNOSTIC, leaf_signs_certs)  # ee_pinned_ca_leaf
     )
     if diagnosis:  # no host name to match: the SAN is not needed
         return policy.may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
     # ee_san_criticality; the verifier still matches the host name against it.
     return policy.require_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+
+
+def _unless_pinned(
+    pinned: frozenset[bytes],
+) -> tuple[
+    Callable[[Policy, x509.Certificate, x509.BasicConstraints | None], None],
+    Callable[[Policy, x509.Certificate, x509.KeyUsage | None], None],
+]:
+    """webpki's rules that a leaf is no CA, waived for a leaf that is itself a trust anchor
+    (`openssl req -x509` makes a CA:TRUE certificate, pinned as the check's CA)."""
+
+    def leaf_is_ca(_policy: Policy, cert: x509.Certificate, bc: x509.BasicConstraints | None) -> None:
+        if bc is not None and bc.ca and cert.fingerprint(_SHA256) not in pinned:
+            raise VerificationError("a CA certificate (basicConstraints cA) presented as the server's")
+
+    def leaf_signs_certs(_policy: Policy, cert: x509.Certificate, usage: x509.KeyUsage | None) -> None:
+        if usage is not None and usage.key_cert_sign and cert.fingerprint(_SHA256) not in pinned:
+            raise VerificationError("the server's certificate asserts keyCertSign")
+
+    return leaf_is_ca, leaf_signs_certs
 
 
 @cache

@@ -244,10 +244,14 @@ def test_unknown_critical_extension_is_refused_and_non_critical_ignored() -> Non
     assert judge([intermediate.leaf("a.test"), intermediate], "a.test", anchor) == FailureClass.TLS_UNTRUSTED
 
 
-def test_leaf_with_ca_flag_is_refused_as_browsers_do() -> None:
+def test_leaf_with_ca_flag_is_refused_unless_pinned() -> None:
     anchor = root("CA Leaf Root")
     ca_leaf = anchor.ca("a.test", extra=[(x509.SubjectAlternativeName([x509.DNSName("a.test")]), False)])
     assert judge([ca_leaf], "a.test", anchor) == FailureClass.TLS_UNTRUSTED
+    assert judge([ca_leaf], "a.test", anchor, ca_leaf) == FailureClass.NONE  # the check pins it
+    [self_signed], _ = _openssl_req_x509("a.test")
+    assert judge([self_signed], "a.test") == FailureClass.TLS_SELF_SIGNED
+    assert judge([self_signed], "b.test", self_signed) == FailureClass.TLS_HOSTNAME_MISMATCH
 
 
 # --- malformed certificates -----------------------------------------------------------------
@@ -385,6 +389,19 @@ def _relaxed_root(transform: Callable[[list[Ext]], list[Ext]]) -> tuple[list[_Ca
     return [intermediate.leaf("a.test"), intermediate], anchor
 
 
+def _openssl_req_x509(host: str) -> tuple[list[_Ca], _Ca]:
+    """What `openssl req -x509 -addext subjectAltName=DNS:host` makes: self-signed, CA:TRUE."""
+    key = _key()
+    extensions: list[Ext] = [
+        (x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False),
+        (x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), False),
+        (x509.BasicConstraints(ca=True, path_length=None), True),
+        (x509.SubjectAlternativeName([x509.DNSName(host)]), False),
+    ]
+    pinned = _Ca(_sign(host, _name(host), key, key, extensions, (NOW - DAY, NOW + 90 * DAY)), key)
+    return [pinned], pinned
+
+
 RELAXED_CHAINS: dict[str, Callable[[], tuple[list[_Ca], _Ca]]] = {
     "ee_san_criticality": lambda: _relaxed_leaf(_flip(x509.SubjectAlternativeName)),
     "ee_eku_criticality": lambda: _relaxed_leaf(_flip(x509.ExtendedKeyUsage)),
@@ -392,6 +409,7 @@ RELAXED_CHAINS: dict[str, Callable[[], tuple[list[_Ca], _Ca]]] = {
     "ca_key_usage_optional": lambda: _relaxed_ca(
         lambda e: [x for x in e if not isinstance(x[0], x509.KeyUsage)]
     ),
+    "ee_pinned_ca_leaf": lambda: _openssl_req_x509("a.test"),
     # On the root, as in the system bundle: an anchor is held to the CA profile too.
     "ca_basic_constraints_noncritical": lambda: _relaxed_root(_flip(x509.BasicConstraints)),
 }
