@@ -80,6 +80,10 @@ _DER = _ssl.ENCODING_DER  # not exported by the public ssl module
 _CACHE_TTL_S = 60.0
 _CACHE_MAX = 1024
 _MAX_WALK = 10
+# A hostile server may send hundreds of certificates: the verifier sees the first few (real
+# chains have at most 3 or 4 intermediates), and the diagnosis retries a few instants only.
+_MAX_INTERMEDIATES = 10
+_MAX_INSTANTS = 6
 _SHA256 = hashes.SHA256()
 _ONE_SECOND = dt.timedelta(seconds=1)
 _T = TypeVar("_T")
@@ -282,7 +286,8 @@ def _judge(
     leaf = parsed[0].cert
     if leaf is None or parsed[0].problem:
         return FailureClass.TLS_CERT_MALFORMED, parsed[0].problem
-    case = _Case(leaf, [p.cert for p in parsed[1:] if p.cert is not None], trust, at)
+    intermediates = [p.cert for p in parsed[1:] if p.cert is not None][:_MAX_INTERMEDIATES]
+    case = _Case(leaf, intermediates, trust, at)
     subject = _subject(server_name)
     if trust.store is not None and subject is not None:
         try:
@@ -376,7 +381,7 @@ def _other_instants(certs: Sequence[x509.Certificate], at: dt.datetime) -> list[
         c.not_valid_after_utc - _ONE_SECOND for c in certs
     }
     edges.discard(at)
-    return sorted(edges, key=lambda t: abs((t - at).total_seconds()))
+    return sorted(edges, key=lambda t: abs((t - at).total_seconds()))[:_MAX_INSTANTS]
 
 
 # --- the verifier and its policy -----------------------------------------------------------

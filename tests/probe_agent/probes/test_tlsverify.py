@@ -507,3 +507,15 @@ def test_diagnosis_keeps_server_auth_for_intermediates_with_an_eku() -> None:
         "Client Intermediate", extra=[(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), False)]
     )
     assert judge([client_ca.leaf("a.test"), client_ca], "a.test", anchor) == FailureClass.TLS_UNTRUSTED
+
+
+def test_a_flood_of_presented_certificates_is_bounded() -> None:
+    anchor = root("Flood Root")
+    intermediate = anchor.ca("Flood Intermediate")
+    decoys = [anchor.ca("Flood Intermediate").der for _ in range(60)]  # same name, other keys
+    chain = [intermediate.leaf("a.test").der, *decoys, intermediate.der]
+    report = judge_chain(chain, "a.test", anchor.pem, NOW)
+    assert len(report.chain) == 62  # all recorded
+    # The real issuer came after the first ten intermediates: judged as if it was not sent.
+    assert report.verify_class == FailureClass.TLS_INCOMPLETE_CHAIN, report.verify_error
+    assert judge_chain([*chain[:5], intermediate.der], "a.test", anchor.pem, NOW).verified
