@@ -84,7 +84,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
         store,
         ingestor,
         CollectorService(ingestor, lambda: collector.config, config.limits),
-        ApiState(store, token=config.api.token),
+        ApiState(store, token=config.api.token, query_url=config.store.query_url),
     )
     notifier = Notifier(store, config.webhooks)
     evaluator = Evaluator(store, config.checks, float(config.evaluate_every), notifier)

@@ -10,6 +10,7 @@
       batch_rows: 10000
       flush_interval: 1s
       cluster: ""                   # ON CLUSTER name: replicated engines + Distributed tables
+      query_url: ""                 # server store: the SQL endpoint's read-only user (README)
     evaluate_every: 0s              # verdict tick; 0 = the smallest check interval
     limits: {max_batch_results: 5000, max_age_s: 2592000, max_future_s: 300,
              rate_per_agent: 50000, burst_per_agent: 200000}
@@ -86,6 +87,7 @@ class StoreConfig:
     max_pending_rows: int = 200_000
     cluster: str = ""
     database: str = ""
+    query_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -226,6 +228,10 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
     base = base_dir or Path.cwd()
     tls = TlsFiles(*(str(base / p) if p else "" for p in (config.tls.ca, config.tls.cert, config.tls.key)))
     store = dataclasses.replace(config.store, url=_store_url(config.store.url, base, file))
+    if store.query_url and not (
+        store.url.startswith(("http://", "https://")) and store.query_url.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(file, "store.query_url", "an http(s):// URL, and only for a server store")
     if not config.insecure and not (tls.ca and tls.cert and tls.key):
         raise ConfigError(file, "tls", "ca, cert and key are required unless insecure: true")
     if not config.api.token and not is_loopback_listen(config.api.listen):

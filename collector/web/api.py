@@ -3,7 +3,7 @@
 GET  /healthz, /readyz                   no token needed
 GET  /, /status/...                       the status page (page.py; static files, no data in them)
 GET  /metrics                             Prometheus text format (metrics.py)
-POST /api/v1/query {"sql": ...}           read-only SQL, time and row limits (query.py)
+POST /api/v1/query {"sql": ...}           one read-only SELECT, own bounded pool (query.py)
 GET  /api/v1/agents, /api/v1/checks/{id}  agents and per-check detail (agents.py)
 GET  /api/v1/status                       verdicts, cached per evaluation and sliceable (status.py,
                                           status_cache.py); the minute rollup before the first one

@@ -7,20 +7,21 @@ import base64
 import datetime as dt
 import json
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
 from collector.errors import StoreError
 from collector.store import Store
+from collector.store.readonly_sql import SqlLimits
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from collector.verdicts import Evaluator
 
-# Applied to every SQL request: read-only, bounded in time and size.
+# Applied to the API's own queries (callers' SQL gets collector.store.readonly_sql's limits).
 QUERY_SETTINGS = {
     "readonly": 2,
     "max_execution_time": 15,
@@ -56,6 +57,10 @@ class ApiState:
     evaluator: Evaluator | None = None
     # The registry /metrics serves (collector.web.metrics.CollectorMetrics.registry).
     registry: CollectorRegistry | None = None
+    # Callers' SQL runs on its own pool (collector.web.query), through `query_url` (a server
+    # store's read-only query user) when set.
+    sql_limits: SqlLimits = field(default_factory=SqlLimits)
+    query_url: str = ""
 
 
 STATE_KEY = web.AppKey("state", ApiState)
