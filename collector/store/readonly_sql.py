@@ -104,6 +104,10 @@ DENIED_FUNCTIONS = frozenset(
         "tid",
         "isMergeTreePartCoveredBy",
         "mergeTreePartInfo",
+        "getMaxTableNameLengthForDatabase",
+        "pgTableIsVisible",
+        "pgGetUserById",
+        "currentHandler",
     )
 )
 DENIED_FUNCTION_PREFIXES = ("dictget", "dicthas", "dictisin", "region", "ai", "__")
@@ -225,7 +229,7 @@ def _nodes(node: Any) -> Iterator[dict[str, Any]]:
         elif isinstance(item, dict):
             if "type" in item:
                 yield item
-            stack.extend(v for k, v in item.items() if k != "value")
+            stack.extend(item.values())
 
 
 def _check_node(node: dict[str, Any], readable: frozenset[str], database: str) -> None:
@@ -240,14 +244,19 @@ def _check_node(node: dict[str, Any], readable: frozenset[str], database: str) -
     if kind == "TableIdentifier":
         _check_table(node, readable, database)
     if kind == "Function":
-        _check_function(node, readable, database)
+        _check_function(str(node.get("name", "")))
+        _check_in(node, readable, database)
+    if "func_name" in node:  # SELECT * APPLY(file): a function named by its transformer
+        _check_function(str(node["func_name"]))
 
 
-def _check_function(node: dict[str, Any], readable: frozenset[str], database: str) -> None:
-    name = str(node.get("name", "")).lower()
-    if name in DENIED_FUNCTIONS or name.startswith(DENIED_FUNCTION_PREFIXES):
-        raise RejectedQuery(f"function {node.get('name')}() is not allowed")
-    if name in IN_FUNCTIONS:
+def _check_function(name: str) -> None:
+    if name.lower() in DENIED_FUNCTIONS or name.lower().startswith(DENIED_FUNCTION_PREFIXES):
+        raise RejectedQuery(f"function {name}() is not allowed")
+
+
+def _check_in(node: dict[str, Any], readable: frozenset[str], database: str) -> None:
+    if str(node.get("name", "")).lower() in IN_FUNCTIONS:
         arguments = (node.get("arguments") or {}).get("children") or []
         if len(arguments) == 2 and arguments[1].get("type") == "Identifier":
             _check_table(arguments[1], readable, database)

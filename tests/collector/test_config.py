@@ -61,6 +61,11 @@ checks:
         ("insecure: true\nstore: {batch_rows: many}\n", "store.batch_rows", "expected int"),
         ("insecure: true\nstore: {flush_interval: soon}\n", "store.flush_interval", "expected a duration"),
         ("insecure: true\nstore: {colour: red}\n", "store.colour", "unknown key"),
+        (
+            "insecure: true\nstore: {query_url: 'http://q@h/db'}\n",
+            "store.query_url",
+            "only for a server store",
+        ),
         ("insecure: true\napi: []\n", "api", "expected a mapping"),
         (
             "insecure: true\nwebhooks: [{url: 'http://x', format: xml}]\n",

@@ -72,6 +72,12 @@ ATTACKS = [
         "table function file()",
     ),
     ("scalar file() reads the CA key", "SELECT file('{pki}/ca-key.pem')", "function file()"),
+    (
+        "APPLY(file) reads the CA key",
+        "SELECT * APPLY(file) FROM (SELECT '{pki}/ca-key.pem' AS path)",
+        "function file()",
+    ),
+    ("file() in a lambda", "SELECT arrayMap(p -> file(p), ['{pki}/ca-key.pem'])", "function file()"),
     ("url() forges a request", "SELECT * FROM url('http://127.0.0.1:{port}/x', 'LineAsString')", "url()"),
     ("s3() forges a request", "SELECT * FROM s3('http://127.0.0.1:{port}/b/k', 'CSV')", "s3()"),
     ("remote() forges a connection", "SELECT * FROM remote('127.0.0.1:{port}', system.one)", "remote()"),
