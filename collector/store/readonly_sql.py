@@ -1,8 +1,9 @@
 """What the SQL endpoint lets a caller run, decided by the engine's own parser.
 
 On chDB every query runs inside the collector's process, so a table function (`file()`,
-`url()`, `s3()`...) or the scalar `file()` reads the host's files and reaches its network, and
-`readonly = 2` alone does not stop them. The rule, in one place:
+`url()`, `s3()`...) or the scalar `file()` reads the host's files and reaches its network;
+`readonly` alone does not stop that (`readonly = 1` still lets the scalar `file()` read any
+file, and `readonly = 2` lets a query lift its own limits). The rule, in one place:
 
 - exactly one `SELECT` (with `WITH`, `UNION`, `INTERSECT`, `EXCEPT`, joins and subqueries), or
   an `EXPLAIN` (plan, pipeline, estimate, AST, syntax, query tree) of one;
@@ -16,8 +17,8 @@ On chDB every query runs inside the collector's process, so a table function (`f
   sends changes what the next query may do.
 
 `parse` asks the engine with the caller's text as a bound parameter (`parseQueryToJSON`, so the
-text is never spliced into another statement and never executed), `check` walks the JSON AST;
-both are pure given the AST, which keeps every rule testable without a store.
+text is never spliced into another statement and never executed); `check` walks the JSON AST
+and is pure (an AST in, a refusal out); `ReadOnlySql` runs what passes on its own pool.
 """
 
 from __future__ import annotations
