@@ -12,10 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from collector.api import SQL_KEY, ApiState, make_app
-from collector.ingest import Ingestor
 from collector.store import Store
 from collector.store.readonly_sql import RejectedQuery, SqlLimits, check, parse, project_tables
+from collector.web.api import make_app
+from collector.web.base import ApiState
+from collector.web.query import SQL_KEY
 
 # Runs until the time limit stops it: ten billion hashes, one result row, little memory.
 HEAVY = (
@@ -73,7 +74,7 @@ async def _post(session: aiohttp.ClientSession, base: str, sql: str) -> tuple[in
 
 async def _heavy_queries_never_hold_up_the_api(store: Store) -> dict[str, Any]:
     limits = SqlLimits(workers=2, queue=1, seconds=5, threads=1)
-    app = make_app(ApiState(store, Ingestor(store), sql_limits=limits))
+    app = make_app(ApiState(store, sql_limits=limits))
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
