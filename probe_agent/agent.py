@@ -9,6 +9,7 @@ import signal
 
 from probe_agent.config import AgentConfig
 from probe_agent.exporter import Exporter, StreamSettings
+from probe_agent.limits import cap_result
 from probe_agent.metrics import AgentMetrics, LiveSources
 from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.context import ProbeContext
@@ -25,7 +26,7 @@ DRAIN_S = 3.0
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
-        self.spool = Spool(config.spool.dir, config.spool.max_results)
+        self.spool = Spool(config.spool.dir, config.spool.max_results, config.spool.max_bytes)
         self.context = ProbeContext(dns_server=config.dns_server)
         self.scheduler = Scheduler(self.context, self._accept, config.max_concurrency)
         settings = StreamSettings(
@@ -47,13 +48,14 @@ class Agent:
                 lambda: self.spool.dropped,
                 lambda: self.exporter.connected,
                 lambda: self.exporter.sessions,
+                spool=self.spool,
             )
         )
 
     def _accept(self, result: ProbeResult) -> None:
         result.agent_id = self.config.agent_id
         result.region = self.config.region
-        self.spool.append(result)
+        self.spool.append(cap_result(result))
         self.metrics.observe(result)
         self.exporter.notify()
 

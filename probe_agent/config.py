@@ -7,7 +7,7 @@ The YAML file looks like::
     collector: collector.example.net:4317
     insecure: false                 # plaintext gRPC; only for local labs
     tls: {ca: ca.pem, cert: agent.pem, key: agent-key.pem}
-    spool: {dir: /var/lib/probenet/spool, max_results: 1000000}
+    spool: {dir: /var/lib/probenet/spool, max_results: 1000000, max_bytes: 536870912}
     checks:                         # local checks (the collector's central config overrides them)
       - {id: shop, probe: http, target: "https://shop.example/", interval: 30s}
 
@@ -28,7 +28,10 @@ import yaml
 from google.protobuf import json_format
 
 from probe_agent.errors import ConfigError
+from probe_agent.limits import ID_BYTES
 from probe_agent.probes import PROBE_TYPES
+from probe_agent.spool import DEFAULT_MAX_BYTES as DEFAULT_SPOOL_BYTES
+from probe_agent.spool_space import MIN_MAX_BYTES
 from probenet.v1 import probe_pb2
 
 DEFAULT_INTERVAL_S = 30.0
@@ -48,6 +51,7 @@ class TlsFiles:
 class SpoolConfig:
     dir: str = "spool"
     max_results: int = 1_000_000
+    max_bytes: int = DEFAULT_SPOOL_BYTES  # database, WAL and reserve together
 
 
 @dataclass(frozen=True)
@@ -109,6 +113,8 @@ def check_from_mapping(raw: object, file: str, key: str) -> probe_pb2.CheckSpec:
 def _validate_check(spec: probe_pb2.CheckSpec, file: str, key: str) -> None:
     if not spec.id:
         raise ConfigError(file, f"{key}.id", "is required")
+    if len(spec.id.encode()) > ID_BYTES:
+        raise ConfigError(file, f"{key}.id", f"longer than {ID_BYTES} bytes")
     if spec.probe not in PROBE_TYPES:
         raise ConfigError(file, f"{key}.probe", f"unknown probe {spec.probe!r}; known: {sorted(PROBE_TYPES)}")
     if not spec.target:
@@ -135,6 +141,17 @@ def _sub(raw: object, cls: type[Any], file: str, key: str) -> Any:
     return cls(**values)
 
 
+def _spool(raw: object, file: str) -> SpoolConfig:
+    spool: SpoolConfig = _sub(raw, SpoolConfig, file, "spool")
+    if spool.max_results < 1:
+        raise ConfigError(file, "spool.max_results", "must be at least 1")
+    if spool.max_bytes < MIN_MAX_BYTES:
+        raise ConfigError(
+            file, "spool.max_bytes", f"must be at least {MIN_MAX_BYTES} (1 MiB), got {spool.max_bytes}"
+        )
+    return spool
+
+
 def load_config(path: str | Path, overrides: Mapping[str, Any] | None = None) -> AgentConfig:
     """Read, validate and return the agent config; flags in `overrides` win over the file."""
     file = str(path)
@@ -159,6 +176,8 @@ def config_from_mapping(raw: Mapping[str, Any], file: str) -> AgentConfig:
     for key in ("agent_id", "region"):
         if not isinstance(raw.get(key), str) or not raw[key]:
             raise ConfigError(file, key, "is required (a non-empty string)")
+        if len(raw[key].encode()) > ID_BYTES:
+            raise ConfigError(file, key, f"longer than {ID_BYTES} bytes")
     values: dict[str, Any] = {k: raw[k] for k in ("agent_id", "region")}
     for key, kind in (
         ("collector", str),
@@ -177,7 +196,7 @@ def config_from_mapping(raw: Mapping[str, Any], file: str) -> AgentConfig:
         if key in values and values[key] < 1:
             raise ConfigError(file, key, "must be at least 1")
     values["tls"] = _sub(raw.get("tls"), TlsFiles, file, "tls")
-    values["spool"] = _sub(raw.get("spool"), SpoolConfig, file, "spool")
+    values["spool"] = _spool(raw.get("spool"), file)
     if not values.get("insecure") and not (values["tls"].cert and values["tls"].key and values["tls"].ca):
         raise ConfigError(file, "tls", "ca, cert and key are required unless insecure: true")
     checks = raw.get("checks")

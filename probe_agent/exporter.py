@@ -167,7 +167,11 @@ class Exporter:
                 if limit and limit < self._batch_size:
                     log.info("collector accepts at most %d results per batch", limit)
                     self._batch_size = limit
-                self._spool.ack(message.ack.up_to_seq)
+                if self._welcomed.is_set():
+                    self._spool.ack(message.ack.up_to_seq)
+                else:
+                    # The first ack of a stream says what the collector already stores.
+                    self._spool.adopt(message.ack.up_to_seq)
                 self._acked.set()
                 self._welcomed.set()
             elif kind == "config":
@@ -197,6 +201,7 @@ class Exporter:
             self._new_data.clear()
             results = self._spool.read_after(sent, self._batch_size)
             if results:
+                self._spool.mark_sent(results[-1].seq)
                 await call.write(stream_pb2.AgentMessage(batch=stream_pb2.ResultBatch(results=results)))
                 sent = results[-1].seq
                 last_write = time.monotonic()

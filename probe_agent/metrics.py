@@ -11,7 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -40,6 +40,19 @@ def failure_label(result: ProbeResult) -> str:
         return f"unknown_{result.failure_class}"
 
 
+class SpoolHealth(Protocol):
+    """What the spool tells about its disk (probe_agent.spool.Spool is one)."""
+
+    @property
+    def file_bytes(self) -> int: ...
+    @property
+    def full(self) -> bool: ...
+    @property
+    def write_errors(self) -> int: ...
+    @property
+    def resets(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class LiveSources:
     """What is read at scrape time: spool depth, dropped results, stream state and sessions."""
@@ -48,6 +61,7 @@ class LiveSources:
     dropped_results: Callable[[], int]
     connected: Callable[[], bool]
     sessions: Callable[[], int]
+    spool: SpoolHealth | None = None
 
 
 class AgentMetrics:
@@ -112,7 +126,7 @@ class _Live(PromCollector):
         )
         yield CounterMetricFamily(
             "probenet_agent_dropped_results",
-            "Results dropped because the spool was full.",
+            "Results lost: dropped because the spool was full, or in a spool file that was corrupt.",
             value=live.dropped_results(),
         )
         yield GaugeMetricFamily(
@@ -123,3 +137,28 @@ class _Live(PromCollector):
         yield CounterMetricFamily(
             "probenet_agent_stream_sessions", "Streams opened to the collector.", value=live.sessions()
         )
+        if live.spool is not None:
+            yield from _spool_metrics(live.spool)
+
+
+def _spool_metrics(spool: SpoolHealth) -> Iterator[Metric]:
+    yield GaugeMetricFamily(
+        "probenet_agent_spool_bytes",
+        "Bytes the spool occupies on disk (database, WAL, reserve).",
+        value=spool.file_bytes,
+    )
+    yield GaugeMetricFamily(
+        "probenet_agent_spool_full",
+        "1 while the spool drops its oldest results for room (max_bytes reached or its disk full).",
+        value=int(spool.full),
+    )
+    yield CounterMetricFamily(
+        "probenet_agent_spool_write_errors",
+        "Spool writes that failed for another reason than room.",
+        value=spool.write_errors,
+    )
+    yield CounterMetricFamily(
+        "probenet_agent_spool_resets",
+        "Spool files found corrupt or empty and moved aside.",
+        value=spool.resets,
+    )

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.base import run_probe
 from probe_agent.probes.context import ProbeContext
+from probe_agent.ratelog import RateLimitedLog
 from probenet.v1.probe_pb2 import CheckSpec, ProbeResult
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ class Scheduler:
         self._rng = rng or random.Random()
         self.runs = 0
         self.skipped = 0
+        self.sink_errors = 0
+        self._say = RateLimitedLog(log)
 
     @property
     def check_ids(self) -> list[str]:
@@ -60,6 +63,15 @@ class Scheduler:
         await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
 
+    def _deliver(self, spec: CheckSpec, result: ProbeResult) -> None:
+        """Hand the result on; whatever goes wrong there, the check keeps its schedule."""
+        try:
+            self._sink(result)
+        except Exception:
+            self.sink_errors += 1
+            if self._say.log(logging.ERROR, "sink", "check %s: its result could not be stored", spec.id):
+                log.exception("the error was")
+
     async def _loop(self, spec: CheckSpec) -> None:
         interval = max(spec.interval.ToMilliseconds() / 1000.0, 0.05)
         probe = PROBE_TYPES[spec.probe]
@@ -70,7 +82,7 @@ class Scheduler:
             async with self._slots:
                 result = await run_probe(probe, spec, self._ctx)
             self.runs += 1
-            self._sink(result)
+            self._deliver(spec, result)
             next_slot += interval
             now = time.monotonic()
             if now > next_slot + interval:

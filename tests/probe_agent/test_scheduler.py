@@ -121,3 +121,23 @@ def test_unknown_probe_types_are_not_scheduled() -> None:
         return ids
 
     assert asyncio.run(main()) == ["y"]
+
+
+def test_a_failing_sink_never_stops_a_check(caplog: pytest.LogCaptureFixture) -> None:
+    """A spool write that raises must not kill the check's task (issue 11 item 4)."""
+    calls: list[ProbeResult] = []
+
+    def broken(result: ProbeResult) -> None:
+        calls.append(result)
+        raise OSError(28, "No space left on device")
+
+    async def scenario() -> Scheduler:
+        scheduler = Scheduler(ProbeContext(), broken, rng=random.Random(1))
+        await run_for(scheduler, [spec("a", interval_ms=50, timeout_ms=40)], 0.6)
+        return scheduler
+
+    scheduler = asyncio.run(scenario())
+    assert len(calls) >= 4 and scheduler.sink_errors == len(calls)
+    lines = [r for r in caplog.records if "could not be stored" in r.getMessage()]
+    assert len(lines) == 1  # rate-limited
+    assert "No space left on device" in caplog.text
