@@ -15,10 +15,12 @@ from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.context import ProbeContext
 from probe_agent.scheduler import Scheduler
 from probe_agent.spool import Spool
-from probenet.v1.probe_pb2 import CheckSpec, ProbeResult
+from probenet.v1.probe_pb2 import ProbeResult
+from probenet.v1.stream_pb2 import CheckConfig
 
 log = logging.getLogger(__name__)
 
+LOCAL_VERSION = "local"
 # On shutdown, how long to keep streaming what is in the spool before leaving it for next time.
 DRAIN_S = 3.0
 
@@ -41,7 +43,7 @@ class Agent:
             key_file=config.tls.key,
         )
         self.exporter = Exporter(settings, self.spool, self._apply_central_config)
-        self.config_version = "local"
+        self.config_version = LOCAL_VERSION
         self.metrics = AgentMetrics(
             LiveSources(
                 lambda: self.spool.depth,
@@ -59,10 +61,17 @@ class Agent:
         self.metrics.observe(result)
         self.exporter.notify()
 
-    def _apply_central_config(self, checks: list[CheckSpec], version: str) -> None:
+    def _apply_central_config(self, config: CheckConfig) -> None:
+        """The collector's word on this agent's checks: its whole set, an empty one included, or
+        "no central checks", which brings back the checks of the agent's own file."""
+        if config.use_local_checks:
+            version, checks = LOCAL_VERSION, list(self.config.checks)
+        else:
+            version, checks = config.version, list(config.checks)
         if version == self.config_version:
             return
-        log.info("applying central config %s: %d checks", version, len(checks))
+        source = "local checks" if config.use_local_checks else f"central config {version}"
+        log.info("applying %s: %d checks", source, len(checks))
         self.config_version = version
         self.scheduler.set_checks(checks)
 

@@ -20,7 +20,6 @@ import grpc
 from probe_agent import __version__
 from probe_agent.spool import Spool
 from probenet.v1 import stream_pb2, stream_pb2_grpc
-from probenet.v1.probe_pb2 import CheckSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class Exporter:
         self,
         settings: StreamSettings,
         spool: Spool,
-        on_config: Callable[[list[CheckSpec], str], None],
+        on_config: Callable[[stream_pb2.CheckConfig], None],
     ) -> None:
         self._settings = settings
         self._spool = spool
@@ -175,7 +174,7 @@ class Exporter:
                 self._acked.set()
                 self._welcomed.set()
             elif kind == "config":
-                self._on_config(list(message.config.checks), message.config.version)
+                self._on_config(message.config)
             elif kind == "slow_down":
                 self._pause_until = time.monotonic() + message.slow_down.pause_ms / 1000.0
                 log.info(

@@ -70,7 +70,7 @@ _MARKER = " ... [{} more bytes cut]"
 
 # The largest result cap_result can leave (a test builds it): what the spool, one stream
 # message and the collector must be ready for per result.
-MAX_RESULT_BYTES = 400 << 10
+MAX_RESULT_BYTES = 448 << 10
 
 _TEXT_TYPES = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
 

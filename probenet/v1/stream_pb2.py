@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from probenet.v1 import probe_pb2 as probenet_dot_v1_dot_probe__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18probenet/v1/stream.proto\x12\x0bprobenet.v1\x1a\x17probenet/v1/probe.proto\"~\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x13\n\x0bspool_depth\x18\x05 \x01(\x04\x12\x17\n\x0f\x64ropped_results\x18\x06 \x01(\x04\"8\n\x0bResultBatch\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.probenet.v1.ProbeResult\"9\n\tHeartbeat\x12\x13\n\x0bspool_depth\x18\x01 \x01(\x04\x12\x17\n\x0f\x64ropped_results\x18\x02 \x01(\x04\"\x92\x01\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.probenet.v1.HelloH\x00\x12)\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x18.probenet.v1.ResultBatchH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.probenet.v1.HeartbeatH\x00\x42\x05\n\x03msg\"3\n\x03\x41\x63k\x12\x11\n\tup_to_seq\x18\x01 \x01(\x04\x12\x19\n\x11max_batch_results\x18\x02 \x01(\r\"F\n\x0b\x43heckConfig\x12\x0f\n\x07version\x18\x01 \x01(\t\x12&\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x16.probenet.v1.CheckSpec\",\n\x08SlowDown\x12\x10\n\x08pause_ms\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x92\x01\n\x10\x43ollectorMessage\x12\x1f\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x10.probenet.v1.AckH\x00\x12*\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x18.probenet.v1.CheckConfigH\x00\x12*\n\tslow_down\x18\x03 \x01(\x0b\x32\x15.probenet.v1.SlowDownH\x00\x42\x05\n\x03msg2S\n\tCollector\x12\x46\n\x06Stream\x12\x19.probenet.v1.AgentMessage\x1a\x1d.probenet.v1.CollectorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18probenet/v1/stream.proto\x12\x0bprobenet.v1\x1a\x17probenet/v1/probe.proto\"~\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x13\n\x0bspool_depth\x18\x05 \x01(\x04\x12\x17\n\x0f\x64ropped_results\x18\x06 \x01(\x04\"8\n\x0bResultBatch\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.probenet.v1.ProbeResult\"9\n\tHeartbeat\x12\x13\n\x0bspool_depth\x18\x01 \x01(\x04\x12\x17\n\x0f\x64ropped_results\x18\x02 \x01(\x04\"\x92\x01\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.probenet.v1.HelloH\x00\x12)\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x18.probenet.v1.ResultBatchH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.probenet.v1.HeartbeatH\x00\x42\x05\n\x03msg\"3\n\x03\x41\x63k\x12\x11\n\tup_to_seq\x18\x01 \x01(\x04\x12\x19\n\x11max_batch_results\x18\x02 \x01(\r\"`\n\x0b\x43heckConfig\x12\x0f\n\x07version\x18\x01 \x01(\t\x12&\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x16.probenet.v1.CheckSpec\x12\x18\n\x10use_local_checks\x18\x03 \x01(\x08\",\n\x08SlowDown\x12\x10\n\x08pause_ms\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x92\x01\n\x10\x43ollectorMessage\x12\x1f\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x10.probenet.v1.AckH\x00\x12*\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x18.probenet.v1.CheckConfigH\x00\x12*\n\tslow_down\x18\x03 \x01(\x0b\x32\x15.probenet.v1.SlowDownH\x00\x42\x05\n\x03msg2S\n\tCollector\x12\x46\n\x06Stream\x12\x19.probenet.v1.AgentMessage\x1a\x1d.probenet.v1.CollectorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,11 +43,11 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACK']._serialized_start=460
   _globals['_ACK']._serialized_end=511
   _globals['_CHECKCONFIG']._serialized_start=513
-  _globals['_CHECKCONFIG']._serialized_end=583
-  _globals['_SLOWDOWN']._serialized_start=585
-  _globals['_SLOWDOWN']._serialized_end=629
-  _globals['_COLLECTORMESSAGE']._serialized_start=632
-  _globals['_COLLECTORMESSAGE']._serialized_end=778
-  _globals['_COLLECTOR']._serialized_start=780
-  _globals['_COLLECTOR']._serialized_end=863
+  _globals['_CHECKCONFIG']._serialized_end=609
+  _globals['_SLOWDOWN']._serialized_start=611
+  _globals['_SLOWDOWN']._serialized_end=655
+  _globals['_COLLECTORMESSAGE']._serialized_start=658
+  _globals['_COLLECTORMESSAGE']._serialized_end=804
+  _globals['_COLLECTOR']._serialized_start=806
+  _globals['_COLLECTOR']._serialized_end=889
 # @@protoc_insertion_point(module_scope)

@@ -159,11 +159,21 @@ Global___Ack: _TypeAlias = Ack  # noqa: Y015
 
 @_typing.final
 class CheckConfig(_message.Message):
+    """Sent on every hello and on every change. `checks` is then this agent's whole set of checks,
+    empty included (every central check was removed: the agent stops them), unless
+    use_local_checks is set.
+    """
+
     DESCRIPTOR: _descriptor.Descriptor
 
     VERSION_FIELD_NUMBER: _builtins.int
     CHECKS_FIELD_NUMBER: _builtins.int
+    USE_LOCAL_CHECKS_FIELD_NUMBER: _builtins.int
     version: _builtins.str
+    use_local_checks: _builtins.bool
+    """The collector has no central checks (its config has no `checks:` key): the agent runs the
+    checks of its own config file. Distinguishes that from a central config of zero checks.
+    """
     @_builtins.property
     def checks(self) -> _containers.RepeatedCompositeFieldContainer[_probe_pb2.CheckSpec]: ...
     def __init__(
@@ -171,10 +181,11 @@ class CheckConfig(_message.Message):
         *,
         version: _builtins.str = ...,
         checks: _abc.Iterable[_probe_pb2.CheckSpec] | None = ...,
+        use_local_checks: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checks", b"checks", "use_local_checks", b"use_local_checks", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -41,7 +41,7 @@ async def _until(predicate: object, timeout: float = 30.0) -> None:
 
 @contextlib.asynccontextmanager
 async def _exporting(settings: StreamSettings, spool: Spool, configs: list[list[str]]) -> Iterator[Exporter]:  # type: ignore[misc]
-    exporter = Exporter(settings, spool, lambda checks, version: configs.append([c.id for c in checks]))
+    exporter = Exporter(settings, spool, lambda config: configs.append([c.id for c in config.checks]))
     task = asyncio.create_task(exporter.run())
     exporter.notify()
     try:
