@@ -86,6 +86,9 @@ class Spool:
         self.dropped = self.resets = self.write_errors = 0
         self.depth = 0
         self._doubtful = 0
+        self._saved_dropped = 0
+        # Bytes appended since the last look at the disk: looking costs more than appending.
+        self._unmeasured = 0
         self._full_until = 0.0
         self._say = RateLimitedLog(log)
         self._open()
@@ -126,6 +129,7 @@ class Spool:
         self.sent_seq = max(self.sent_seq, self.acked_seq, int(meta.get("sent_seq", 0)))
         self.last_seq = max(self.last_seq, top or 0, self.sent_seq, int(meta.get("last_seq", 0)))
         self.dropped = max(self.dropped, int(meta.get("dropped", 0)))
+        self._saved_dropped = int(meta.get("dropped", 0))
         self.resets = max(self.resets, int(meta.get("resets", 0)))
         self._doubtful = int(doubtful)
         self.depth = int(count) - self._doubtful
@@ -260,20 +264,30 @@ class Spool:
         data = result.SerializeToString()
 
         def insert() -> None:
+            # last_seq needs no meta row here: max(seq) says it while the row exists.
             self._db.execute("INSERT INTO results (seq, data) VALUES (?, ?)", (result.seq, data))
-            self._set_meta("last_seq", self.last_seq)
-            self._set_meta("dropped", self.dropped)
+            if self.dropped != self._saved_dropped:
+                self._set_meta("dropped", self.dropped)
 
         if self._write("append", insert):
             self.depth += 1
-            self._enforce_bounds()
+            self._saved_dropped = self.dropped
+            self._unmeasured += len(data)
+            if self._unmeasured >= self._measure_every or self.depth > self.max_results:
+                self._unmeasured = 0
+                self._enforce_bounds()
         else:
             self.dropped += 1
         return result.seq
 
+    @property
+    def _measure_every(self) -> int:
+        return self.budget.wal_bytes // 4
+
     def usage(self) -> SpoolUsage:
-        pages = int(self._db.execute("PRAGMA page_count").fetchone()[0])
-        free_pages = int(self._db.execute("PRAGMA freelist_count").fetchone()[0])
+        pages, free_pages = self._db.execute(
+            "SELECT * FROM pragma_page_count(), pragma_freelist_count()"
+        ).fetchone()
         return SpoolUsage(
             page_size=self.budget.page_size,
             page_count=pages,

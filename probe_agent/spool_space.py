@@ -44,6 +44,12 @@ class SpoolUsage:
     def file_bytes(self) -> int:
         return self.page_count * self.page_size + self.wal_bytes
 
+    @property
+    def room(self) -> int:
+        """Bytes the spool can still write without the filesystem: free disk, free pages the
+        database reuses, and the WAL file's own size (reused after each checkpoint)."""
+        return self.disk_free + self.freelist_count * self.page_size + self.wal_bytes
+
 
 @dataclass(frozen=True)
 class SpoolBudget:
@@ -75,13 +81,14 @@ class SpoolBudget:
 
     @property
     def disk_headroom(self) -> int:
-        """Free disk to keep: room for the WAL to reach its size before the next checkpoint."""
+        """Room to keep: the WAL's size twice over (a checkpoint runs after the commit that
+        crossed it), so the next writes never meet a full disk."""
         return 2 * self.wal_bytes
 
     def excess(self, usage: SpoolUsage) -> int:
-        """Bytes to free now: over the budget, or eating into the disk's last headroom."""
+        """Bytes to free now: over the budget, or eating into the last headroom."""
         over_budget = usage.data_bytes - self.data_bytes
-        short_on_disk = self.disk_headroom - usage.disk_free
+        short_on_disk = self.disk_headroom - usage.room
         return max(0, over_budget, short_on_disk)
 
 

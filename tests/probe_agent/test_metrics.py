@@ -122,3 +122,25 @@ def test_a_running_agent_serves_metrics_on_metrics_listen(tmp_path: Path, target
         assert samples[("probenet_agent_stream_sessions_total", ())] >= 1
         assert agent.stop() == 0, agent.output()
         assert collector.stop() == 0
+
+
+def test_spool_disk_condition_is_exported(tmp_path: Path) -> None:
+    """A full spool disk is visible in /metrics, not only in the log (issue 11 item 4)."""
+    from prometheus_client import generate_latest
+
+    from probe_agent.spool import Spool
+
+    spool = Spool(tmp_path, max_results=10, max_bytes=1 << 20)
+    for i in range(5):
+        spool.append(ProbeResult(check_id=f"c{i}"))
+    metrics = AgentMetrics(
+        LiveSources(lambda: spool.depth, lambda: spool.dropped, lambda: False, lambda: 0, spool=spool)
+    )
+    samples = _samples(generate_latest(metrics.registry).decode())
+    assert samples[("probenet_agent_spool_bytes", ())] == spool.file_bytes > 0
+    assert samples[("probenet_agent_spool_full", ())] == 0
+    assert samples[("probenet_agent_spool_write_errors_total", ())] == 0
+    assert samples[("probenet_agent_spool_resets_total", ())] == 0
+    spool._mark_full()
+    assert _samples(generate_latest(metrics.registry).decode())[("probenet_agent_spool_full", ())] == 1
+    spool.close()
