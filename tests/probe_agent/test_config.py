@@ -51,6 +51,22 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ("agent_id: a\nregion: it\ninsecure: true\nbatch_size: 0\n", "batch_size", "at least 1"),
         ("agent_id: a\nregion: it\ninsecure: true\nspool: {dir: 5}\n", "spool.dir", "expected str"),
         ("agent_id: a\nregion: it\ninsecure: true\nspool: {size: 5}\n", "spool.size", "unknown key"),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nspool: {max_bytes: 4096}\n",
+            "spool.max_bytes",
+            "at least 1048576",
+        ),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nspool: {max_results: 0}\n",
+            "spool.max_results",
+            "at least 1",
+        ),
+        (f"agent_id: {'a' * 129}\nregion: it\ninsecure: true\n", "agent_id", "longer than 128 bytes"),
+        (
+            f"agent_id: a\nregion: it\ninsecure: true\nchecks: [{{id: {'c' * 129}, probe: http, target: x}}]\n",
+            "checks[0].id",
+            "longer than 128 bytes",
+        ),
         ("agent_id: a\nregion: it\ninsecure: true\nchecks: {}\n", "checks", "expected a list"),
         (
             "agent_id: a\nregion: it\ninsecure: true\nchecks: [{probe: http, target: x}]\n",

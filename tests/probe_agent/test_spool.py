@@ -191,3 +191,20 @@ def test_corruption_found_while_running_starts_over_and_counts_what_it_held(
     assert spool.dropped == 4 and spool.resets == 1 and spool.depth == 1
     assert "its 4 unacknowledged results are lost" in caplog.text
     spool.close()
+
+
+def test_spool_with_garbage_pages_mid_file_is_moved_aside(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spool = Spool(tmp_path)
+    for i in range(3000):
+        spool.append(ProbeResult(check_id=f"c{i}", error="e" * 300))
+    spool.close()
+    with (tmp_path / "spool.db").open("r+b") as f:
+        f.seek(4096 * 100)
+        f.write(b"\xa5" * 4096 * 20)
+    again = Spool(tmp_path)  # not a traceback: a logged reset and a working spool
+    assert "database disk image is malformed" in caplog.text and "moved aside" in caplog.text
+    assert again.resets == 1 and again.depth == 0
+    assert len(list(tmp_path.glob("spool.db.corrupt-*"))) >= 1
+    again.close()
