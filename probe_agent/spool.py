@@ -319,6 +319,15 @@ class Spool:
                 self.max_bytes,
                 count,
             )
+        else:
+            self._say.log(
+                logging.WARNING,
+                "max results",
+                "spool %s holds max_results (%d): dropping the %d oldest results",
+                self.path,
+                self.max_results,
+                count,
+            )
         if (
             self._shed_in_chunks(count)
             and usage.disk_free < self.budget.disk_headroom + self.budget.reserve_bytes
