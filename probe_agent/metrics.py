@@ -154,7 +154,7 @@ def _spool_metrics(spool: SpoolHealth) -> Iterator[Metric]:
     )
     yield CounterMetricFamily(
         "probenet_agent_spool_write_errors",
-        "Spool writes that failed for another reason than room.",
+        "Spool writes that failed even after freeing room (the result, if any, counted dropped).",
         value=spool.write_errors,
     )
     yield CounterMetricFamily(

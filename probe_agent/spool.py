@@ -111,8 +111,14 @@ class Spool:
 
     def _connect(self) -> None:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # Only takes effect on a new file: lets a spool that filled its disk give space back.
-        self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        # First, before anything reads the file: the agent alone uses its spool, so the WAL
+        # index can live in memory instead of a -shm file, and the spool opens even on a disk
+        # with no free block left.
+        self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        if self._db.execute("PRAGMA page_count").fetchone()[0] == 0:
+            # A new file: lets a spool that filled its disk give space back. (Setting it on an
+            # existing file is a write, which a full disk refuses.)
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         page_size = int(self._db.execute("PRAGMA page_size").fetchone()[0])
@@ -305,6 +311,7 @@ class Spool:
         excess = self.budget.excess(usage)
         count = max(self.depth - self.max_results, rows_to_drop(excess, usage.data_bytes, self.depth))
         if count <= 0:
+            self._ensure_reserve()  # released on a full disk: back once there is room again
             return
         if excess > 0:
             self._mark_full()

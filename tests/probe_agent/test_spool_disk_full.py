@@ -102,13 +102,7 @@ def test_disk_filled_by_someone_else_spool_keeps_going_and_acks_free_space(
 ) -> None:
     spool = Spool(small_disk / "spool")
     _fill(spool, 500)
-    filler = small_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    with contextlib.suppress(OSError):
-        while True:
-            os.write(fd, b"\0" * 4096)
-    os.close(fd)
-    assert os.statvfs(small_disk).f_bavail == 0
+    filler = _fill_disk(small_disk)
     spool.mark_sent(500)
     spool.ack(500)  # the disk is full to the last block: the delete still goes through
     assert spool.depth == 0
@@ -121,3 +115,32 @@ def test_disk_filled_by_someone_else_spool_keeps_going_and_acks_free_space(
     _fill(spool, 200, start=800)
     assert spool.dropped == before and spool.depth >= 200
     spool.close()
+
+
+def _fill_disk(directory: Path) -> Path:
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    assert os.statvfs(directory).f_bavail == 0
+    return filler
+
+
+def test_a_restart_on_a_disk_without_a_free_block_opens_and_recovers(small_disk: Path) -> None:
+    """Before, a restart did not help: the spool could not even be opened."""
+    spool = Spool(small_disk / "spool")
+    _fill(spool, 500)
+    spool.close()
+    (small_disk / "spool" / "spool.reserve").unlink()  # spent earlier, not yet restored
+    filler = _fill_disk(small_disk)
+    again = Spool(small_disk / "spool")
+    assert again.depth == 500
+    assert _fill(again, 50, start=500) == list(range(501, 551))  # no exception: counted instead
+    assert again.dropped == 50 and again.depth == 500
+    filler.unlink()
+    _fill(again, 50, start=550)
+    assert again.depth == 550 and again.dropped == 50
+    assert (small_disk / "spool" / "spool.reserve").exists()  # restored once there was room
+    again.close()
