@@ -101,7 +101,7 @@ class Spool:
             self._start_over("is empty (0 bytes)", None)
             return
         try:
-            self._connect()
+            self._connect_on_any_disk()
         except sqlite3.DatabaseError as exc:
             if _errorname(exc) not in _CORRUPT:
                 raise SpoolError(f"{self.path}: cannot open the spool: {exc}") from exc
@@ -109,12 +109,28 @@ class Spool:
                 self._db.close()
             self._start_over(f"is not a usable database ({exc})", _salvage(self.path))
 
-    def _connect(self) -> None:
+    def _connect_on_any_disk(self) -> None:
+        """Open even on a full disk: first without the reserve, then without a -shm file."""
+        for attempt in ("as usual", "without the reserve", "exclusive"):
+            if attempt == "without the reserve":
+                (self.dir / RESERVE_NAME).unlink(missing_ok=True)
+            try:
+                self._connect(exclusive=attempt == "exclusive")
+                return
+            except sqlite3.OperationalError as exc:
+                if attempt == "exclusive":
+                    raise
+                log.warning("spool %s: cannot open it %s (%s); trying again", self.path, attempt, exc)
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
+
+    def _connect(self, exclusive: bool = False) -> None:
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        # First, before anything reads the file: the agent alone uses its spool, so the WAL
-        # index can live in memory instead of a -shm file, and the spool opens even on a disk
-        # with no free block left.
-        self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
+        if exclusive:
+            # First, before anything reads the file: the WAL index then lives in memory, not
+            # in a -shm file, so the spool opens on a disk with no free block (other readers
+            # of the file are locked out until the agent restarts).
+            self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
         if self._db.execute("PRAGMA page_count").fetchone()[0] == 0:
             # A new file: lets a spool that filled its disk give space back. (Setting it on an
             # existing file is a write, which a full disk refuses.)
