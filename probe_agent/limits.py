@@ -8,7 +8,8 @@ before spooling (`cap_result`), so every result that leaves an agent is at most
 
 Strings are cut at a UTF-8 character boundary to their limit in bytes; error texts end in a
 marker saying how much was cut. Repeated fields keep their first N entries (a chain keeps the
-leaf, redirects keep the first hops). A field named in no table gets the defaults, so a field
+leaf, redirects the first hops, a page's failure groups the largest: they come most failures
+first). A field named in no table gets the defaults, so a field
 added to the wire later is capped too.
 """
 

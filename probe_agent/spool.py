@@ -12,6 +12,8 @@ Whatever the disk does, appending never raises, so probing goes on:
   the checkpoint that free space can be written, the oldest results are shed and the write
   is retried once; a result that still cannot be stored is counted as dropped.
 - An acknowledgement frees space the same way, without shedding anything.
+- On a disk without a free block the spool still opens: without the reserve, or else with
+  exclusive locking (the WAL index in memory instead of a -shm file).
 - A spool file that is not a database (corrupt, or empty) is moved aside as
   `spool.db.corrupt-<UTC time>`, named in the log with the results it held when that can
   be told, and a fresh spool continues the numbering.
