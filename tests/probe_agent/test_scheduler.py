@@ -126,14 +126,19 @@ def test_unknown_probe_types_are_not_scheduled() -> None:
 def test_a_failing_sink_never_stops_a_check(caplog: pytest.LogCaptureFixture) -> None:
     """A spool write that raises must not kill the check's task (issue 11 item 4)."""
     calls: list[ProbeResult] = []
+    enough = asyncio.Event()
 
     def broken(result: ProbeResult) -> None:
         calls.append(result)
+        if len(calls) >= 4:
+            enough.set()
         raise OSError(28, "No space left on device")
 
     async def scenario() -> Scheduler:
         scheduler = Scheduler(ProbeContext(), broken, rng=random.Random(1))
-        await run_for(scheduler, [spec("a", interval_ms=50, timeout_ms=40)], 0.6)
+        scheduler.set_checks([spec("a", interval_ms=50, timeout_ms=40)])
+        await asyncio.wait_for(enough.wait(), 30)
+        await scheduler.stop()
         return scheduler
 
     scheduler = asyncio.run(scenario())
