@@ -55,7 +55,9 @@ def classify(exc: BaseException, phase: str = "") -> tuple[FailureClass.ValueTyp
         if exc.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", -5)):
             return FailureClass.DNS_NXDOMAIN, f"name not found: {exc.strerror}"
         return FailureClass.DNS_ERROR, f"name resolution failed: {exc.strerror}"
-    if isinstance(exc, ConnectionRefusedError):
+    if isinstance(exc, ConnectionRefusedError) or (
+        isinstance(exc, OSError) and exc.errno == errno.ECONNREFUSED
+    ):
         return FailureClass.TCP_REFUSED, "connection refused"
     if isinstance(exc, ConnectionResetError | BrokenPipeError):
         return FailureClass.TCP_RESET, "connection reset by peer"

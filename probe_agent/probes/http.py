@@ -1,13 +1,17 @@
 """http probe: one request on a fresh connection, redirects followed, phases timed, assertions checked.
 
-Every redirect hop is recorded (the URL asked, its status and duration); timings are summed
-over hops. For https targets the TLS handshake and the presented chain are recorded too (see
-tlsinspect), and a chain that fails verification ends the probe with its specific class.
+The request goes through the engine (httpx, HTTP/2 by ALPN; see engine.py) in a session of its
+own, so the first hop always opens a fresh connection; a redirect to the same origin reuses it
+as browsers do (its hop shows `reused_connection` and no handshake). Every redirect hop is
+recorded with its own timings; the probe's timings are summed over hops. For https targets the
+TLS handshake and the presented chain are recorded too (see tlsinspect), and a chain that fails
+verification ends the probe with its specific class before anything is sent.
 
 Assertions, checked on the final response in this order (the first failing one is reported):
 status in the accepted set (default 200-399) -> `http_status`; each header regex, body
 substring, body regex, max latency -> `http_assertion`. Body assertions see at most the first
-`ASSERT_BODY_BYTES` of the body, so a huge page cannot make the agent hold it in memory.
+`ASSERT_BODY_BYTES` of the decoded body, so a huge page cannot make the agent hold it in memory.
+`http.body_bytes` is the body as received, `http.decoded_bytes` after Content-Encoding.
 """
 
 from __future__ import annotations
@@ -16,11 +20,11 @@ import asyncio
 import re
 from urllib.parse import urljoin, urlsplit
 
-from probe_agent.probes import http1
+from probe_agent.probes import engine
 from probe_agent.probes.base import fail
 from probe_agent.probes.context import ProbeContext
 from probe_agent.probes.failures import ProbeFailure
-from probenet.v1.probe_pb2 import CheckSpec, FailureClass, ProbeResult
+from probenet.v1.probe_pb2 import CheckSpec, FailureClass, ProbeResult, Timings
 
 DEFAULT_MAX_REDIRECTS = 10
 DEFAULT_MAX_BODY = 10 * 1024 * 1024
@@ -38,9 +42,9 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
         fail(result, problem[0], problem[1], final.host)
 
 
-def request_for(spec: CheckSpec, url: str, keep_body_bytes: int = 0) -> http1.Request:
+def request_for(spec: CheckSpec, url: str, keep_body_bytes: int = 0) -> engine.Request:
     opts = spec.http
-    return http1.Request(
+    return engine.Request(
         url=url,
         method=(opts.method or "GET").upper(),
         headers=tuple(opts.headers.items()),
@@ -54,19 +58,29 @@ def request_for(spec: CheckSpec, url: str, keep_body_bytes: int = 0) -> http1.Re
 
 
 async def fetch_document(
-    spec: CheckSpec, ctx: ProbeContext, result: ProbeResult, keep_body_bytes: int
-) -> http1.Exchange | None:
+    spec: CheckSpec,
+    ctx: ProbeContext,
+    result: ProbeResult,
+    keep_body_bytes: int,
+    session: engine.Session | None = None,
+) -> engine.Exchange | None:
     """Fetch spec.target following redirects, recording everything in `result`.
 
-    Returns the final exchange, or None once `result` holds the failure.
+    Returns the final exchange, or None once `result` holds the failure. Without a session the
+    fetch gets one of its own, closed before returning.
     """
-    hops: list[http1.Exchange] = []
+    if session is None:
+        own = engine.Session(ctx, spec, max_keepalive=1)
+        try:
+            return await fetch_document(spec, ctx, result, keep_body_bytes, own)
+        finally:
+            await own.aclose()
+    hops: list[engine.Exchange] = []
     opts = spec.http
     try:
         final = await follow(
             request_for(spec, spec.target, keep_body_bytes),
-            ctx,
-            spec,
+            session,
             hops,
             max_redirects=opts.max_redirects or DEFAULT_MAX_REDIRECTS,
             follow_redirects=not opts.no_follow_redirects,
@@ -86,22 +100,21 @@ async def fetch_document(
 
 
 async def follow(
-    req: http1.Request,
-    ctx: ProbeContext,
-    spec: CheckSpec,
-    hops: list[http1.Exchange],
+    req: engine.Request,
+    session: engine.Session,
+    hops: list[engine.Exchange],
     *,
     max_redirects: int,
     follow_redirects: bool = True,
-) -> http1.Exchange:
+) -> engine.Exchange:
     """Run `req` and its redirects; every exchange is appended to `hops` as it starts.
 
     Raises ProbeFailure (with the host concerned) for every way the fetch can fail.
     """
     for hop in range(max_redirects + 1):
-        ex = http1.Exchange(url=req.url)
+        ex = engine.Exchange(url=req.url)
         hops.append(ex)
-        await http1.exchange_or_fail(http1.exchange(req, ctx, spec, ex), ex)
+        await engine.exchange_or_fail(engine.exchange(session, req, ex), ex)
         location = ex.header("location")
         if not (follow_redirects and ex.status in (301, 302, 303, 307, 308) and location):
             return ex
@@ -115,13 +128,13 @@ async def follow(
     raise AssertionError("unreachable: the loop returns or raises")
 
 
-def _redirected(req: http1.Request, ex: http1.Exchange, url: str) -> http1.Request:
+def _redirected(req: engine.Request, ex: engine.Exchange, url: str) -> engine.Request:
     method, body = req.method, req.body
     if ex.status == 303 or (ex.status in (301, 302) and method == "POST"):
         method, body = "GET", b""
     # A configured SNI name belongs to the original host, not to wherever it redirects.
     same_host = (urlsplit(url).hostname or "") == ex.host
-    return http1.Request(
+    return engine.Request(
         url=url,
         method=method,
         headers=req.headers,
@@ -131,7 +144,6 @@ def _redirected(req: http1.Request, ex: http1.Exchange, url: str) -> http1.Reque
         server_name=req.server_name if same_host else "",
         ca_pem=req.ca_pem,
         insecure=req.insecure,
-        alpn=req.alpn,
     )
 
 
@@ -141,7 +153,7 @@ def status_ok(spec: CheckSpec, status: int) -> bool:
 
 
 def check_assertions(
-    spec: CheckSpec, final: http1.Exchange, result: ProbeResult
+    spec: CheckSpec, final: engine.Exchange, result: ProbeResult
 ) -> tuple[FailureClass.ValueType, str] | None:
     opts = spec.http
     try:
@@ -172,25 +184,26 @@ def _hops_total_ms(result: ProbeResult) -> float:
     return t.dns_ms + t.connect_ms + t.tls_ms + t.ttfb_ms + t.transfer_ms
 
 
-def record(result: ProbeResult, hops: list[http1.Exchange], resolver: str = "") -> None:
+def record(result: ProbeResult, hops: list[engine.Exchange], resolver: str = "") -> None:
     """Copy what the exchanges saw into the result; timings are summed over redirect hops."""
     if not hops:
         return
-    t = result.timings
     for ex in hops:
-        t.dns_ms += ex.timings.get("dns_ms", 0.0)
-        t.connect_ms += ex.timings.get("connect_ms", 0.0)
-        t.tls_ms += ex.timings.get("tls_ms", 0.0)
-        t.ttfb_ms += ex.timings.get("ttfb_ms", 0.0)
-        t.transfer_ms += ex.timings.get("transfer_ms", 0.0)
+        _copy_timings(ex, result.timings)
     for ex in hops[:-1]:
-        result.http.redirects.add(
-            url=ex.url, status_code=ex.status, duration_ms=ex.timings.get("total_ms", 0.0)
+        hop = result.http.redirects.add(
+            url=ex.url,
+            status_code=ex.status,
+            duration_ms=ex.timings.get("total_ms", 0.0),
+            reused_connection=ex.reused,
         )
+        _copy_timings(ex, hop.timings)
+        hop.timings.total_ms = hop.duration_ms
     last = hops[-1]
     result.http.status_code = last.status
     result.http.http_version = last.version
     result.http.body_bytes = last.body_bytes
+    result.http.decoded_bytes = last.decoded_bytes
     result.http.remote_addr = last.remote_addr
     result.http.final_url = last.url
     tls = next((ex.tls for ex in reversed(hops) if ex.tls is not None), None)
@@ -199,6 +212,15 @@ def record(result: ProbeResult, hops: list[http1.Exchange], resolver: str = "") 
     if last.addresses:
         result.dns.addresses[:] = last.addresses
         result.dns.resolver = resolver
+
+
+def _copy_timings(ex: engine.Exchange, into: Timings) -> None:
+    """Add the exchange's phases to `into` (summing over hops)."""
+    into.dns_ms += ex.timings.get("dns_ms", 0.0)
+    into.connect_ms += ex.timings.get("connect_ms", 0.0)
+    into.tls_ms += ex.timings.get("tls_ms", 0.0)
+    into.ttfb_ms += ex.timings.get("ttfb_ms", 0.0)
+    into.transfer_ms += ex.timings.get("transfer_ms", 0.0)
 
 
 def _target_host(url: str) -> str:

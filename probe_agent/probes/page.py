@@ -6,13 +6,14 @@
    link rel=stylesheet/icon/preload (and apple-touch-icon), inline <style> url(); same- and
    cross-origin alike, <base href> honoured. Fetched stylesheets are scanned for url() and
    @import one level deep (resources found there are not parsed further).
-3. Sub-resources are fetched as a browser fetches them: over keep-alive HTTP/1.1
-   connections, at most `PER_HOST_CONNECTIONS` (6, as browsers) per origin and `page.
-   concurrency` requests in flight overall, each connection reused for the next request to
-   its origin (see `_ConnectionPool`). A fresh TCP+TLS handshake per asset would cost a
-   30-asset page 31 handshakes per run, which no user's browser pays. The document itself
-   stays on a fresh connection with full phase timings, like the http probe. Every new
-   connection's TLS chain is judged, so an asset host with an expired certificate fails each
+3. Sub-resources are fetched as a browser fetches them, over the page load's own connection
+   pool (the engine's session, shared with the document): one multiplexed HTTP/2 connection
+   per origin where the server offers h2, otherwise keep-alive HTTP/1.1 connections, at most
+   `PER_HOST_CONNECTIONS` (6, as browsers) requests and so connections per origin, and `page.
+   concurrency` requests in flight overall (see `_ConnectionPool`). A fresh TCP+TLS handshake
+   per asset would cost a 30-asset page 31 handshakes per run, which no user's browser pays.
+   The document opens the first connection with full phase timings, like the http probe. Every
+   new connection's TLS chain is judged, so an asset host with an expired certificate fails each
    of its assets with `tls_cert_expired` (one per asset, as counted before). All of it runs
    under a total time budget (`page.budget`, default and upper bound: the check timeout minus
    a margin so the verdict is written before the deadline), a cap on the resource count and
@@ -43,7 +44,7 @@ from urllib.parse import urljoin, urlsplit
 
 from selectolax.lexbor import LexborHTMLParser
 
-from probe_agent.probes import http, http1
+from probe_agent.probes import engine, http
 from probe_agent.probes.base import set_phase, timeout_s
 from probe_agent.probes.context import ProbeContext
 from probe_agent.probes.failures import ProbeFailure
@@ -63,32 +64,25 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 
 class _ConnectionPool:
-    """Keep-alive connections of one page load, per origin (scheme, host, port).
+    """Request slots of one page load over the engine session's connections.
 
     A request first takes its origin's slot (at most `per_host` in flight, hence at most that
-    many connections: a new one is opened only when none is idle), then a global slot (at most
-    `concurrency` requests in flight). Slots are held for one exchange, never while waiting for
-    another slot, so there is no deadlock whatever the redirects. Idle connections are bounded
-    (`max_idle` over all origins, the least recently used closed first) and all are closed
-    when the page load ends. A chain that failed verification fails the origin's later requests
-    with the same class without another handshake (each asset still counts as one failure).
-    With `reuse` off every request gets a fresh "Connection: close" connection, which is how
-    the probe worked before (kept as the benchmark's baseline).
+    many HTTP/1.1 connections: the pool opens one only when none is idle; over h2 they share
+    one), then a global slot (at most `concurrency` requests in flight). Slots are held for one
+    exchange, never while waiting for another slot, so there is no deadlock whatever the
+    redirects. A chain that failed verification fails the origin's later requests with the same
+    class without another handshake (each asset still counts as one failure). With `reuse` off every request gets a session and so a connection of its own,
+    which is how the probe worked before (kept as the benchmark's baseline).
     """
 
-    def __init__(
-        self, ctx: ProbeContext, spec: CheckSpec, *, concurrency: int, per_host: int, reuse: bool
-    ) -> None:
-        self.ctx = ctx
-        self.spec = spec
+    def __init__(self, session: engine.Session, *, concurrency: int, per_host: int, reuse: bool) -> None:
+        self.session = session
         self.per_host = per_host
         self.reuse = reuse
-        self.max_idle = 2 * concurrency
         self.requests = asyncio.Semaphore(concurrency)
         self.opened = 0
         self.reused = 0
         self._slots: dict[tuple[str, str, int], asyncio.Semaphore] = {}
-        self._idle: list[http1.Connection] = []  # least recently used first
         self._chain_failures: dict[tuple[str, str, int], ProbeFailure] = {}
 
     def slot(self, url: str) -> asyncio.Semaphore:
@@ -98,65 +92,32 @@ class _ConnectionPool:
             slots = self._slots[key] = asyncio.Semaphore(self.per_host)
         return slots
 
-    async def exchange(self, req: http1.Request, ex: http1.Exchange) -> http1.Exchange:
+    async def exchange(self, req: engine.Request, ex: engine.Exchange) -> engine.Exchange:
         """One request/response on an idle connection of the origin, else on a new one."""
         if not self.reuse:
+            own = engine.Session(self.session.ctx, self.session.spec, max_keepalive=0)
             self.opened += 1
-            return await http1.exchange(req, self.ctx, self.spec, ex)
+            try:
+                return await engine.exchange(own, req, ex)
+            finally:
+                await own.aclose()
         origin = _origin(req.url)
         known = self._chain_failures.get(origin)
         if known is not None:
             ex.host = origin[1]
             raise ProbeFailure(known.failure_class, known.message, known.host)
-        conn = self._take_idle(origin)
-        if conn is not None:
-            try:
-                await self._send(conn, req, ex)
-            except http1.StaleConnection:
-                pass  # the server closed it meanwhile: a fresh connection, as a browser retries
-            else:
-                self.reused += 1
-                return ex
-        self.opened += 1
         try:
-            conn = await http1.open_connection(req, self.ctx, self.spec, ex)
+            await engine.exchange(self.session, req, ex)
         except ProbeFailure as exc:
-            if ex.tls is not None:  # the chain was judged: the same chain fails the next connection too
-                self._chain_failures[origin] = exc
+            tls = ex.tls
+            if tls is not None and not tls.verified and exc.failure_class == tls.verify_class:
+                self._chain_failures[origin] = exc  # the same chain fails the next connection too
             raise
-        return await self._send(conn, req, ex)
-
-    async def _send(self, conn: http1.Connection, req: http1.Request, ex: http1.Exchange) -> http1.Exchange:
-        try:
-            await http1.request(conn, req, ex, keep_alive=True)
-        except BaseException:
-            conn.close()  # an error or a partly read body: never reused
-            raise
-        if conn.reusable:
-            self._put_idle(conn)
+        if ex.reused:
+            self.reused += 1
         else:
-            conn.close()
+            self.opened += 1
         return ex
-
-    def _take_idle(self, origin: tuple[str, str, int]) -> http1.Connection | None:
-        for conn in reversed(list(self._idle)):  # most recently used first: least likely timed out
-            if conn.origin != origin:
-                continue
-            self._idle.remove(conn)
-            if conn.idle_usable():
-                return conn
-            conn.close()
-        return None
-
-    def _put_idle(self, conn: http1.Connection) -> None:
-        self._idle.append(conn)
-        if len(self._idle) > self.max_idle:
-            self._idle.pop(0).close()
-
-    def close(self) -> None:
-        for conn in self._idle:
-            conn.close()
-        self._idle.clear()
 
 
 @dataclass
@@ -193,10 +154,22 @@ async def load_page(
 ) -> tuple[int, int]:
     """The page probe; returns (connections opened, connections reused) for the sub-resources."""
     start = time.monotonic()
-    document = await http.fetch_document(spec, ctx, result, DOCUMENT_KEEP_BYTES)
+    opts = spec.page
+    concurrency = min(opts.concurrency or DEFAULT_CONCURRENCY, MAX_CONCURRENCY)
+    session = engine.Session(ctx, spec, max_keepalive=2 * concurrency)
+    try:
+        return await _load_with(session, start, concurrency, result, reuse_connections)
+    finally:
+        await session.aclose()
+
+
+async def _load_with(
+    session: engine.Session, start: float, concurrency: int, result: ProbeResult, reuse_connections: bool
+) -> tuple[int, int]:
+    spec, ctx, opts = session.spec, session.ctx, session.spec.page
+    document = await http.fetch_document(spec, ctx, result, DOCUMENT_KEEP_BYTES, session)
     if document is None:
         return 0, 0
-    opts = spec.page
     run = _PageRun(
         spec=spec,
         ctx=ctx,
@@ -207,18 +180,13 @@ async def load_page(
     urls = extract_resources(document.body, document.url)
     set_phase("subresources")
     deadline = start + _budget_s(spec)
-    concurrency = min(opts.concurrency or DEFAULT_CONCURRENCY, MAX_CONCURRENCY)
     pool = run.pool = _ConnectionPool(
-        ctx,
-        spec,
+        session,
         concurrency=concurrency,
         per_host=min(concurrency, PER_HOST_CONNECTIONS) if reuse_connections else concurrency,
         reuse=reuse_connections,
     )
-    try:
-        await _fetch_all(run, urls, deadline)
-    finally:
-        pool.close()
+    await _fetch_all(run, urls, deadline)
     _report(run, result)
     return pool.opened, pool.reused
 
@@ -258,7 +226,7 @@ def _spawn(run: _PageRun, group: asyncio.TaskGroup, urls: Iterable[str], *, pars
 async def _fetch_one(run: _PageRun, group: asyncio.TaskGroup, url: str, parse_css: bool) -> None:
     host = _host(url)
     keep = CSS_KEEP_BYTES if parse_css and _maybe_css(url) else 0
-    hops: list[http1.Exchange] = []
+    hops: list[engine.Exchange] = []
     try:
         final = await _load(run, url, keep, hops)
     except ProbeFailure as exc:
@@ -285,12 +253,12 @@ async def _fetch_one(run: _PageRun, group: asyncio.TaskGroup, url: str, parse_cs
         _spawn(run, group, css_urls(final.body.decode("utf-8", "replace"), final.url), parse_css=False)
 
 
-async def _load(run: _PageRun, url: str, keep: int, hops: list[http1.Exchange]) -> http1.Exchange | None:
+async def _load(run: _PageRun, url: str, keep: int, hops: list[engine.Exchange]) -> engine.Exchange | None:
     """GET url and its redirects, each hop appended to `hops`; None when the byte cap left no room
     to start. Raises ProbeFailure (with the host concerned) for every way the fetch can fail."""
     assert run.pool is not None
     pool = run.pool
-    req: http1.Request | None = None
+    req: engine.Request | None = None
     for hop in range(SUBRESOURCE_MAX_REDIRECTS + 1):
         async with pool.slot(req.url if req else url), pool.requests:
             if req is None:
@@ -299,16 +267,16 @@ async def _load(run: _PageRun, url: str, keep: int, hops: list[http1.Exchange]) 
                     return None
                 run.started += 1
                 run.in_flight[url] = _host(url)
-                req = http1.Request(
+                req = engine.Request(
                     url=url,
                     max_body_bytes=run.bytes_left,
                     keep_body_bytes=keep,
                     ca_pem=run.spec.tls.ca_pem,
                     insecure=run.spec.tls.insecure_skip_verify,
                 )
-            ex = http1.Exchange(url=req.url)
+            ex = engine.Exchange(url=req.url)
             hops.append(ex)
-            await http1.exchange_or_fail(pool.exchange(req, ex), ex)
+            await engine.exchange_or_fail(pool.exchange(req, ex), ex)
         location = ex.header("location")
         if ex.status not in _REDIRECTS or not location:
             return ex
@@ -408,7 +376,7 @@ def _maybe_css(url: str) -> bool:
     return path.endswith(".css") or "." not in path.rsplit("/", 1)[-1]
 
 
-def _is_css(ex: http1.Exchange) -> bool:
+def _is_css(ex: engine.Exchange) -> bool:
     ctype = (ex.header("content-type") or "").lower()
     return "text/css" in ctype or (not ctype and urlsplit(ex.url).path.lower().endswith(".css"))
 

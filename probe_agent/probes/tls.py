@@ -11,7 +11,7 @@ import asyncio
 import time
 from urllib.parse import urlsplit
 
-from probe_agent.probes import http1
+from probe_agent.probes import netio
 from probe_agent.probes.base import fail, set_phase
 from probe_agent.probes.context import ProbeContext, elapsed_ms
 from probe_agent.probes.failures import ProbeFailure
@@ -54,7 +54,7 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
     timings.dns_ms = elapsed_ms(start)
     set_phase("connect")
     t = time.perf_counter()
-    sock = await http1.connect_any(addresses, port)
+    sock = await netio.connect_happy(addresses, port)
     timings.connect_ms = elapsed_ms(t)
     set_phase("tls")
     t = time.perf_counter()
@@ -69,7 +69,7 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
         timings.tls_ms = elapsed_ms(t)
         ssl_object = writer.get_extra_info("ssl_object")
         report = ctx.inspector.inspect(presented_chain_der(ssl_object), server_name, spec.tls.ca_pem)
-        result.tls.CopyFrom(http1.tls_info(ssl_object, server_name, report))
+        result.tls.CopyFrom(netio.tls_info(ssl_object, server_name, report))
     finally:
         writer.transport.abort()
     result.failure_host = ""

@@ -160,19 +160,29 @@ class RedirectHop(_message.Message):
     URL_FIELD_NUMBER: _builtins.int
     STATUS_CODE_FIELD_NUMBER: _builtins.int
     DURATION_MS_FIELD_NUMBER: _builtins.int
+    TIMINGS_FIELD_NUMBER: _builtins.int
+    REUSED_CONNECTION_FIELD_NUMBER: _builtins.int
     url: _builtins.str
     status_code: _builtins.int
     duration_ms: _builtins.float
+    reused_connection: _builtins.bool
+    """sent on the connection of an earlier hop (same origin)"""
+    @_builtins.property
+    def timings(self) -> Global___Timings:
+        """this hop's own phases (zero dns/connect/tls when reused)"""
+
     def __init__(
         self,
         *,
         url: _builtins.str = ...,
         status_code: _builtins.int = ...,
         duration_ms: _builtins.float = ...,
+        timings: Global___Timings | None = ...,
+        reused_connection: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["timings", b"timings"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "status_code", b"status_code", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration_ms", b"duration_ms", "reused_connection", b"reused_connection", "status_code", b"status_code", "timings", b"timings", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -188,11 +198,14 @@ class HttpInfo(_message.Message):
     REMOTE_ADDR_FIELD_NUMBER: _builtins.int
     REDIRECTS_FIELD_NUMBER: _builtins.int
     FINAL_URL_FIELD_NUMBER: _builtins.int
+    DECODED_BYTES_FIELD_NUMBER: _builtins.int
     status_code: _builtins.int
     http_version: _builtins.str
     body_bytes: _builtins.int
     remote_addr: _builtins.str
     final_url: _builtins.str
+    decoded_bytes: _builtins.int
+    """body after Content-Encoding; body_bytes is as received"""
     @_builtins.property
     def redirects(self) -> _containers.RepeatedCompositeFieldContainer[Global___RedirectHop]: ...
     def __init__(
@@ -204,10 +217,11 @@ class HttpInfo(_message.Message):
         remote_addr: _builtins.str = ...,
         redirects: _abc.Iterable[Global___RedirectHop] | None = ...,
         final_url: _builtins.str = ...,
+        decoded_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_bytes", b"body_bytes", "final_url", b"final_url", "http_version", b"http_version", "redirects", b"redirects", "remote_addr", b"remote_addr", "status_code", b"status_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_bytes", b"body_bytes", "decoded_bytes", b"decoded_bytes", "final_url", b"final_url", "http_version", b"http_version", "redirects", b"redirects", "remote_addr", b"remote_addr", "status_code", b"status_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
