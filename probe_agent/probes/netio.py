@@ -165,10 +165,18 @@ def format_peer(sock: socket.socket) -> str:
 
 
 class _Pipe(asyncio.Protocol):
-    """Received bytes, bounded: reading pauses while more than BUFFER_HIGH is waiting."""
+    """Received bytes, bounded: the socket is not read while more than BUFFER_HIGH is waiting.
+
+    Flow control pauses the TCP transport, never the TLS one above it: uvloop 0.23 drops TLS
+    data it holds for a paused reader when the peer then closes (MagicStack/uvloop#661; HTTPS
+    bodies from servers closing after the response arrived short), while ciphertext left in
+    the kernel's socket buffer is safe on any loop. The TLS layer may resume the socket for its
+    own needs, so every arrival over the mark pauses it again.
+    """
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport | None = None  # what the peer's bytes arrive through
+        self.socket_transport: asyncio.Transport | None = None  # the TCP transport, paused for flow control
         self.buffer = bytearray()
         self.eof = False
         self.error: BaseException | None = None
@@ -178,13 +186,13 @@ class _Pipe(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports quack like asyncio.Transport without subclassing it.
-        self.transport = cast(asyncio.Transport, transport)
+        self.transport = self.socket_transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        if len(self.buffer) > BUFFER_HIGH and not self.paused and self.transport is not None:
+        if len(self.buffer) > BUFFER_HIGH and self.socket_transport is not None:
             self.paused = True
-            self.transport.pause_reading()
+            self.socket_transport.pause_reading()
         self._wake_reader()
 
     def eof_received(self) -> bool:
@@ -225,9 +233,9 @@ class _Pipe(asyncio.Protocol):
     def take(self, max_bytes: int) -> bytes:
         data = bytes(self.buffer[:max_bytes])
         del self.buffer[:max_bytes]
-        if self.paused and len(self.buffer) <= BUFFER_HIGH // 2 and self.transport is not None:
+        if self.paused and len(self.buffer) <= BUFFER_HIGH // 2 and self.socket_transport is not None:
             self.paused = False
-            self.transport.resume_reading()
+            self.socket_transport.resume_reading()
         return data
 
 

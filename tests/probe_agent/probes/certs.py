@@ -39,14 +39,8 @@ class Issued:
     def pem(self) -> str:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def server_context(
-        self,
-        tmp: Path,
-        name: str,
-        *,
-        min_version: ssl.TLSVersion | None = None,
-        max_version: ssl.TLSVersion | None = None,
-    ) -> ssl.SSLContext:
+    def write_files(self, tmp: Path, name: str) -> tuple[Path, Path]:
+        """PEM files a server loads: the leaf and the chain it sends, and the key (unencrypted)."""
         certfile, keyfile = tmp / f"{name}.crt", tmp / f"{name}.key"
         certfile.write_bytes(
             b"".join(c.public_bytes(serialization.Encoding.PEM) for c in [self.cert, *self.chain])
@@ -56,6 +50,17 @@ class Issued:
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
         )
+        return certfile, keyfile
+
+    def server_context(
+        self,
+        tmp: Path,
+        name: str,
+        *,
+        min_version: ssl.TLSVersion | None = None,
+        max_version: ssl.TLSVersion | None = None,
+    ) -> ssl.SSLContext:
+        certfile, keyfile = self.write_files(tmp, name)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(certfile, keyfile)
         ctx.set_alpn_protocols(["http/1.1"])

@@ -35,16 +35,23 @@ App = Callable[[socket.socket, HttpRequest], None]
 
 
 class TcpServer:
-    """Accepts on 127.0.0.1:0 and runs `handler(conn)` per connection in a thread (TLS wrapped first)."""
+    """Accepts on host:port (default 127.0.0.1, any free port) and runs `handler(conn)` per
+    connection in a thread (TLS wrapped first)."""
 
     def __init__(
-        self, handler: Handler, ssl_context: ssl.SSLContext | None = None, *, accept: bool = True
+        self,
+        handler: Handler,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        accept: bool = True,
+        host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
         self.handler = handler
         self.ssl_context = ssl_context
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.bind((host, port))
         self.sock.listen(0 if not accept else 128)
         self.port: int = self.sock.getsockname()[1]
         self._stop = threading.Event()
@@ -199,9 +206,13 @@ def hang(conn: socket.socket) -> None:
 
 
 @contextlib.contextmanager
-def blackhole() -> Iterator[int]:
-    """A port whose SYNs go unanswered: a listener that never accepts, its queue filled first."""
-    server = TcpServer(lambda conn: None, accept=False)
+def blackhole(host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
+    """A port whose SYNs go unanswered: a listener that never accepts, its queue filled first.
+
+    On loopback a closed port refuses at once, so this is how a dead address is made without
+    root: Linux drops a SYN for a listener whose accept queue is full (tcp_abort_on_overflow=0).
+    """
+    server = TcpServer(lambda conn: None, accept=False, host=host, port=port)
     fillers: list[socket.socket] = []
     try:
         for _ in range(8):
@@ -209,7 +220,7 @@ def blackhole() -> Iterator[int]:
             filler.setblocking(False)
             fillers.append(filler)
             with contextlib.suppress(BlockingIOError):
-                filler.connect(("127.0.0.1", server.port))
+                filler.connect((host, server.port))
         time.sleep(0.2)
         yield server.port
     finally:
@@ -228,10 +239,13 @@ def closed_port() -> int:
 
 
 class DnsServer:
-    """UDP DNS on 127.0.0.1: answers A for `records`, NXDOMAIN otherwise; `silent` answers nothing."""
+    """UDP DNS on 127.0.0.1: answers A for `records` (one address or several, in that order),
+    NXDOMAIN otherwise; `silent` answers nothing."""
 
-    def __init__(self, records: dict[str, str], *, silent: bool = False) -> None:
-        self.records = {k.rstrip(".").lower(): v for k, v in records.items()}
+    def __init__(self, records: dict[str, str | list[str]], *, silent: bool = False) -> None:
+        self.records = {
+            k.rstrip(".").lower(): [v] if isinstance(v, str) else list(v) for k, v in records.items()
+        }
         self.silent = silent
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -261,9 +275,11 @@ class DnsServer:
             response.set_rcode(dns.rcode.NXDOMAIN)
         elif question.rdtype == dns.rdatatype.A:
             response.answer.append(
-                dns.rrset.from_text(question.name, 60, dns.rdataclass.IN, dns.rdatatype.A, self.records[name])
+                dns.rrset.from_text_list(
+                    question.name, 60, dns.rdataclass.IN, dns.rdatatype.A, self.records[name]
+                )
             )
-        return bytes(response.to_wire())
+        return bytes(response.to_wire(want_shuffle=False))  # keep the order the test gave
 
     def close(self) -> None:
         self._stop.set()
