@@ -127,7 +127,9 @@ class ProbeBackend(httpcore.AsyncNetworkBackend):
         sock = await connect_happy(ex.addresses, port)
         ex.timings["connect_ms"] = elapsed_ms(start)
         ex.remote_addr = format_peer(sock)
-        return await ProbeStream.wrap(sock, dial, Peer(ex.addresses, ex.remote_addr))
+        stream = await ProbeStream.wrap(sock, dial, Peer(ex.addresses, ex.remote_addr))
+        ex.enter("ttfb")  # unless start_tls follows, what comes next is the request
+        return stream
 
     async def connect_unix_socket(
         self, path: str, timeout: float | None = None, socket_options: Any = None
@@ -303,6 +305,7 @@ class ProbeStream(httpcore.AsyncNetworkStream):
         except BaseException:
             transport.abort()
             raise
+        ex.enter("ttfb")
         return self
 
     def get_extra_info(self, info: str) -> Any:
@@ -324,10 +327,38 @@ def judge(ssl_object: ssl.SSLObject | None, server_name: str, dial: Dial) -> Tls
     if ssl_object is None:
         raise ProbeFailure(FailureClass.TLS_HANDSHAKE, "no TLS session after the handshake", ex.host)
     report = dial.ctx.inspector.inspect(presented_chain_der(ssl_object), server_name, dial.ca_pem)
-    ex.tls = tls_info(ssl_object, server_name, report)
+    ex.tls = _tls_info_cached(ssl_object, server_name, report)
     if not report.verified and not dial.insecure:
         raise ProbeFailure(report.verify_class, report.verify_error, ex.host)
     return ex.tls
+
+
+_TLS_INFO_TTL_S = 30.0  # days_left is kept to 1/1000 day (86 s)
+_TLS_INFO_MAX = 1024
+_tls_infos: dict[tuple[int, str, str, str, str], tuple[ChainReport, float, TlsInfo]] = {}
+
+
+def _tls_info_cached(ssl_object: ssl.SSLObject, server_name: str, report: ChainReport) -> TlsInfo:
+    """tls_info, built once per verdict and handshake parameters: a server presents the same
+    chain probe after probe (the inspector caches its report) and copying the chain into a new
+    message each time is a measurable share of a probe's CPU. Never mutated by its users."""
+    cipher = ssl_object.cipher()
+    key = (
+        id(report),
+        ssl_object.version() or "",
+        cipher[0] if cipher else "",
+        ssl_object.selected_alpn_protocol() or "",
+        server_name,
+    )
+    now = time.monotonic()
+    hit = _tls_infos.get(key)
+    if hit is not None and hit[0] is report and hit[1] > now:
+        return hit[2]
+    info = tls_info(ssl_object, server_name, report)
+    if len(_tls_infos) >= _TLS_INFO_MAX:
+        _tls_infos.pop(next(iter(_tls_infos)))
+    _tls_infos[key] = (report, now + _TLS_INFO_TTL_S, info)
+    return info
 
 
 def tls_info(ssl_object: ssl.SSLObject, server_name: str, report: ChainReport) -> TlsInfo:
