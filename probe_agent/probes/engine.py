@@ -33,7 +33,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpcore
 import httpx
@@ -43,7 +42,7 @@ from probe_agent.probes.failures import ProbeFailure, classify
 from probe_agent.probes.netio import Dial, Exchange, ProbeBackend, ProbeStream, dialing
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass
 
-__all__ = ["Exchange", "Request", "Session", "client", "exchange", "exchange_or_fail", "split_url"]
+__all__ = ["Exchange", "Request", "Session", "client", "exchange", "exchange_or_fail"]
 
 USER_AGENT = "probenet/0.1"
 SLICE_BYTES = 16 * 1024
@@ -162,18 +161,6 @@ def client() -> httpx.AsyncClient:
     return _client
 
 
-def split_url(url: str) -> tuple[str, str, int]:
-    """(scheme, host, port) of an http(s) URL, or `http_protocol` naming what is wrong."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"bad URL {url!r}: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"not an http(s) URL: {url!r}")
-    return parts.scheme, parts.hostname, port
-
-
 async def exchange(session: Session, req: Request, ex: Exchange) -> Exchange:
     """Run one request on the session, filling `ex` as it goes (a caller that times out still sees
     the phases). A new connection's phases are timed; a reused one shows none.
@@ -194,7 +181,6 @@ async def exchange(session: Session, req: Request, ex: Exchange) -> Exchange:
 
 async def _exchange_once(session: Session, req: Request, ex: Exchange) -> Exchange:
     start = time.perf_counter()
-    _, ex.host, _ = split_url(req.url)
     ex.enter("ttfb")  # the backend names dns, connect and tls while it opens a connection
     extensions: dict[str, Any] = {}
     if req.server_name:
@@ -204,6 +190,9 @@ async def _exchange_once(session: Session, req: Request, ex: Exchange) -> Exchan
         request = client().build_request(
             req.method, req.url, headers=list(req.headers), content=req.body or None, extensions=extensions
         )
+        ex.host = request.url.host
+        if request.url.scheme not in ("http", "https") or not ex.host:
+            raise ProbeFailure(FailureClass.HTTP_PROTOCOL, f"not an http(s) URL: {req.url!r}")
         with dialing(dial):
             # Straight to the transport: the client's send adds auth, redirect, cookie and hook
             # machinery a probe does not use (~5 % of a fresh HTTPS probe's CPU).
@@ -232,7 +221,7 @@ async def _exchange_once(session: Session, req: Request, ex: Exchange) -> Exchan
 def _absorb(response: httpx.Response, ex: Exchange, *, reused: bool) -> None:
     ex.status = response.status_code
     ex.version = response.http_version
-    ex.headers = [(k, v) for k, v in response.headers.multi_items()]
+    ex.headers = response.headers
     ex.reused = reused
     stream = response.extensions.get("network_stream")
     if reused and isinstance(stream, ProbeStream):

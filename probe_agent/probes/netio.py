@@ -36,6 +36,7 @@ from typing import Any, cast
 
 import aiohappyeyeballs
 import httpcore
+import httpx
 
 from probe_agent.probes.base import set_phase
 from probe_agent.probes.context import ProbeContext, elapsed_ms
@@ -59,7 +60,7 @@ class Exchange:
     addresses: list[str] = field(default_factory=list)
     status: int = 0
     version: str = ""
-    headers: list[tuple[str, str]] = field(default_factory=list)
+    headers: httpx.Headers = field(default_factory=httpx.Headers)
     body: bytes = b""
     body_bytes: int = 0  # as received (wire)
     decoded_bytes: int = 0  # after Content-Encoding
@@ -69,8 +70,9 @@ class Exchange:
     reused: bool = False  # sent on a connection opened before it
 
     def header(self, name: str) -> str | None:
-        lname = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lname), None)
+        """The first value of a response header (any case)."""
+        values = self.headers.get_list(name)
+        return values[0] if values else None
 
     def enter(self, phase: str) -> None:
         self.phase = phase
