@@ -1,81 +1,104 @@
-"""Page probes per second for a 30-asset HTTPS page: keep-alive connection reuse vs a fresh
-connection per asset, measured in the same run.
+"""Page probes per second for a 30-asset HTTPS page on Debian's nginx, over HTTP/2 and over
+HTTP/1.1, against a fresh connection per asset, measured in the same run.
 
     .venv/bin/python bench/page_rate.py [--seconds 8] [--rounds 4] [--concurrency 4] [--assets 30]
 
-The server (separate process, uvloop) serves the page and its assets on one HTTPS host and
-honours keep-alive, like the lab's targets and any real web server. The agent side runs the
-page probe through run_probe on uvloop, `--concurrency` pages at a time, alternating short
-rounds of the two modes so machine noise hits both alike:
-  reuse  the page probe as shipped: up to 6 keep-alive connections per host, reused
-  fresh  the same probe with reuse off: one TCP+TLS handshake per asset (the old behaviour)
-Printed: page probes/s and client CPU per page for each, the ratio reuse/fresh, and the
-connections the server accepted per page in each mode.
+nginx (installed by .ci/install-servers.sh) serves the page and its assets on 127.0.0.1 on
+two ports with the same certificate: one offering h2 and HTTP/1.1 by ALPN, one HTTP/1.1 only.
+The page probe runs through run_probe on uvloop, `--concurrency` pages at a time, the modes
+alternating in short rounds so machine noise hits them alike:
+  h2      the page probe as shipped, nginx offering h2: every asset multiplexed on one connection
+  http/1  the page probe as shipped, HTTP/1.1 only: up to 6 keep-alive connections, reused
+  fresh   HTTP/1.1 with reuse off: one TCP+TLS handshake per asset (the baseline)
+Printed: page probes/s, client CPU per page and connections opened per page for each, and
+the ratios against the fresh baseline.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import functools
-import multiprocessing as mp
+import contextlib
 import os
+import signal
+import socket
+import subprocess
 import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.probe_rate import HOST, make_certs, measure, serve_tls_forever
+from bench.probe_rate import HOST, make_certs, measure
 
+NGINX = "/usr/sbin/nginx"
 ASSET = b"\x89PNG" + bytes(2000)
 
 
-def _serve(
-    certfile: str,
-    keyfile: str,
-    assets: int,
-    port_out: mp.connection.Connection,
-    counter: mp.sharedctypes.Synchronized[int],
-) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with counter.get_lock():
-            counter.value += 1
-        port = writer.get_extra_info("sockname")[1]
-        page = "".join(f'<img src="https://{HOST}:{port}/a{i}.png">' for i in range(assets)).encode()
-        try:
-            for _ in range(10_000):
-                head = await reader.readuntil(b"\r\n\r\n")
-                body, ctype = (page, b"text/html") if head.startswith(b"GET / ") else (ASSET, b"image/png")
-                close = b"connection: close" in head.lower()
-                writer.write(
-                    b"HTTP/1.1 200 OK\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: %s\r\n\r\n%s"
-                    % (ctype, len(body), b"close" if close else b"keep-alive", body)
-                )
-                await writer.drain()
-                if close:
-                    return
-        except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-
-    serve_tls_forever(handle, certfile, keyfile, port_out)
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
-def page_client(port: int, ca_pem: str, *, reuse: bool) -> Callable[[], Awaitable[None]]:
+@contextlib.contextmanager
+def nginx(root: Path, certfile: str, keyfile: str, assets: int) -> Iterator[tuple[int, int]]:
+    """nginx in the foreground on (h2 port, HTTP/1.1-only port); stopped on exit."""
+    root.chmod(0o755)  # nginx's workers drop root privileges and must read the site
+    docroot = root / "htdocs"
+    docroot.mkdir(mode=0o755)
+    (docroot / "index.html").write_text(
+        "<html><body>" + "".join(f'<img src="/a{i}.png">' for i in range(assets)) + "</body></html>"
+    )
+    for i in range(assets):
+        (docroot / f"a{i}.png").write_bytes(ASSET)
+    h2_port, h1_port = _free_port(), _free_port()
+    ssl = f"ssl_certificate {certfile}; ssl_certificate_key {keyfile}; root {docroot};"
+    conf = root / "nginx.conf"
+    conf.write_text(
+        f"daemon off; worker_processes 1; pid {root}/nginx.pid; error_log {root}/error.log warn;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{ access_log off; client_body_temp_path {root}/body; proxy_temp_path {root}/proxy;\n"
+        f"  fastcgi_temp_path {root}/fcgi; uwsgi_temp_path {root}/uwsgi; scgi_temp_path {root}/scgi;\n"
+        "  types { text/html html; image/png png; } keepalive_requests 10000;\n"
+        f"  server {{ listen 127.0.0.1:{h2_port} ssl http2; {ssl} }}\n"
+        f"  server {{ listen 127.0.0.1:{h1_port} ssl; {ssl} }}\n}}\n"
+    )
+    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(root)], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not all(_listening(p) for p in (h2_port, h1_port)):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"nginx did not start: {(root / 'error.log').read_text(errors='replace')}")
+            time.sleep(0.05)
+        yield h2_port, h1_port
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def page_client(port: int, ca_pem: str, *, reuse: bool, opened: list[int]) -> Callable[[], Awaitable[None]]:
     from probe_agent.probes.base import run_probe
     from probe_agent.probes.context import ProbeContext
     from probe_agent.probes.page import load_page
-    from probenet.v1.probe_pb2 import CheckSpec, Outcome
+    from probenet.v1.probe_pb2 import CheckSpec, Outcome, ProbeResult
 
     spec = CheckSpec(id="bench", probe="page", target=f"https://{HOST}:{port}/")
     spec.resolve[HOST] = "127.0.0.1"
     spec.tls.ca_pem = ca_pem
     spec.timeout.FromSeconds(20)
     ctx = ProbeContext()
-    probe = functools.partial(load_page, reuse_connections=reuse)
+
+    async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None:
+        new, _ = await load_page(spec, ctx, result, reuse_connections=reuse)
+        opened[0] += new + 1  # and the document's
 
     async def once() -> None:
         result = await run_probe(probe, spec, ctx)
@@ -86,23 +109,25 @@ def page_client(port: int, ca_pem: str, *, reuse: bool) -> Callable[[], Awaitabl
 
 
 async def compare(
-    port: int, ca_pem: str, args: argparse.Namespace, counter: mp.sharedctypes.Synchronized[int]
+    h2_port: int, h1_port: int, ca_pem: str, args: argparse.Namespace
 ) -> dict[str, list[float]]:
+    opened = {name: [0] for name in ("h2", "http/1", "fresh")}
     clients = {
-        "reuse": page_client(port, ca_pem, reuse=True),
-        "fresh": page_client(port, ca_pem, reuse=False),
+        "h2": page_client(h2_port, ca_pem, reuse=True, opened=opened["h2"]),
+        "http/1": page_client(h1_port, ca_pem, reuse=True, opened=opened["http/1"]),
+        "fresh": page_client(h1_port, ca_pem, reuse=False, opened=opened["fresh"]),
     }
     for once in clients.values():  # warm up: contexts, trust store, imports
         await once()
     totals = {name: [0.0, 0.0, 0.0, 0.0] for name in clients}  # pages, wall, cpu, connections
     for _ in range(args.rounds):
         for name, once in clients.items():
-            before = counter.value
+            before = opened[name][0]
             done, wall, cpu = await measure(once, args.seconds / args.rounds, args.concurrency)
             totals[name][0] += done
             totals[name][1] += wall
             totals[name][2] += cpu
-            totals[name][3] += counter.value - before
+            totals[name][3] += opened[name][0] - before
     return totals
 
 
@@ -111,41 +136,39 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--seconds", type=float, default=8.0, help="measuring time per mode, split in rounds")
-    parser.add_argument("--rounds", type=int, default=4, help="alternations reuse/fresh")
+    parser.add_argument("--rounds", type=int, default=4, help="alternations of the modes")
     parser.add_argument("--concurrency", type=int, default=4, help="pages in flight")
     parser.add_argument("--assets", type=int, default=30)
     args = parser.parse_args()
+    if not Path(NGINX).exists():
+        print(f"{NGINX} missing: run .ci/install-servers.sh", file=sys.stderr)
+        return 2
     import uvloop
 
-    mpctx = mp.get_context("spawn")
-    counter = mpctx.Value("q", 0)
     with tempfile.TemporaryDirectory() as tmp:
         certfile, keyfile, ca_pem = make_certs(Path(tmp))
-        parent, child = mpctx.Pipe()
-        server = mpctx.Process(
-            target=_serve, args=(certfile, keyfile, args.assets, child, counter), daemon=True
-        )
-        server.start()
-        try:
-            if not parent.poll(30):
-                raise RuntimeError("bench server did not start")
-            port = int(parent.recv())
-            totals = uvloop.run(compare(port, ca_pem, args, counter))
-        finally:
-            server.terminate()
-            server.join(5)
+        with nginx(Path(tmp), certfile, keyfile, args.assets) as (h2_port, h1_port):
+            totals = uvloop.run(compare(h2_port, h1_port, ca_pem, args))
 
     rate = {name: pages / wall for name, (pages, wall, _, _) in totals.items()}
     cpu_ms = {name: cpu / pages * 1000 for name, (pages, _, cpu, _) in totals.items()}
     conns = {name: c / pages for name, (pages, _, _, c) in totals.items()}
-    print(f"page probe, {args.assets} HTTPS assets on one host, {args.concurrency} pages in flight, uvloop")
-    for name, label in (("reuse", "keep-alive reuse (shipped)"), ("fresh", "fresh connection per asset")):
+    print(f"page probe, {args.assets} HTTPS assets on nginx, {args.concurrency} pages in flight, uvloop")
+    labels = {
+        "h2": "HTTP/2 (one connection)",
+        "http/1": "HTTP/1.1 keep-alive",
+        "fresh": "fresh connection per asset",
+    }
+    for name, label in labels.items():
         print(
-            f"  {label:28}: {rate[name]:6.1f} pages/s   {cpu_ms[name]:6.1f} ms client CPU/page"
+            f"  {label:27}: {rate[name]:6.1f} pages/s   {cpu_ms[name]:6.1f} ms client CPU/page"
             f"   {conns[name]:4.1f} connections/page"
         )
-    print(f"  ratio reuse/fresh pages/s     : {rate['reuse'] / rate['fresh']:6.2f}")
-    print(f"  ratio fresh/reuse CPU per page: {cpu_ms['fresh'] / cpu_ms['reuse']:6.2f}")
+    for name in ("h2", "http/1"):
+        print(
+            f"  {name:6} vs fresh: pages/s x{rate[name] / rate['fresh']:.2f}, "
+            f"CPU per page x{cpu_ms[name] / cpu_ms['fresh']:.2f}"
+        )
     return 0
 
 
