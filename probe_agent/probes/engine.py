@@ -1,7 +1,8 @@
 """The HTTP engine of the http and page probes: httpx with HTTP/2, on a network made to measure.
 
     probe ──▶ exchange(session, Request, Exchange)
-                 │  one httpx.AsyncClient per process (headers, Accept-Encoding, decoding)
+                 │  httpx.Request with the process's one client's default headers (User-Agent,
+                 │  Accept-Encoding for every decoder httpx has); httpx.Response decodes the body
                  ▼
               _SessionTransport ──▶ the session's httpcore pool (HTTP/1.1 and h2 by ALPN)
                                          │
@@ -187,8 +188,11 @@ async def _exchange_once(session: Session, req: Request, ex: Exchange) -> Exchan
         extensions["sni_hostname"] = req.server_name
     dial = Dial(session.spec, session.ctx, ex, session.pool, req.ca_pem, req.insecure)
     try:
-        request = client().build_request(
-            req.method, req.url, headers=list(req.headers), content=req.body or None, extensions=extensions
+        headers = client().headers.copy()  # the client's defaults (User-Agent, Accept-Encoding...)
+        headers.update(req.headers)
+        # httpx.Request itself, not client.build_request: no cookies, params or timeouts to merge.
+        request = httpx.Request(
+            req.method, req.url, headers=headers, content=req.body or None, extensions=extensions
         )
         ex.host = request.url.host
         if request.url.scheme not in ("http", "https") or not ex.host:
