@@ -20,6 +20,7 @@ test: $(BIN)/python
 	sh .ci/install-helm.sh
 	sh .ci/install-chromium.sh
 	sh .ci/install-servers.sh
+	sh .ci/install-alerting.sh
 	$(MAKE) lint
 	$(BIN)/pytest
 
