@@ -86,7 +86,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
         CollectorService(ingestor, lambda: collector.config, config.limits),
         ApiState(store, token=config.api.token, query_url=config.store.query_url),
     )
-    notifier = Notifier(store, config.webhooks)
+    notifier = Notifier(store, config.notify)
     evaluator = Evaluator(store, config.checks, float(config.evaluate_every), notifier)
     _wire_api(collector, evaluator)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])

@@ -14,6 +14,9 @@
     evaluate_every: 0s              # verdict tick; 0 = the smallest check interval
     limits: {max_batch_results: 5000, max_age_s: 2592000, max_future_s: 300,
              rate_per_agent: 50000, burst_per_agent: 200000}
+    notify:                         # sinks; the old `webhooks: [{url, format: json|slack}]` still works
+      - {type: alertmanager, url: "http://alertmanager:9093", resend: 60s}
+      - {type: pagerduty, key_env: PD_ROUTING_KEY, match: {min_severity: critical}}
     checks:                         # central checks pushed to agents (proto3 JSON of CheckSpec)
       - {id: shop, probe: page, target: "https://shop.example/", interval: 30s, regions: [it, fr]}
 
@@ -92,8 +95,51 @@ class StoreConfig:
 
 @dataclass(frozen=True)
 class WebhookConfig:
+    """The old `webhooks:` entry; kept working as a `notify:` sink of type webhook or slack."""
+
     url: str
     format: str = "json"  # json | slack
+
+    def as_notify(self) -> NotifyConfig:
+        return NotifyConfig(type="webhook" if self.format == "json" else self.format, url=self.url)
+
+
+@dataclass(frozen=True)
+class MatchConfig:
+    """Which events a sink gets; an empty list matches everything. Vantage events have no check
+    id, so a `checks` list matches them only through a `*` glob."""
+
+    checks: tuple[str, ...] = ()  # check ids or fnmatch globs
+    statuses: tuple[str, ...] = ()
+    scopes: tuple[str, ...] = ()
+    min_severity: str = "info"
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """One notification sink (`notify:`). Secrets (PagerDuty routing key, Opsgenie API key) come
+    from `key_env` or `key_file`, never from the config itself."""
+
+    type: str = "webhook"  # one of NOTIFY_TYPES
+    url: str = ""  # the sink's endpoint; pagerduty and opsgenie default to the public service
+    match: MatchConfig = field(default_factory=MatchConfig)
+    key_env: str = ""
+    key_file: str = ""
+    # Alertmanager: how often an open event is posted again; its endsAt is 4 of these ahead,
+    # so Alertmanager resolves it by itself only if the collector stops posting.
+    resend: Seconds = Seconds(60.0)  # noqa: RUF009 - immutable float
+    link: str = ""  # the status page's public URL, put in annotations and links
+
+
+NOTIFY_TYPES = ("webhook", "slack", "alertmanager", "pagerduty", "opsgenie")
+SECRET_SINKS = {"pagerduty": "routing key", "opsgenie": "API key"}
+DEFAULT_SINK_URLS = {
+    "pagerduty": "https://events.pagerduty.com/v2/enqueue",
+    "opsgenie": "https://api.opsgenie.com",
+}
+SEVERITIES = ("info", "warning", "error", "critical")
+EVENT_STATUSES = ("outage", "partial", "impaired", "warning")
+EVENT_SCOPES = ("global", "regional", "undetermined", "agent", "region")
 
 
 @dataclass(frozen=True)
@@ -104,7 +150,8 @@ class CollectorConfig:
     api: ApiConfig = field(default_factory=ApiConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     evaluate_every: Seconds = Seconds(0.0)  # noqa: RUF009 - immutable float
-    webhooks: tuple[WebhookConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()  # the old form of `notify`, merged into it at load
+    notify: tuple[NotifyConfig, ...] = ()
     # What the collector accepts from one agent (see collector/validate.py for each rule).
     limits: Limits = field(default_factory=Limits)
     checks: tuple[CheckSpec, ...] = ()
@@ -223,6 +270,7 @@ def parse_checks(raw: object, file: str, key: str = "checks") -> tuple[CheckSpec
 
 
 def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None = None) -> CollectorConfig:
+    _refuse_inline_secrets(raw.get("notify"), file)
     config: CollectorConfig = build(CollectorConfig, raw, file)
     checks = parse_checks(raw.get("checks"), file)
     base = base_dir or Path.cwd()
@@ -244,10 +292,78 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
     for i, hook in enumerate(config.webhooks):
         if hook.format not in ("json", "slack"):
             raise ConfigError(file, f"webhooks[{i}].format", "must be json or slack")
+    sinks = tuple(
+        _check_sink(sink, file, f"notify[{i}]", base) for i, sink in enumerate(config.notify)
+    ) + tuple(hook.as_notify() for hook in config.webhooks)
     for name, value in dataclasses.asdict(config.limits).items():
         if value <= 0:
             raise ConfigError(file, f"limits.{name}", f"must be positive, got {value!r}")
-    return dataclasses.replace(config, tls=tls, store=store, checks=checks, source=file)
+    return dataclasses.replace(
+        config, tls=tls, store=store, checks=checks, notify=sinks, webhooks=(), source=file
+    )
+
+
+def _refuse_inline_secrets(raw: object, file: str) -> None:
+    """A routing key in collector.yaml would end up in version control and in backups."""
+    for i, entry in enumerate(raw if isinstance(raw, list) else ()):
+        for name in ("routing_key", "api_key", "key", "token"):
+            if isinstance(entry, Mapping) and name in entry:
+                raise ConfigError(
+                    file,
+                    f"notify[{i}].{name}",
+                    "secrets are never read from the config: use key_env or key_file",
+                )
+
+
+def _check_sink(sink: NotifyConfig, file: str, key: str, base: Path) -> NotifyConfig:
+    """Validate one `notify:` entry; a key file is resolved against the config's directory."""
+    if sink.type not in NOTIFY_TYPES:
+        raise ConfigError(
+            file, f"{key}.type", f"unknown sink type {sink.type!r}; known: {list(NOTIFY_TYPES)}"
+        )
+    url = sink.url or DEFAULT_SINK_URLS.get(sink.type, "")
+    if not url:
+        raise ConfigError(file, f"{key}.url", f"is required for a {sink.type} sink")
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(file, f"{key}.url", f"expected an http(s):// URL, got {url!r}")
+    match = sink.match
+    for name, allowed in (("statuses", EVENT_STATUSES), ("scopes", EVENT_SCOPES)):
+        for j, value in enumerate(getattr(match, name)):
+            if value not in allowed:
+                raise ConfigError(
+                    file, f"{key}.match.{name}[{j}]", f"unknown {value!r}; known: {list(allowed)}"
+                )
+    if match.min_severity not in SEVERITIES:
+        raise ConfigError(
+            file, f"{key}.match.min_severity", f"unknown {match.min_severity!r}; known: {list(SEVERITIES)}"
+        )
+    if sink.resend < 1:
+        raise ConfigError(file, f"{key}.resend", f"must be at least 1s, got {sink.resend:g}s")
+    key_file = str(base / sink.key_file) if sink.key_file else ""
+    if sink.type in SECRET_SINKS:
+        what = SECRET_SINKS[sink.type]
+        if bool(sink.key_env) == bool(key_file):
+            raise ConfigError(file, f"{key}.key_env", f"give exactly one of key_env or key_file: the {what}")
+        read_secret(sink.key_env, key_file, file, key)
+    elif sink.key_env or sink.key_file:
+        raise ConfigError(file, f"{key}.key_env", f"a {sink.type} sink takes no key")
+    return dataclasses.replace(sink, url=url, key_file=key_file)
+
+
+def read_secret(env: str, path: str, file: str = "<notify>", key: str = "notify") -> str:
+    """A sink's secret from the environment variable `env` or the file `path` (stripped)."""
+    if env:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ConfigError(file, f"{key}.key_env", f"environment variable {env} is not set")
+        return value
+    try:
+        value = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(file, f"{key}.key_file", f"cannot read {path}: {exc.strerror}") from exc
+    if not value:
+        raise ConfigError(file, f"{key}.key_file", f"{path} is empty")
+    return value
 
 
 def is_loopback_listen(listen: str) -> bool:

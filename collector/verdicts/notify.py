@@ -1,74 +1,53 @@
-"""Webhooks: one notification per event version per webhook, retried with backoff, never repeated.
+"""Notifications: each event version to each sink once, retried with backoff, never repeated.
 
 Outbox pattern: the evaluator stores an event version before submitting it here; a worker per
-webhook delivers it and records the outcome in `event_notifications`. After a restart the
-worker first reads those records, then sends the recent versions that have none (made but not
+sink delivers it and records the outcome in `event_notifications`. After a restart the worker
+first reads those records, then sends the recent versions that have none (made but not
 delivered before the stop) and skips everything already recorded. A version is recorded even
-when delivery finally fails, so a dead webhook is not flooded with history after a restart.
+when delivery finally fails, so a dead sink is not flooded with history after a restart.
 
-Bodies: `json` = {"text", "event": <the event's stable JSON form>}; `slack` = Slack's incoming
-webhook form {"text", "attachments": [{"color", "fields"}]}.
+What a version becomes on the wire is the sink type's (collector/verdicts/sinks/). A sink's
+`match` filter picks the events it gets; once an event has reached a sink, its later versions
+(an update, the close) follow whatever they look like, so nothing is left open on the other side.
+Sinks that want open events posted again (Alertmanager) get them every `resend_every`; those
+posts are heartbeats, not versions, and are not recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 import aiohttp
 
-from collector.config import WebhookConfig
+from collector.config import NotifyConfig, WebhookConfig
 from collector.errors import StoreError
 from collector.store import Store
-from collector.store.events import record_notification, sent_versions, unsent_event_rows
-from collector.verdicts.events import Event, describe, event_from_row
+from collector.store.events import (
+    open_event_rows,
+    reached_events,
+    record_notification,
+    sent_versions,
+    unsent_event_rows,
+)
+from collector.verdicts.events import Event, event_from_row
+from collector.verdicts.sinks import Request, Sink, json_body, make_sink, matches, slack_body
+from collector.verdicts.sinks.base import sink_id as _sink_id
 
 log = logging.getLogger(__name__)
 
 # Versions older than this are not sent after a restart: a stale page helps nobody.
 BACKLOG_S = 3600.0
-_COLORS = {"outage": "#d93025", "partial": "#e8a317", "impaired": "#7b61ff", "warning": "#e8a317"}
+
+__all__ = ["BACKLOG_S", "Delivery", "Notifier", "json_body", "sink_id", "slack_body"]
 
 
-def sink_id(hook: WebhookConfig) -> str:
-    """A webhook's identity in the store: a hash, because the URL itself may carry a secret."""
-    return hashlib.sha256(f"{hook.format} {hook.url}".encode()).hexdigest()[:16]
-
-
-def json_body(event: Event) -> dict[str, Any]:
-    return {"text": describe(event), "event": event.to_dict()}
-
-
-def slack_body(event: Event) -> dict[str, Any]:
-    resolved = event.closed_at is not None
-    fields = [
-        {"title": "Status", "value": "resolved" if resolved else event.status, "short": True},
-        {"title": "Scope", "value": event.scope or "-", "short": True},
-        {"title": "Regions", "value": ", ".join(event.regions) or "-", "short": True},
-    ]
-    if event.cause:
-        fields.append(
-            {"title": "Cause", "value": f"{event.cause.cls} {event.cause.host}".strip(), "short": True}
-        )
-        if event.cause.error:
-            fields.append({"title": "Error", "value": event.cause.error, "short": False})
-    color = "#2da44e" if resolved else _COLORS.get(event.status, "#b0b4ba")
-    return {
-        "text": describe(event),
-        "attachments": [
-            {"color": color, "fields": fields, "footer": f"probenet event {event.id} v{event.version}"}
-        ],
-    }
-
-
-def body_for(hook: WebhookConfig, event: Event) -> dict[str, Any]:
-    return slack_body(event) if hook.format == "slack" else json_body(event)
+def sink_id(config: NotifyConfig | WebhookConfig) -> str:
+    return _sink_id(config.as_notify() if isinstance(config, WebhookConfig) else config)
 
 
 @dataclass(frozen=True)
@@ -79,32 +58,45 @@ class Delivery:
 
 
 class _Permanent(Exception):
-    """The webhook refused the body (4xx other than 429): retrying cannot help."""
+    """The sink refused the body (4xx other than 429): retrying cannot help."""
 
 
 def unsent_versions(store: Store, sink: str, since: float) -> list[Event]:
     return [event_from_row(r) for r in unsent_event_rows(store, sink, since)]
 
 
-class _Sink:
-    def __init__(self, hook: WebhookConfig) -> None:
-        self.hook = hook
-        self.id = sink_id(hook)
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
-        self.done: set[tuple[str, int]] = set()
-        self.pending = 0
-        self.recovered = False
+def open_events(store: Store) -> list[Event]:
+    return [event_from_row(r) for r in open_event_rows(store)]
+
+
+@dataclass
+class _Outbox:
+    """One sink's queue and memory: the versions handled, the events it has been sent, and the
+    open ones among them (for heartbeats)."""
+
+    sink: Sink
+    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    done: set[tuple[str, int]] = field(default_factory=set)
+    reached: set[str] = field(default_factory=set)
+    open: dict[str, Event] = field(default_factory=dict)
+    pending: int = 0
+    recovered: bool = False
 
     def put(self, event: Event) -> None:
         self.pending += 1
         self.queue.put_nowait(event)
+
+    def wanted(self, event: Event) -> bool:
+        if event.id in self.reached:
+            return True
+        return event.closed_at is None and matches(self.sink.config.match, event)
 
 
 class Notifier:
     def __init__(
         self,
         store: Store,
-        webhooks: Sequence[WebhookConfig],
+        sinks: Sequence[NotifyConfig | WebhookConfig],
         *,
         retries: int = 5,
         first_delay: float = 0.5,
@@ -112,7 +104,7 @@ class Notifier:
         timeout: float = 10.0,
     ) -> None:
         self.store = store
-        self.sinks = [_Sink(h) for h in webhooks]
+        self.outboxes = [_Outbox(make_sink(s)) for s in sinks]
         self.retries = retries
         self.first_delay = first_delay
         self.max_delay = max_delay
@@ -122,16 +114,19 @@ class Notifier:
         self._progress = asyncio.Event()
 
     def submit(self, events: Sequence[Event]) -> None:
-        for sink in self.sinks:
+        for outbox in self.outboxes:
             for event in events:
-                sink.put(event)
+                outbox.put(event)
 
     async def run(self) -> None:
-        if not self.sinks:
+        if not self.outboxes:
             return
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            workers = [asyncio.create_task(self._work(sink, session)) for sink in self.sinks]
+            workers = [asyncio.create_task(self._work(o, session)) for o in self.outboxes]
+            workers += [
+                asyncio.create_task(self._heartbeat(o, session)) for o in self.outboxes if o.sink.resend_every
+            ]
             try:
                 await asyncio.gather(*workers)
             finally:
@@ -144,7 +139,7 @@ class Notifier:
     @property
     def idle(self) -> bool:
         """True when every submitted version has been handled (recovery included)."""
-        return all(s.recovered and s.pending == 0 for s in self.sinks)
+        return all(o.recovered and o.pending == 0 for o in self.outboxes)
 
     async def wait_idle(self) -> None:
         """Until every version submitted so far has been handled (callers bound it with a timeout)."""
@@ -152,67 +147,116 @@ class Notifier:
             self._progress.clear()
             await self._progress.wait()
 
-    async def _recover(self, sink: _Sink) -> None:
+    async def _recover(self, outbox: _Outbox) -> None:
         since = time.time() - BACKLOG_S
+        sink = outbox.sink.id
         while True:
             try:
-                sink.done |= await self.store.run(sent_versions, self.store, sink.id, since)
-                backlog = await self.store.run(unsent_versions, self.store, sink.id, since)
+                outbox.done |= await self.store.run(sent_versions, self.store, sink, since)
+                outbox.reached |= await self.store.run(reached_events, self.store, sink, since)
+                backlog = await self.store.run(unsent_versions, self.store, sink, since)
+                still_open = await self.store.run(open_events, self.store)
                 break
             except StoreError as exc:
                 log.warning("notify: cannot read what was sent, retrying: %s", exc)
                 await asyncio.sleep(self.first_delay)
+        outbox.open |= {e.id: e for e in still_open if e.id in outbox.reached}
         for event in backlog:
-            sink.put(event)
-        sink.recovered = True
+            outbox.put(event)
+        outbox.recovered = True
         self._progress.set()
 
-    async def _work(self, sink: _Sink, session: aiohttp.ClientSession) -> None:
-        await self._recover(sink)
+    async def _work(self, outbox: _Outbox, session: aiohttp.ClientSession) -> None:
+        await self._recover(outbox)
         while True:
-            event = await sink.queue.get()
+            event = await outbox.queue.get()
             try:
-                if (event.id, event.version) not in sink.done:
-                    sink.done.add((event.id, event.version))
-                    delivery = await self._deliver(session, sink.hook, event)
-                    await self._record(sink, event, delivery)
+                if (event.id, event.version) not in outbox.done:
+                    outbox.done.add((event.id, event.version))
+                    await self._handle(outbox, session, event)
             finally:
-                sink.pending -= 1
+                outbox.pending -= 1
                 self._progress.set()
 
-    async def _record(self, sink: _Sink, event: Event, delivery: Delivery) -> None:
+    async def _handle(self, outbox: _Outbox, session: aiohttp.ClientSession, event: Event) -> None:
+        if not outbox.wanted(event):
+            # Recorded as handled, so a restart does not take it for a version never sent.
+            await self._record(outbox, event, Delivery(False, 0, "not matched"))
+            return
+        first = event.id not in outbox.reached
+        outbox.reached.add(event.id)
+        requests = outbox.sink.requests(event, first, time.time())
+        delivery = await self._deliver(session, requests, event)
+        if event.closed_at is None:
+            outbox.open[event.id] = event
+        else:
+            outbox.open.pop(event.id, None)
+        await self._record(outbox, event, delivery)
+
+    async def _heartbeat(self, outbox: _Outbox, session: aiohttp.ClientSession) -> None:
+        """Post every open event again (one attempt each: the next heartbeat is the retry)."""
+        while True:
+            await asyncio.sleep(outbox.sink.resend_every)
+            for event in list(outbox.open.values()):
+                for request in outbox.sink.resend(event, time.time()):
+                    with contextlib.suppress(_Permanent):
+                        error = await self._send(session, request)
+                        if error:
+                            log.warning("notify: resend of %s to %s failed: %s", event.id, request.url, error)
+
+    async def _record(self, outbox: _Outbox, event: Event, delivery: Delivery) -> None:
         for attempt in range(self.retries):
             try:
-                await self.store.run(record_notification, self.store, sink.id, event, delivery)
+                await self.store.run(record_notification, self.store, outbox.sink.id, event, delivery)
                 return
             except StoreError as exc:
                 log.warning("notify: cannot record delivery of %s v%d: %s", event.id, event.version, exc)
                 await asyncio.sleep(min(self.first_delay * 2**attempt, self.max_delay))
 
-    async def _deliver(self, session: aiohttp.ClientSession, hook: WebhookConfig, event: Event) -> Delivery:
-        body = body_for(hook, event)
-        error = ""
-        for attempt in range(1, self.retries + 1):
-            try:
-                async with session.post(hook.url, json=body) as response:
-                    if response.status < 300:
-                        self.delivered += 1
-                        return Delivery(True, attempt)
-                    error = f"HTTP {response.status}"
-                    if 400 <= response.status < 500 and response.status != 429:
-                        raise _Permanent(error)
-            except _Permanent:
-                break
-            except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            if attempt < self.retries:
-                await asyncio.sleep(min(self.first_delay * 2 ** (attempt - 1), self.max_delay))
+    async def _send(self, session: aiohttp.ClientSession, request: Request) -> str:
+        """One attempt: "" when accepted, else the error; raises _Permanent on a refusal."""
+        try:
+            async with session.request(
+                request.method, request.url, json=request.body, headers=dict(request.headers)
+            ) as response:
+                if response.status < 300:
+                    return ""
+                error = f"HTTP {response.status}"
+                if 400 <= response.status < 500 and response.status != 429:
+                    raise _Permanent(error)
+                return error
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return f"{type(exc).__name__}: {exc}"
+
+    async def _deliver(
+        self, session: aiohttp.ClientSession, requests: Sequence[Request], event: Event
+    ) -> Delivery:
+        """Every request of the version in order, each retried with backoff; a refusal ends it."""
+        attempts = 0
+        for request in requests:
+            error = "no attempt"
+            for attempt in range(1, self.retries + 1):
+                attempts += 1
+                try:
+                    error = await self._send(session, request)
+                except _Permanent as exc:
+                    return self._failed(event, attempts, str(exc))
+                if not error:
+                    break
+                if attempt < self.retries:
+                    await asyncio.sleep(min(self.first_delay * 2 ** (attempt - 1), self.max_delay))
+            else:
+                return self._failed(event, attempts, error)
+        self.delivered += 1
+        return Delivery(True, attempts)
+
+    def _failed(self, event: Event, attempts: int, error: str) -> Delivery:
         self.failed += 1
         log.warning(
-            "notify: giving up on event %s v%d after %s: %s",
+            "notify: giving up on event %s v%d after %d attempts: %s",
             event.id,
             event.version,
-            f"{attempt} attempts",
+            attempts,
             error,
         )
-        return Delivery(False, attempt, error)
+        return Delivery(False, attempts, error)

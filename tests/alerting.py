@@ -1,0 +1,102 @@
+"""Debian's Alertmanager and Prometheus (installed by .ci/install-alerting.sh), started on
+loopback with their storage in a temporary directory, and stopped after."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tests.e2e.procs import Proc, free_port, spawn
+
+ALERTMANAGER = "/usr/bin/prometheus-alertmanager"
+PROMETHEUS = "/usr/bin/prometheus"
+PROMTOOL = "/usr/bin/promtool"
+READY_S = 60.0
+
+
+def wait_ready(proc: Proc, url: str) -> None:
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise AssertionError(f"{proc.name} exited {proc.popen.returncode}:\n{proc.output()}")
+        with (
+            contextlib.suppress(OSError, urllib.error.URLError),
+            urllib.request.urlopen(url, timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
+        time.sleep(0.2)
+    raise AssertionError(f"{proc.name} not ready at {url} within {READY_S}s:\n{proc.output()}")
+
+
+@contextlib.contextmanager
+def alertmanager(workdir: Path, receiver_url: str) -> Iterator[str]:
+    """An Alertmanager that groups by alertname and check, flushes within a second, never
+    repeats within the test, and sends firing and resolved notifications to `receiver_url`."""
+    config: dict[str, Any] = {
+        "route": {
+            "receiver": "test",
+            "group_by": ["alertname", "check"],
+            "group_wait": "1s",
+            "group_interval": "1s",
+            "repeat_interval": "1h",
+        },
+        "receivers": [{"name": "test", "webhook_configs": [{"url": receiver_url, "send_resolved": True}]}],
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = spawn(
+        "alertmanager",
+        [
+            ALERTMANAGER,
+            f"--config.file={workdir / 'alertmanager.yml'}",
+            f"--storage.path={workdir / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--cluster.listen-address=",  # no gossip: a single instance on loopback
+            "--log.level=warn",
+        ],
+        workdir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, f"{url}/-/ready")
+        yield url
+    finally:
+        proc.stop()
+
+
+@contextlib.contextmanager
+def prometheus(workdir: Path, targets: list[str], interval: str = "1s") -> Iterator[str]:
+    """A Prometheus scraping `targets` (host:port, path /metrics) every `interval`."""
+    config = {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": [{"job_name": "probenet", "static_configs": [{"targets": targets}]}],
+    }
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+    port = free_port()
+    proc = spawn(
+        "prometheus",
+        [
+            PROMETHEUS,
+            f"--config.file={workdir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={workdir / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        workdir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(proc, f"{url}/-/ready")
+        yield url
+    finally:
+        proc.stop()
