@@ -37,6 +37,15 @@ def register(sub: Any) -> None:
         "--keep", action="store_true", help="keep the work directory (agent and collector logs, the store)"
     )
     parser.add_argument("--list", action="store_true", help="list the built-in scenarios and exit")
+    parser.add_argument(
+        "--notify",
+        action="append",
+        default=[],
+        metavar="TYPE=URL",
+        help="send the lab's events to a sink as well (repeatable): webhook, slack, alertmanager, "
+        "pagerduty or opsgenie; the last two read their key from PROBENET_PAGERDUTY_KEY / "
+        "PROBENET_OPSGENIE_KEY",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -50,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0.1 <= args.speed <= 20:
         raise UsageError(f"--speed {args.speed:g}: expected a factor between 0.1 and 20")
     scenario = load_scenario(resolve_scenario_path(args.scenario)).scaled(args.speed)
+    notify = notify_sinks(args.notify)
     from collector.lab.runner import Lab
     from collector.lab.view import JsonObserver, LiveObserver, PlainObserver
 
@@ -60,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         observer = PlainObserver()
     try:
-        report = asyncio.run(_run(Lab(scenario, observer, keep_workdir=args.keep)))
+        report = asyncio.run(_run(Lab(scenario, observer, keep_workdir=args.keep, notify=notify)))
     except (KeyboardInterrupt, asyncio.CancelledError):
         observer.close()
         print("probe-collector lab: interrupted; everything the lab started is stopped", file=sys.stderr)
@@ -68,6 +78,24 @@ def run(args: argparse.Namespace) -> int:
     finally:
         observer.close()
     return EXIT_OK if report.expect_met else EXIT_UNMET
+
+
+def notify_sinks(flags: list[str]) -> tuple[dict[str, Any], ...]:
+    """`--notify TYPE=URL` flags as collector.yaml `notify:` entries, checked as the collector
+    would check them (so a typo stops the lab before anything starts)."""
+    from collector.config import NOTIFY_TYPES, SECRET_SINKS, config_from_mapping
+
+    sinks = []
+    for flag in flags:
+        kind, sep, url = flag.partition("=")
+        if not sep or kind not in NOTIFY_TYPES or not url:
+            raise UsageError(f"--notify {flag}: expected TYPE=URL with TYPE one of {', '.join(NOTIFY_TYPES)}")
+        sink: dict[str, Any] = {"type": kind, "url": url}
+        if kind in SECRET_SINKS:
+            sink["key_env"] = f"PROBENET_{kind.upper()}_KEY"
+        sinks.append(sink)
+    config_from_mapping({"insecure": True, "notify": sinks}, "--notify")
+    return tuple(sinks)
 
 
 async def _run(lab: Any) -> Any:

@@ -220,6 +220,7 @@ class Lab:
     effects: dict[tuple[str, str], Effect] = field(default_factory=dict)
     started_monotonic: float = field(default_factory=time.monotonic)
     keep_workdir: bool = False  # leave logs and the store behind for inspection
+    notify: tuple[dict[str, Any], ...] = ()  # collector.yaml `notify:` entries (--notify)
 
     def __post_init__(self) -> None:
         self.timeline = Timeline(self.scenario)
@@ -318,6 +319,7 @@ class Lab:
             "api": {"listen": "127.0.0.1:0"},
             "store": {"url": f"chdb://{self.workdir / 'store'}", "flush_interval": min(0.5, s.interval / 4)},
             "evaluate_every": s.interval / 2,
+            "notify": list(self.notify),
             "checks": checks,
         }
 
