@@ -27,6 +27,7 @@ from collector.ingest import CollectorService, Ingestor, add_to_server
 from collector.reload import watch_config
 from collector.store import Store
 from collector.verdicts import Evaluator, Notifier, evaluate_forever
+from collector.verdicts.maintenance import MaintenanceBook
 from collector.web import ApiState, CollectorMetrics, make_app
 
 log = logging.getLogger(__name__)
@@ -86,9 +87,11 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
         CollectorService(ingestor, lambda: collector.config, config.limits),
         ApiState(store, token=config.api.token, query_url=config.store.query_url),
     )
-    notifier = Notifier(store, config.notify)
+    maintenance = MaintenanceBook(store, lambda: collector.config.maintenance)
+    notifier = Notifier(store, config.notify, maintenance=maintenance)
     evaluator = Evaluator(store, config.checks, float(config.evaluate_every), notifier)
     _wire_api(collector, evaluator)
+    collector.api_state.maintenance = maintenance
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])
     add_to_server(collector.service, server)
     if config.insecure:

@@ -17,6 +17,9 @@
     notify:                         # sinks; the old `webhooks: [{url, format: json|slack}]` still works
       - {type: alertmanager, url: "http://alertmanager:9093", resend: 60s}
       - {type: pagerduty, key_env: PD_ROUTING_KEY, match: {min_severity: critical}}
+    maintenance:                    # events of covered checks notify nobody (collector.maintenance)
+      - {name: db-upgrade, checks: ["shop-*"], regions: [it], start: 2026-12-06T02:00:00Z, end: 2026-12-06T04:00:00Z}
+      - {name: weekly, checks: ["*"], every: "sun 02:00-04:00 UTC"}
     checks:                         # central checks pushed to agents (proto3 JSON of CheckSpec)
       - {id: shop, probe: page, target: "https://shop.example/", interval: 30s, regions: [it, fr]}
 
@@ -41,6 +44,7 @@ import yaml
 from google.protobuf import json_format
 
 from collector.errors import ConfigError
+from collector.maintenance import Window, parse_windows
 from probenet.v1.probe_pb2 import CheckSpec
 
 PROBE_TYPES = frozenset({"http", "tls", "page", "dns"})
@@ -155,6 +159,7 @@ class CollectorConfig:
     # What the collector accepts from one agent (see collector/validate.py for each rule).
     limits: Limits = field(default_factory=Limits)
     checks: tuple[CheckSpec, ...] = ()
+    maintenance: tuple[Window, ...] = ()  # collector.maintenance: when events notify nobody
     source: str = "<defaults>"
 
     @property
@@ -215,7 +220,7 @@ def build(cls: type[Any], raw: object, file: str, prefix: str = "") -> Any:
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in known:
             raise ConfigError(file, key, f"unknown key; known: {sorted(known)}")
-        if name == "checks":
+        if name in ("checks", "maintenance"):  # parsed on their own
             continue
         values[name] = _typed(value, hints[name], file, key)
     try:
@@ -273,6 +278,7 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
     _refuse_inline_secrets(raw.get("notify"), file)
     config: CollectorConfig = build(CollectorConfig, raw, file)
     checks = parse_checks(raw.get("checks"), file)
+    maintenance = parse_windows(raw.get("maintenance"), file)
     base = base_dir or Path.cwd()
     tls = TlsFiles(*(str(base / p) if p else "" for p in (config.tls.ca, config.tls.cert, config.tls.key)))
     store = dataclasses.replace(config.store, url=_store_url(config.store.url, base, file))
@@ -299,7 +305,14 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
         if value <= 0:
             raise ConfigError(file, f"limits.{name}", f"must be positive, got {value!r}")
     return dataclasses.replace(
-        config, tls=tls, store=store, checks=checks, notify=sinks, webhooks=(), source=file
+        config,
+        tls=tls,
+        store=store,
+        checks=checks,
+        notify=sinks,
+        webhooks=(),
+        maintenance=maintenance,
+        source=file,
     )
 
 

@@ -22,7 +22,7 @@ from collector.errors import ConfigError
 log = logging.getLogger(__name__)
 
 POLL_S = 1.0
-RESTART_ONLY = ("listen", "insecure", "tls", "api", "store")
+RESTART_ONLY = ("listen", "insecure", "tls", "api", "store", "notify")
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:

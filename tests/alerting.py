@@ -4,6 +4,9 @@ loopback with their storage in a temporary directory, and stopped after."""
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -100,3 +103,30 @@ def prometheus(workdir: Path, targets: list[str], interval: str = "1s") -> Itera
         yield url
     finally:
         proc.stop()
+
+
+@contextlib.contextmanager
+def post_receiver() -> Iterator[tuple[int, dict[str, list[Any]]]]:
+    """A POST receiver on 127.0.0.1 keeping each JSON body by path."""
+    bodies: dict[str, list[Any]] = {}
+    lock = threading.Lock()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+            with lock:
+                bodies.setdefault(self.path, []).append(body)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1], bodies
+    finally:
+        server.shutdown()
+        server.server_close()

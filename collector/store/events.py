@@ -150,15 +150,15 @@ def sent_versions(store: Store, sink: str, since: float) -> set[tuple[str, int]]
     return {(r[0], int(r[1])) for r in rows}
 
 
-def reached_events(store: Store, sink: str, since: float) -> set[str]:
-    """Events `sink` was sent (or tried to be) at least one version of; a version recorded with
-    no attempt is one its filter left out."""
+def reached_events(store: Store, sink: str, since: float) -> dict[str, int]:
+    """The highest version of each event `sink` was sent (or tried to be); a version recorded
+    with no attempt is one its filter or a maintenance window held back."""
     _, rows = store.query(
-        "SELECT DISTINCT event_id FROM event_notifications WHERE sink = {sink:String} AND attempts > 0 "
-        "AND sent_at >= fromUnixTimestamp64Milli({since:Int64})",
+        "SELECT event_id, max(version) FROM event_notifications FINAL WHERE sink = {sink:String} "
+        "AND attempts > 0 AND sent_at >= fromUnixTimestamp64Milli({since:Int64}) GROUP BY event_id",
         {"sink": sink, "since": round(since * 1000)},
     )
-    return {r[0] for r in rows}
+    return {r[0]: int(r[1]) for r in rows}
 
 
 def unsent_event_rows(store: Store, sink: str, since: float) -> list[tuple[Any, ...]]:

@@ -186,6 +186,30 @@ ORDER BY (sink, event_id, version)
 """,
         ),
     ),
+    # 20-29: API and operations. Silences made through /api/v1/silences; a delete is a newer row
+    # with deleted = 1, so the latest row per id (FINAL) is the silence's state.
+    Migration(
+        24,
+        "silences",
+        (
+            """
+CREATE TABLE IF NOT EXISTS silences {on_cluster} (
+    silence_id  String,
+    name        String,
+    checks      Array(String),
+    regions     Array(String),
+    starts_at   DateTime64(3, 'UTC'),
+    ends_at     DateTime64(3, 'UTC'),
+    comment     String,
+    created_by  String,
+    deleted     UInt8,
+    updated_at  DateTime64(3, 'UTC')
+)
+ENGINE = {replacing_merge_tree}(updated_at)
+ORDER BY silence_id
+""",
+        ),
+    ),
 ]
 
 _MIGRATIONS_TABLE = """

@@ -11,6 +11,12 @@ What a version becomes on the wire is the sink type's (collector/verdicts/sinks/
 (an update, the close) follow whatever they look like, so nothing is left open on the other side.
 Sinks that want open events posted again (Alertmanager) get them every `resend_every`; those
 posts are heartbeats, not versions, and are not recorded.
+
+Maintenance (collector.maintenance): a version of an event covered by an active window or
+silence is recorded as held and sent nowhere; the close of an event a sink already has still
+goes out, so nothing stays open on the other side. When the window ends on an event that is
+still open, its latest version goes out then (checked every `reconcile_every` when idle, and
+after a restart, from what the store says was attempted).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from collector.store.events import (
     unsent_event_rows,
 )
 from collector.verdicts.events import Event, event_from_row
+from collector.verdicts.maintenance import MaintenanceBook
 from collector.verdicts.sinks import Request, Sink, json_body, make_sink, matches, slack_body
 from collector.verdicts.sinks.base import sink_id as _sink_id
 
@@ -71,13 +78,14 @@ def open_events(store: Store) -> list[Event]:
 
 @dataclass
 class _Outbox:
-    """One sink's queue and memory: the versions handled, the events it has been sent, and the
-    open ones among them (for heartbeats)."""
+    """One sink's queue and memory: the versions handled, the highest version of each event it
+    was sent, the latest version of every open event, and the open ones it has (for heartbeats)."""
 
     sink: Sink
     queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
     done: set[tuple[str, int]] = field(default_factory=set)
-    reached: set[str] = field(default_factory=set)
+    reached: dict[str, int] = field(default_factory=dict)
+    latest: dict[str, Event] = field(default_factory=dict)
     open: dict[str, Event] = field(default_factory=dict)
     pending: int = 0
     recovered: bool = False
@@ -102,8 +110,12 @@ class Notifier:
         first_delay: float = 0.5,
         max_delay: float = 30.0,
         timeout: float = 10.0,
+        maintenance: MaintenanceBook | None = None,
+        reconcile_every: float = 2.0,
     ) -> None:
         self.store = store
+        self.maintenance = maintenance
+        self.reconcile_every = reconcile_every
         self.outboxes = [_Outbox(make_sink(s)) for s in sinks]
         self.retries = retries
         self.first_delay = first_delay
@@ -160,6 +172,7 @@ class Notifier:
             except StoreError as exc:
                 log.warning("notify: cannot read what was sent, retrying: %s", exc)
                 await asyncio.sleep(self.first_delay)
+        outbox.latest |= {e.id: e for e in still_open}
         outbox.open |= {e.id: e for e in still_open if e.id in outbox.reached}
         for event in backlog:
             outbox.put(event)
@@ -169,7 +182,11 @@ class Notifier:
     async def _work(self, outbox: _Outbox, session: aiohttp.ClientSession) -> None:
         await self._recover(outbox)
         while True:
-            event = await outbox.queue.get()
+            try:
+                event = await asyncio.wait_for(outbox.queue.get(), self.reconcile_every)
+            except TimeoutError:
+                await self._reconcile(outbox, session)
+                continue
             try:
                 if (event.id, event.version) not in outbox.done:
                     outbox.done.add((event.id, event.version))
@@ -178,13 +195,31 @@ class Notifier:
                 outbox.pending -= 1
                 self._progress.set()
 
+    def _held_by(self, outbox: _Outbox, event: Event) -> str:
+        """The maintenance window holding this version back, or ""."""
+        if self.maintenance is None or (event.closed_at is not None and event.id in outbox.reached):
+            return ""
+        window = self.maintenance.covering(event, time.time())
+        return window.name if window else ""
+
     async def _handle(self, outbox: _Outbox, session: aiohttp.ClientSession, event: Event) -> None:
+        if event.closed_at is None:
+            outbox.latest[event.id] = event
+        else:
+            outbox.latest.pop(event.id, None)
+        if self.maintenance is not None:
+            await self.maintenance.refresh()
+        # Recorded with no attempt either way, so a restart does not take it for one never sent.
         if not outbox.wanted(event):
-            # Recorded as handled, so a restart does not take it for a version never sent.
             await self._record(outbox, event, Delivery(False, 0, "not matched"))
-            return
+        elif held := self._held_by(outbox, event):
+            await self._record(outbox, event, Delivery(False, 0, f"in maintenance: {held}"))
+        else:
+            await self._send_version(outbox, session, event)
+
+    async def _send_version(self, outbox: _Outbox, session: aiohttp.ClientSession, event: Event) -> None:
         first = event.id not in outbox.reached
-        outbox.reached.add(event.id)
+        outbox.reached[event.id] = event.version
         requests = outbox.sink.requests(event, first, time.time())
         delivery = await self._deliver(session, requests, event)
         if event.closed_at is None:
@@ -192,6 +227,18 @@ class Notifier:
         else:
             outbox.open.pop(event.id, None)
         await self._record(outbox, event, delivery)
+
+    async def _reconcile(self, outbox: _Outbox, session: aiohttp.ClientSession) -> None:
+        """Send the latest version of open events held back by a window that has ended."""
+        if self.maintenance is None:
+            return
+        await self.maintenance.refresh()
+        for event in list(outbox.latest.values()):
+            behind = event.version > outbox.reached.get(event.id, 0)
+            if behind and outbox.wanted(event) and not self._held_by(outbox, event):
+                log.info("notify: %s v%d held by maintenance, sending it now", event.id, event.version)
+                await self._send_version(outbox, session, event)
+        self._progress.set()
 
     async def _heartbeat(self, outbox: _Outbox, session: aiohttp.ClientSession) -> None:
         """Post every open event again (one attempt each: the next heartbeat is the retry)."""

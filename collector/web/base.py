@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
     from collector.verdicts import Evaluator
+    from collector.verdicts.maintenance import MaintenanceBook
 
 # Applied to the API's own queries (callers' SQL gets collector.store.readonly_sql's limits).
 QUERY_SETTINGS = {
@@ -61,6 +62,8 @@ class ApiState:
     # store's read-only query user) when set.
     sql_limits: SqlLimits = field(default_factory=SqlLimits)
     query_url: str = ""
+    # Maintenance windows and silences (collector.web.silences); None without verdicts.
+    maintenance: MaintenanceBook | None = None
 
 
 STATE_KEY = web.AppKey("state", ApiState)

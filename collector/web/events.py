@@ -1,7 +1,8 @@
 """GET /api/v1/events: events (latest version of each; `versions=all` for every version), newest
 first. Filters: since, until (ISO 8601 or epoch seconds: events overlapping that span), check,
 status, scope, kind, open=true|false; paginated with limit (default 100, max 1000) and the `next`
-offset of the previous answer.
+offset of the previous answer. Each event says whether a maintenance window or silence covers
+it (`in_maintenance`, `maintenance`: the window's name).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collector.errors import StoreError
 from collector.store.events import EVENT_COLUMNS
 from collector.verdicts.events import event_from_row
 from collector.web.base import STATE_KEY, error, json_response
+from collector.web.silences import mark
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100
@@ -95,7 +97,9 @@ async def events(request: web.Request) -> web.Response:
         raise web.HTTPServiceUnavailable(
             text=json.dumps({"error": str(exc)}), content_type="application/json"
         ) from exc
-    page = [event_from_row(r).to_dict() for r in rows[:limit]]
+    found = [event_from_row(r) for r in rows[:limit]]
+    page = [e.to_dict() for e in found]
+    await mark(request, found, page)
     return json_response({"events": page, "next": offset + limit if len(rows) > limit else None})
 
 

@@ -12,6 +12,7 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +45,16 @@ CHECKS = [
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
+    now = datetime.now(UTC)
+    window = {
+        "name": "cdn-move",
+        "checks": ["assets"],
+        "start": now - timedelta(hours=1),
+        "end": now + timedelta(hours=1),
+    }
     running = Collector(
-        tmp_path_factory.mktemp("statuspage"), extra={"checks": CHECKS, "evaluate_every": "1s"}
+        tmp_path_factory.mktemp("statuspage"),
+        extra={"checks": CHECKS, "evaluate_every": "1s", "maintenance": [window]},
     )
     running.start()
     with stopped_on_exit(running):
@@ -124,6 +133,15 @@ def test_regional_outage_is_red_in_its_region_and_the_event_names_the_cause(
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "statuspage-overview.png"), full_page=True)
+
+
+def test_maintenance_is_listed_and_covered_events_say_so(collector: Collector, page: Page) -> None:
+    page.goto(f"{collector.api}/status/")
+    page.wait_for_selector('#maintenance-list li.window[data-id="cdn-move"]', timeout=15_000)
+    assert "window cdn-move: assets" in page.locator("#maintenance-list").inner_text()
+    assert "(active)" in page.locator("#maintenance-list").inner_text()
+    page.wait_for_selector('#open-events-list li[data-check="assets"] .maintenance', timeout=15_000)
+    assert page.locator('#open-events-list li[data-check="shop"] .maintenance').count() == 0
 
 
 def test_check_page_draws_latency_by_phase_and_failures_by_class_and_region(

@@ -3,53 +3,23 @@ real sinks, here a real Alertmanager and a plain webhook; a bad flag exits 2 bef
 
 from __future__ import annotations
 
-import contextlib
-import http.server
-import json
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.alerting import alertmanager
+from tests.alerting import alertmanager, post_receiver
 from tests.e2e.test_lab import run_lab
 
 pytestmark = pytest.mark.e2e
 WAIT_S = 30.0
 
 
-@contextlib.contextmanager
-def receiver() -> Iterator[tuple[int, dict[str, list[Any]]]]:
-    """A POST receiver on 127.0.0.1 keeping each JSON body by path."""
-    bodies: dict[str, list[Any]] = {}
-    lock = threading.Lock()
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-            with lock:
-                bodies.setdefault(self.path, []).append(body)
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1], bodies
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_lab_sends_its_events_to_alertmanager_and_a_webhook(tmp_path: Path) -> None:
-    with receiver() as (port, bodies), alertmanager(tmp_path / "am", f"http://127.0.0.1:{port}/am") as am:
+    with (
+        post_receiver() as (port, bodies),
+        alertmanager(tmp_path / "am", f"http://127.0.0.1:{port}/am") as am,
+    ):
         done = run_lab(
             "global-outage",
             "--json",

@@ -125,7 +125,7 @@ function eventItem(ev) {
     : el("a", { class: "title", href: `#/check/${encodeURIComponent(ev.check)}` }, title);
   return el("li", {
     class: `event status-${ev.status}${closed ? " closed" : ""}`,
-    dataset: { check: ev.check || "", scope: ev.scope || "", status: ev.status || "" },
+    dataset: { id: ev.id || "", check: ev.check || "", scope: ev.scope || "", status: ev.status || "" },
   }, link, el("div", { class: "cause" }, causeText(ev.cause) ? `cause: ${causeText(ev.cause)}` : ""),
   el("div", { class: "when" }, when));
 }
@@ -139,6 +139,25 @@ function renderOpenEvents(events) {
   }
   open.sort((a, b) => (STATUS_ORDER[a.status] ?? 9) - (STATUS_ORDER[b.status] ?? 9));
   list.replaceChildren(...open.map(eventItem));
+}
+
+// Windows from collector.yaml and silences from the API; open events they cover get a badge.
+function renderMaintenance(m, open) {
+  const covered = new Set(m.in_maintenance || []);
+  for (const item of document.querySelectorAll("#open-events-list li.event")) {
+    const ev = open.find((e) => item.dataset.id === e.id);
+    if (ev && covered.has(ev.id) && !item.querySelector(".maintenance")) {
+      item.append(el("span", { class: "maintenance" }, "in maintenance"));
+    }
+  }
+  const rows = [...(m.windows || []), ...(m.silences || [])].map((w) => {
+    const when = w.every ? `every ${w.every}` : `${w.start} to ${w.end}`;
+    const scope = `${(w.checks || []).join(", ")}${(w.regions || []).length ? " in " + w.regions.join(", ") : ""}`;
+    return el("li", { class: `window${w.active ? " active" : ""}`, dataset: { id: w.id || w.name } },
+      el("span", { class: "title" }, `${w.id ? "silence" : "window"} ${w.name}: ${scope}`),
+      el("div", { class: "when" }, `${when}${w.active ? " (active)" : ""}${w.comment ? " — " + w.comment : ""}`));
+  });
+  $("#maintenance-list").replaceChildren(...(rows.length ? rows : [el("li", { class: "empty" }, "None.")]));
 }
 
 // The grid asks for one page, worst first; the filters are applied by the collector.
@@ -234,6 +253,7 @@ async function refreshOverview() {
   const open = status.open_events || eventsOf(await api("/api/v1/events?open=true&limit=500"));
   renderSummary(status);
   renderOpenEvents(open);
+  api("/api/v1/silences").then((m) => renderMaintenance(m, open), showError);
   renderGrid(status);
   // The timeline comes after, without holding the rest back.
   const since = Math.floor(Date.now() / 1000) - TIMELINE_HOURS * 3600;
