@@ -128,7 +128,9 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
 def _wire_api(collector: Collector, evaluator: Evaluator) -> None:
     """What the HTTP API reads: the ingestor's state, the open streams, the evaluator, metrics."""
     state, ingestor, service = collector.api_state, collector.ingestor, collector.service
-    metrics = CollectorMetrics(ingestor, service, evaluator)
+    metrics = CollectorMetrics(
+        ingestor, service, evaluator, lambda: collector.config.metrics.max_check_series
+    )
     evaluator.on_tick = metrics.tick_seconds.observe
     state.registry = metrics.registry
     state.evaluator = evaluator

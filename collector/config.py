@@ -14,6 +14,7 @@
     evaluate_every: 0s              # verdict tick; 0 = the smallest check interval
     limits: {max_batch_results: 5000, max_age_s: 2592000, max_future_s: 300,
              rate_per_agent: 50000, burst_per_agent: 200000}
+    metrics: {max_check_series: 20000}   # above: verdict series of non-ok checks only
     notify:                         # sinks; the old `webhooks: [{url, format: json|slack}]` still works
       - {type: alertmanager, url: "http://alertmanager:9093", resend: 60s}
       - {type: pagerduty, key_env: PD_ROUTING_KEY, match: {min_severity: critical}}
@@ -147,6 +148,12 @@ EVENT_SCOPES = ("global", "regional", "undetermined", "agent", "region")
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    # Above this many checks /metrics exports the verdict series of the non-ok checks only.
+    max_check_series: int = 20_000
+
+
+@dataclass(frozen=True)
 class CollectorConfig:
     listen: str = "127.0.0.1:4317"
     insecure: bool = False
@@ -160,6 +167,7 @@ class CollectorConfig:
     limits: Limits = field(default_factory=Limits)
     checks: tuple[CheckSpec, ...] = ()
     maintenance: tuple[Window, ...] = ()  # collector.maintenance: when events notify nobody
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "<defaults>"
 
     @property
@@ -301,6 +309,10 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
     sinks = tuple(
         _check_sink(sink, file, f"notify[{i}]", base) for i, sink in enumerate(config.notify)
     ) + tuple(hook.as_notify() for hook in config.webhooks)
+    if config.metrics.max_check_series < 0:
+        raise ConfigError(
+            file, "metrics.max_check_series", f"must be 0 or more, got {config.metrics.max_check_series}"
+        )
     for name, value in dataclasses.asdict(config.limits).items():
         if value <= 0:
             raise ConfigError(file, f"limits.{name}", f"must be positive, got {value!r}")

@@ -77,10 +77,14 @@ def alertmanager(workdir: Path, receiver_url: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def prometheus(workdir: Path, targets: list[str], interval: str = "1s") -> Iterator[str]:
-    """A Prometheus scraping `targets` (host:port, path /metrics) every `interval`."""
+def prometheus(
+    workdir: Path, targets: list[str], interval: str = "1s", rule_files: tuple[Path, ...] = ()
+) -> Iterator[str]:
+    """A Prometheus scraping `targets` (host:port, path /metrics) every `interval`, evaluating
+    the alerting rules of `rule_files`."""
     config = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "rule_files": [str(f) for f in rule_files],
         "scrape_configs": [{"job_name": "probenet", "static_configs": [{"targets": targets}]}],
     }
     workdir.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -19,8 +19,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram,
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector as PromCollector
 
+from collector.config import MetricsConfig
 from collector.web.base import STATE_KEY, error
 from collector.web.status_cache import open_events_of
+from collector.web.verdict_metrics import verdict_families
 
 if TYPE_CHECKING:
     from collector.ingest import CollectorService, Ingestor
@@ -39,11 +41,16 @@ class CollectorMetrics:
     """One registry per running collector (tests run several in one process)."""
 
     def __init__(
-        self, ingestor: Ingestor, service: CollectorService, evaluator: Evaluator | None = None
+        self,
+        ingestor: Ingestor,
+        service: CollectorService,
+        evaluator: Evaluator | None = None,
+        max_check_series: Callable[[], int] = lambda: MetricsConfig.max_check_series,
     ) -> None:
         self.ingestor = ingestor
         self.service = service
         self.evaluator = evaluator
+        self.max_check_series = max_check_series
         self.registry = CollectorRegistry(auto_describe=True)
         self.batch_rows = Histogram(
             "probenet_ingest_batch_rows",
@@ -150,6 +157,7 @@ class _LiveValues(PromCollector):
                 "Verdict evaluation ticks completed.",
                 getattr(evaluator, "ticks", 0),
             )
+            yield from verdict_families(evaluator.latest, m.max_check_series())
 
 
 def _open_events(m: CollectorMetrics) -> Metric:

@@ -35,7 +35,7 @@ EXPECTED_CI_FILES = {
 # Oldest (Chart.yaml kubeVersion) and newest schemas kubernetes-validate bundles.
 KUBE_VERSIONS = ("1.25.0", "1.37.0")
 # Custom resources kubernetes-validate has no schema for; their shape is asserted below instead.
-CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PodMonitor"}
+CRD_KINDS = {"Certificate", "Issuer", "ServiceMonitor", "PodMonitor", "PrometheusRule"}
 WORKLOAD_KINDS = {"Deployment", "StatefulSet", "Pod"}
 Render = Callable[..., Rendered]
 
