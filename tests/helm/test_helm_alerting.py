@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import yaml
 
+from collector.config import config_from_mapping
 from tests.alerting import PROMTOOL
 from tests.helm.helm_support import CHART, Rendered
 
@@ -37,3 +38,18 @@ def test_prometheus_rule_and_dashboard_render_from_the_files(render: Callable[..
     (board,) = full.component("ConfigMap", "dashboard")
     assert board["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert json.loads(board["data"]["probenet-verdicts.json"]) == json.loads(DASHBOARD.read_text())
+
+
+def test_notify_and_maintenance_values_reach_the_collector_config(render: Callable[..., Rendered]) -> None:
+    full = render(CHART / "ci" / "external-clickhouse-values.yaml")
+    (config_map,) = full.component("ConfigMap", "collector")
+    raw = yaml.safe_load(config_map["data"]["collector.yaml"])
+    # TLS files and the token come from Secrets in the pod; the sinks and windows are what counts here.
+    config = config_from_mapping(
+        {**raw, "tls": {}, "insecure": True, "api": {"token": "t"}}, "collector.yaml"
+    )
+    assert [(s.type, s.url) for s in config.notify] == [
+        ("alertmanager", "http://alertmanager.monitoring:9093"),
+        ("webhook", "https://hooks.example.com/probenet"),
+    ]
+    assert [w.name for w in config.maintenance] == ["weekly-deploy"]

@@ -240,6 +240,8 @@ store:
   cluster: {{ .Values.store.cluster | quote }}
 evaluate_every: {{ .Values.collector.evaluateEvery | quote }}
 webhooks: {{ .Values.collector.webhooks | toJson }}
+notify: {{ .Values.collector.notify | toJson }}
+maintenance: {{ .Values.collector.maintenance | toJson }}
 checks: {{ .Values.collector.checks | toJson }}
 {{- end }}
 
