@@ -82,7 +82,8 @@ class _Outbox:
     was sent, the latest version of every open event, and the open ones it has (for heartbeats)."""
 
     sink: Sink
-    queue: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    # None in the queue: time to look for events a maintenance window no longer holds.
+    queue: asyncio.Queue[Event | None] = field(default_factory=asyncio.Queue)
     done: set[tuple[str, int]] = field(default_factory=set)
     reached: dict[str, int] = field(default_factory=dict)
     latest: dict[str, Event] = field(default_factory=dict)
@@ -139,6 +140,8 @@ class Notifier:
             workers += [
                 asyncio.create_task(self._heartbeat(o, session)) for o in self.outboxes if o.sink.resend_every
             ]
+            if self.maintenance is not None:
+                workers += [asyncio.create_task(self._tick(o)) for o in self.outboxes]
             try:
                 await asyncio.gather(*workers)
             finally:
@@ -182,9 +185,8 @@ class Notifier:
     async def _work(self, outbox: _Outbox, session: aiohttp.ClientSession) -> None:
         await self._recover(outbox)
         while True:
-            try:
-                event = await asyncio.wait_for(outbox.queue.get(), self.reconcile_every)
-            except TimeoutError:
+            event = await outbox.queue.get()
+            if event is None:
                 await self._reconcile(outbox, session)
                 continue
             try:
@@ -194,6 +196,14 @@ class Notifier:
             finally:
                 outbox.pending -= 1
                 self._progress.set()
+
+    async def _tick(self, outbox: _Outbox) -> None:
+        """Ask the worker to reconcile every `reconcile_every`, when it has nothing else to do
+        (through its queue, so a version and a reconcile never run at once)."""
+        while True:
+            await asyncio.sleep(self.reconcile_every)
+            if outbox.queue.empty():
+                outbox.queue.put_nowait(None)
 
     def _held_by(self, outbox: _Outbox, event: Event) -> str:
         """The maintenance window holding this version back, or ""."""
