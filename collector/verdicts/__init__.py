@@ -4,7 +4,7 @@ The engine (engine, model, events, replay) is pure code: no clock, no I/O; time 
 argument (epoch seconds, float), and so is the previous evaluation (the vantage memory behind the
 onset and recovery holds). The live side: `Evaluator` (evaluator.py) reads the window from the
 store each tick, decides with the engine and stores the event versions; `evaluate_forever` runs it;
-`Notifier` (notify.py) delivers each stored version to the webhooks once.
+`Notifier` (notify.py) delivers each stored version to each notification sink (sinks/) once.
 
     from collector.verdicts import Engine, EventTracker, Result
 

@@ -7,7 +7,7 @@ details only for failing agents and impairment suspects. Everything else the eng
 Restart safety: open events are read back from `outage_events` at start, so a restarted
 collector continues the same events (same ids, next versions) instead of opening new ones;
 event ids are deterministic and (event_id, version) is the table's key, so a version written
-twice collapses. Notifications are tracked per webhook in `event_notifications` (see notify.py).
+twice collapses. Notifications are tracked per sink in `event_notifications` (see notify.py).
 """
 
 from __future__ import annotations
