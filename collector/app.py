@@ -1,9 +1,9 @@
 """The composition root: build the collector's parts, wire them, start each, stop gracefully.
 
 Parts: the store, the ingestor, the gRPC stream service, the verdict evaluator and the
-notifier (with the maintenance book it shares with the API), the config watcher and the HTTP API.
-Each gets what it uses (the store, a config
-getter, callbacks), never the whole collector; nothing imports this module but the commands.
+notifier (with the maintenance book it shares with the API), the config watcher and the HTTP
+API. Each gets what it uses (the store, a config getter, callbacks), never the whole collector;
+nothing imports this module but the commands.
 
 Shutdown order (like uvicorn's): stop taking new streams, commit what is pending, let the
 streams send their last acks, close the streams, close the store.
