@@ -151,11 +151,13 @@ def sent_versions(store: Store, sink: str, since: float) -> set[tuple[str, int]]
 
 
 def reached_events(store: Store, sink: str, since: float) -> dict[str, int]:
-    """The highest version of each event `sink` was sent (or tried to be); a version recorded
-    with no attempt is one its filter or a maintenance window held back."""
+    """The highest version of each event `sink` was sent (or tried to be), for events recorded
+    since `since` and for every event still open however old; a version recorded with no
+    attempt is one its filter or a maintenance window held back."""
     _, rows = store.query(
         "SELECT event_id, max(version) FROM event_notifications FINAL WHERE sink = {sink:String} "
-        "AND attempts > 0 AND sent_at >= fromUnixTimestamp64Milli({since:Int64}) GROUP BY event_id",
+        "AND attempts > 0 AND (sent_at >= fromUnixTimestamp64Milli({since:Int64}) OR event_id IN "
+        "(SELECT event_id FROM outage_events_latest WHERE closed_at IS NULL)) GROUP BY event_id",
         {"sink": sink, "since": round(since * 1000)},
     )
     return {r[0]: int(r[1]) for r in rows}
