@@ -18,7 +18,7 @@ if [ ! -e "$POLICY" ]; then
     $SUDO chmod 755 "$POLICY"
     trap '$SUDO rm -f "$POLICY"' EXIT
 fi
-$SUDO apt-get update
+$SUDO apt-get -o DPkg::Lock::Timeout=900 update
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get -o DPkg::Lock::Timeout=900 install -y --no-install-recommends \
     prometheus prometheus-alertmanager
 /usr/bin/prometheus --version 2>&1 | head -n1
