@@ -22,11 +22,13 @@ from probe_agent.errors import AgentError, UsageError
 from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.base import run_probe
 from probe_agent.probes.context import ProbeContext, is_ip
+from probe_agent.probes.dnssec import parse_trust_anchor
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_TIMEOUT_S = 10.0
+MAX_ICMP_COUNT = 100
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -55,7 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         "probe, 2 on a usage error. Give PROBE TARGET, or any check as --spec (flags then override it).",
     )
     check.add_argument("probe", nargs="?", choices=sorted(PROBE_TYPES))
-    check.add_argument("target", nargs="?", help="URL for http/page, host:port for tls, host for dns")
+    check.add_argument(
+        "target", nargs="?", help="URL for http/page, host:port for tls/tcp/grpc, host for dns/icmp"
+    )
     check.add_argument(
         "--spec",
         metavar="JSON|@FILE[#ID]",
@@ -84,6 +88,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--body-contains", metavar="TEXT", help="fail unless the decoded body contains TEXT")
     check.add_argument("--max-body", type=int, metavar="BYTES", help="body size cap")
+    tcp = check.add_argument_group("tcp")
+    tcp.add_argument("--tls", action="store_true", help="TLS handshake after connecting (chain judged)")
+    tcp.add_argument("--send", metavar="TEXT", help=r"send TEXT once connected (\r \n \t understood)")
+    tcp.add_argument("--expect", metavar="REGEX", help="read until REGEX matches what the server sent")
+    grpc = check.add_argument_group("grpc")
+    grpc.add_argument("--service", metavar="NAME", help="grpc.health.v1 service to ask about")
+    grpc.add_argument("--plaintext", action="store_true", help="gRPC without TLS")
+    icmp = check.add_argument_group("icmp")
+    icmp.add_argument("--count", type=int, metavar="N", help="echo requests to send (default 3)")
+    dns = check.add_argument_group("dns")
+    dns.add_argument("--dnssec", action="store_true", help="validate the answer's chain of trust")
+    dns.add_argument(
+        "--trust-anchor",
+        type=Path,
+        metavar="FILE",
+        help="DS or DNSKEY records to trust (default: the root KSK)",
+    )
     return parser
 
 
@@ -124,7 +145,31 @@ def _check_mapping(args: argparse.Namespace) -> dict[str, Any]:
         http["max_body_bytes"] = args.max_body
     if args.header:
         http["headers"] = {**_section(http, "headers"), **_parse_headers(args.header)}
+    _protocol_flags(raw, args)
     return raw
+
+
+def _protocol_flags(raw: dict[str, Any], args: argparse.Namespace) -> None:
+    """The tcp, grpc, icmp and dns flags, merged into their sections of the spec."""
+    tcp = raw["tcp"] = _section(raw, "tcp")
+    if args.tls:
+        tcp["tls"] = True
+    _set(tcp, "send", args.send)
+    _set(tcp, "expect", args.expect)
+    grpc = raw["grpc"] = _section(raw, "grpc")
+    _set(grpc, "service", args.service)
+    if args.plaintext:
+        grpc["plaintext"] = True
+    icmp = raw["icmp"] = _section(raw, "icmp")
+    if args.count is not None:
+        if not 1 <= args.count <= MAX_ICMP_COUNT:
+            raise UsageError(f"--count {args.count}: must be 1..{MAX_ICMP_COUNT}")
+        icmp["count"] = args.count
+    dns = raw["dns"] = _section(raw, "dns")
+    if args.dnssec:
+        dns["dnssec"] = True
+    if args.trust_anchor:
+        dns["trust_anchor"] = _read_trust_anchor(args.trust_anchor)
 
 
 def load_spec(value: str) -> dict[str, Any]:
@@ -198,6 +243,18 @@ def _read_ca(path: Path) -> str:
     return pem
 
 
+def _read_trust_anchor(path: Path) -> str:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise UsageError(f"--trust-anchor {path}: cannot read: {exc.strerror}") from exc
+    try:
+        parse_trust_anchor(text)
+    except ValueError as exc:
+        raise UsageError(f"--trust-anchor {path}: {exc}") from exc
+    return text
+
+
 def _parse_headers(items: Sequence[str]) -> dict[str, str]:
     headers: dict[str, str] = {}
     for item in items:
@@ -215,6 +272,14 @@ def _validate_target(probe: str, target: str) -> None:
             raise UsageError(f"target {target!r}: a {probe} check needs an http:// or https:// URL")
     elif probe == "tls" and not urlsplit("//" + target).hostname:
         raise UsageError(f"target {target!r}: a tls check needs host:port")
+    elif probe in ("tcp", "grpc"):
+        try:
+            parts = urlsplit("//" + target)
+            ok = bool(parts.hostname and parts.port)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise UsageError(f"target {target!r}: a {probe} check needs host:port")
     elif not target.strip():
         raise UsageError("target: must not be empty")
 
@@ -258,7 +323,39 @@ def format_result(result: ProbeResult, as_json: bool) -> str:
         lines.extend(_tls_lines(result))
     if result.HasField("page"):
         lines.extend(_page_lines(result))
+    lines.extend(_protocol_lines(result))
     return "\n".join(lines)
+
+
+def _protocol_lines(result: ProbeResult) -> list[str]:
+    lines: list[str] = []
+    if result.dns.dnssec:
+        chain = " -> ".join(result.dns.dnssec_chain) or "-"
+        ad = "set" if result.dns.authenticated_data else "not set"
+        lines.append(f"  dnssec: {result.dns.dnssec} (chain {chain}; resolver AD bit {ad})")
+    if result.HasField("tcp"):
+        t = result.tcp
+        lines.append(f"  tcp: connected to {t.remote_addr or '-'}{', tls' if t.tls else ''}")
+        if t.banner:
+            lines.append(f"    received: {t.banner[:300]!r}")
+    if result.HasField("grpc"):
+        g = result.grpc
+        lines.append(
+            f"  grpc: health of {g.service or '(server)'}: {g.serving_status or '-'}, "
+            f"rpc {g.rpc_code or '-'} from {g.remote_addr or '-'}"
+        )
+    if result.HasField("icmp"):
+        i = result.icmp
+        lines.append(
+            f"  icmp: {i.received}/{i.sent} replies from {i.remote_addr or '-'} ({i.loss_ratio:.0%} loss, "
+            f"{i.socket} socket)"
+        )
+        if i.received:
+            lines.append(
+                f"    rtt min/avg/max/stddev: {i.rtt_min_ms:.3f}/{i.rtt_avg_ms:.3f}/"
+                f"{i.rtt_max_ms:.3f}/{i.rtt_stddev_ms:.3f} ms"
+            )
+    return lines
 
 
 def _class(failure_class: FailureClass.ValueType) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probe_agent.probes import dns, http, page, tls
+from probe_agent.probes import dns, http, page, tcp, tls
 from probe_agent.probes.base import ProbeFn
 
 PROBE_TYPES: dict[str, ProbeFn] = {
@@ -10,4 +10,5 @@ PROBE_TYPES: dict[str, ProbeFn] = {
     "tls": tls.probe,
     "page": page.probe,
     "dns": dns.probe,
+    "tcp": tcp.probe,
 }

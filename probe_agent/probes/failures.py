@@ -25,6 +25,8 @@ _VERIFY_CODES: dict[int, FailureClass.ValueType] = {
 TIMEOUT_BY_PHASE: dict[str, FailureClass.ValueType] = {
     "dns": FailureClass.DNS_TIMEOUT,
     "connect": FailureClass.TCP_TIMEOUT,
+    # The target accepted but did not say what was expected in time: its banner is the problem.
+    "expect": FailureClass.TCP_EXPECT_FAILED,
 }
 
 

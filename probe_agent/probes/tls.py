@@ -8,35 +8,30 @@ server's choice is visible. `tls.insecure_skip_verify` records the verdict witho
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from urllib.parse import urlsplit
 
-from probe_agent.probes import netio
+from probe_agent.probes import eyeballs, netio
 from probe_agent.probes.base import fail, set_phase
 from probe_agent.probes.context import ProbeContext, elapsed_ms
 from probe_agent.probes.failures import ProbeFailure
-from probe_agent.probes.tlsinspect import presented_chain_der
+from probe_agent.probes.tlsinspect import ChainReport, presented_chain_der
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass, ProbeResult
 
 TLS_PROBE_ALPN = ("h2", "http/1.1")
 DEFAULT_PORT = 443
 
 
-def parse_target(target: str) -> tuple[str, int]:
-    """host:port, [v6]:port, a bare host (port 443) or an https URL."""
+def parse_target(target: str, default_port: int | None = DEFAULT_PORT) -> tuple[str, int]:
+    """host:port, [v6]:port, a bare host (port `default_port`; None: the port is required) or a URL."""
     text = target.strip()
-    if "://" in text:
-        parts = urlsplit(text)
-        try:
-            return parts.hostname or "", parts.port or DEFAULT_PORT
-        except ValueError as exc:
-            raise ProbeFailure(FailureClass.INTERNAL, f"bad target {target!r}: {exc}") from exc
     try:
-        parts = urlsplit("//" + text)
-        host, port = parts.hostname or "", parts.port or DEFAULT_PORT
+        parts = urlsplit(text if "://" in text else "//" + text)
+        host, port = parts.hostname or "", parts.port or default_port
     except ValueError as exc:
-        raise ProbeFailure(FailureClass.INTERNAL, f"bad target {target!r}: expected host:port") from exc
-    if not host:
+        raise ProbeFailure(FailureClass.INTERNAL, f"bad target {target!r}: {exc}") from exc
+    if not host or port is None:
         raise ProbeFailure(FailureClass.INTERNAL, f"bad target {target!r}: expected host:port")
     return host, port
 
@@ -44,34 +39,47 @@ def parse_target(target: str) -> tuple[str, int]:
 async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None:
     host, port = parse_target(spec.target)
     server_name = spec.tls.server_name or host
-    timings = result.timings
-    start = time.perf_counter()
-    set_phase("dns")
     result.failure_host = host  # cleared below on success; kept if the deadline interrupts
-    addresses = await ctx.resolve(host, port, spec)
-    result.dns.addresses[:] = addresses
-    result.dns.resolver = ctx.resolver_label(host, spec)
-    timings.dns_ms = elapsed_ms(start)
-    set_phase("connect")
-    t = time.perf_counter()
-    sock = await netio.connect_happy(addresses, port)
-    timings.connect_ms = elapsed_ms(t)
+    sock = await eyeballs.open_socket(host, port, spec, ctx, result)
+    _, writer, report = await start_tls(sock, ctx, spec, result, server_name=server_name, alpn=TLS_PROBE_ALPN)
+    writer.transport.abort()
+    result.failure_host = ""
+    fail_unless_trusted(result, report, spec, host)
+
+
+async def start_tls(
+    sock: socket.socket,
+    ctx: ProbeContext,
+    spec: CheckSpec,
+    result: ProbeResult,
+    *,
+    server_name: str,
+    alpn: tuple[str, ...],
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, ChainReport]:
+    """Handshake on a connected socket (any chain accepted), then judge the presented chain into result.tls."""
     set_phase("tls")
     t = time.perf_counter()
     try:
-        _, writer = await asyncio.open_connection(
-            sock=sock, ssl=ctx.handshake_context(TLS_PROBE_ALPN), server_hostname=server_name
+        reader, writer = await asyncio.open_connection(
+            sock=sock, ssl=ctx.handshake_context(alpn), server_hostname=server_name
         )
     except BaseException:
         sock.close()
         raise
     try:
-        timings.tls_ms = elapsed_ms(t)
+        result.timings.tls_ms = elapsed_ms(t)
         ssl_object = writer.get_extra_info("ssl_object")
         report = ctx.inspector.inspect(presented_chain_der(ssl_object), server_name, spec.tls.ca_pem)
         result.tls.CopyFrom(netio.tls_info(ssl_object, server_name, report))
-    finally:
+    except BaseException:
         writer.transport.abort()
-    result.failure_host = ""
-    if not report.verified and not spec.tls.insecure_skip_verify:
-        fail(result, report.verify_class, report.verify_error, host)
+        raise
+    return reader, writer, report
+
+
+def fail_unless_trusted(result: ProbeResult, report: ChainReport, spec: CheckSpec, host: str) -> bool:
+    """Fail the result with the chain's class unless it verified (or the check skips verification)."""
+    if report.verified or spec.tls.insecure_skip_verify:
+        return True
+    fail(result, report.verify_class, report.verify_error, host)
+    return False

@@ -59,6 +59,22 @@ class _FailureClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailureC
     """A presented certificate that cannot be parsed (bad DER, an undecodable extension): the
     chain cannot be judged; every field that could be read is still recorded.
     """
+    TCP_EXPECT_FAILED: _FailureClass.ValueType  # 26
+    """tcp: the banner read after connecting (and sending) did not match `expect`."""
+    GRPC_NOT_SERVING: _FailureClass.ValueType  # 27
+    """grpc: the health service answered a status other than SERVING (NOT_SERVING, UNKNOWN)."""
+    GRPC_SERVICE_UNKNOWN: _FailureClass.ValueType  # 28
+    """grpc: the health service does not know the service named (SERVICE_UNKNOWN, NOT_FOUND)."""
+    GRPC_ERROR: _FailureClass.ValueType  # 29
+    """grpc: the call itself failed with a status other than the transport ones (UNIMPLEMENTED, ...)."""
+    DNS_BOGUS: _FailureClass.ValueType  # 30
+    """dns with DNSSEC: a signature or a DS/DNSKEY link of the chain of trust does not validate."""
+    DNS_INSECURE: _FailureClass.ValueType  # 31
+    """dns with DNSSEC required: the answer is unsigned (no chain of trust from the anchor)."""
+    ICMP_NO_REPLY: _FailureClass.ValueType  # 32
+    """icmp: no echo reply to any of the packets sent."""
+    ICMP_UNREACHABLE: _FailureClass.ValueType  # 33
+    """icmp: a router or the host answered destination unreachable."""
 
 class FailureClass(_FailureClass, metaclass=_FailureClassEnumTypeWrapper):
     """Why a probe failed. Names are unprefixed on purpose: lower-cased they are the
@@ -94,6 +110,22 @@ TLS_CERT_MALFORMED: FailureClass.ValueType  # 25
 """A presented certificate that cannot be parsed (bad DER, an undecodable extension): the
 chain cannot be judged; every field that could be read is still recorded.
 """
+TCP_EXPECT_FAILED: FailureClass.ValueType  # 26
+"""tcp: the banner read after connecting (and sending) did not match `expect`."""
+GRPC_NOT_SERVING: FailureClass.ValueType  # 27
+"""grpc: the health service answered a status other than SERVING (NOT_SERVING, UNKNOWN)."""
+GRPC_SERVICE_UNKNOWN: FailureClass.ValueType  # 28
+"""grpc: the health service does not know the service named (SERVICE_UNKNOWN, NOT_FOUND)."""
+GRPC_ERROR: FailureClass.ValueType  # 29
+"""grpc: the call itself failed with a status other than the transport ones (UNIMPLEMENTED, ...)."""
+DNS_BOGUS: FailureClass.ValueType  # 30
+"""dns with DNSSEC: a signature or a DS/DNSKEY link of the chain of trust does not validate."""
+DNS_INSECURE: FailureClass.ValueType  # 31
+"""dns with DNSSEC required: the answer is unsigned (no chain of trust from the anchor)."""
+ICMP_NO_REPLY: FailureClass.ValueType  # 32
+"""icmp: no echo reply to any of the packets sent."""
+ICMP_UNREACHABLE: FailureClass.ValueType  # 33
+"""icmp: a router or the host answered destination unreachable."""
 Global___FailureClass: _TypeAlias = FailureClass  # noqa: Y015
 
 class _Outcome:
@@ -400,24 +432,145 @@ class DnsInfo(_message.Message):
     ADDRESSES_FIELD_NUMBER: _builtins.int
     RESOLVER_FIELD_NUMBER: _builtins.int
     RCODE_FIELD_NUMBER: _builtins.int
+    AUTHENTICATED_DATA_FIELD_NUMBER: _builtins.int
+    DNSSEC_FIELD_NUMBER: _builtins.int
+    DNSSEC_CHAIN_FIELD_NUMBER: _builtins.int
     resolver: _builtins.str
     rcode: _builtins.str
+    authenticated_data: _builtins.bool
+    """The AD (authenticated data) bit of the resolver's answer, as the resolver set it."""
+    dnssec: _builtins.str
+    """With DNSSEC on: "secure", "insecure" or "bogus" as judged by the agent itself from its trust
+    anchor; empty when DNSSEC was not asked for.
+    """
     @_builtins.property
     def addresses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def dnssec_chain(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The zones of the chain of trust walked, anchor first (e.g. ".", "test.", "shop.test.")."""
+
     def __init__(
         self,
         *,
         addresses: _abc.Iterable[_builtins.str] | None = ...,
         resolver: _builtins.str = ...,
         rcode: _builtins.str = ...,
+        authenticated_data: _builtins.bool = ...,
+        dnssec: _builtins.str = ...,
+        dnssec_chain: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "rcode", b"rcode", "resolver", b"resolver"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["addresses", b"addresses", "authenticated_data", b"authenticated_data", "dnssec", b"dnssec", "dnssec_chain", b"dnssec_chain", "rcode", b"rcode", "resolver", b"resolver"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DnsInfo: _TypeAlias = DnsInfo  # noqa: Y015
+
+@_typing.final
+class TcpInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOTE_ADDR_FIELD_NUMBER: _builtins.int
+    BANNER_FIELD_NUMBER: _builtins.int
+    TLS_FIELD_NUMBER: _builtins.int
+    remote_addr: _builtins.str
+    """ip:port that accepted the connection"""
+    banner: _builtins.str
+    """What the server sent back (after `send`, if any), up to the first match of `expect` or
+    the read cap; decoded as UTF-8 with replacement.
+    """
+    tls: _builtins.bool
+    def __init__(
+        self,
+        *,
+        remote_addr: _builtins.str = ...,
+        banner: _builtins.str = ...,
+        tls: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["banner", b"banner", "remote_addr", b"remote_addr", "tls", b"tls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TcpInfo: _TypeAlias = TcpInfo  # noqa: Y015
+
+@_typing.final
+class GrpcInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_FIELD_NUMBER: _builtins.int
+    SERVING_STATUS_FIELD_NUMBER: _builtins.int
+    RPC_CODE_FIELD_NUMBER: _builtins.int
+    REMOTE_ADDR_FIELD_NUMBER: _builtins.int
+    service: _builtins.str
+    """as asked; empty = the server as a whole"""
+    serving_status: _builtins.str
+    """SERVING, NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN; empty if no answer"""
+    rpc_code: _builtins.str
+    """grpc status code name of the call, e.g. OK, UNAVAILABLE"""
+    remote_addr: _builtins.str
+    def __init__(
+        self,
+        *,
+        service: _builtins.str = ...,
+        serving_status: _builtins.str = ...,
+        rpc_code: _builtins.str = ...,
+        remote_addr: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["remote_addr", b"remote_addr", "rpc_code", b"rpc_code", "service", b"service", "serving_status", b"serving_status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrpcInfo: _TypeAlias = GrpcInfo  # noqa: Y015
+
+@_typing.final
+class IcmpInfo(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REMOTE_ADDR_FIELD_NUMBER: _builtins.int
+    SOCKET_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    RECEIVED_FIELD_NUMBER: _builtins.int
+    LOSS_RATIO_FIELD_NUMBER: _builtins.int
+    RTT_MIN_MS_FIELD_NUMBER: _builtins.int
+    RTT_AVG_MS_FIELD_NUMBER: _builtins.int
+    RTT_MAX_MS_FIELD_NUMBER: _builtins.int
+    RTT_STDDEV_MS_FIELD_NUMBER: _builtins.int
+    remote_addr: _builtins.str
+    socket: _builtins.str
+    """"dgram" (unprivileged ping socket) or "raw" """
+    sent: _builtins.int
+    received: _builtins.int
+    loss_ratio: _builtins.float
+    """0..1"""
+    rtt_min_ms: _builtins.float
+    rtt_avg_ms: _builtins.float
+    rtt_max_ms: _builtins.float
+    rtt_stddev_ms: _builtins.float
+    def __init__(
+        self,
+        *,
+        remote_addr: _builtins.str = ...,
+        socket: _builtins.str = ...,
+        sent: _builtins.int = ...,
+        received: _builtins.int = ...,
+        loss_ratio: _builtins.float = ...,
+        rtt_min_ms: _builtins.float = ...,
+        rtt_avg_ms: _builtins.float = ...,
+        rtt_max_ms: _builtins.float = ...,
+        rtt_stddev_ms: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["loss_ratio", b"loss_ratio", "received", b"received", "remote_addr", b"remote_addr", "rtt_avg_ms", b"rtt_avg_ms", "rtt_max_ms", b"rtt_max_ms", "rtt_min_ms", b"rtt_min_ms", "rtt_stddev_ms", b"rtt_stddev_ms", "sent", b"sent", "socket", b"socket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IcmpInfo: _TypeAlias = IcmpInfo  # noqa: Y015
 
 @_typing.final
 class ProbeResult(_message.Message):
@@ -439,6 +592,9 @@ class ProbeResult(_message.Message):
     TLS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
     DNS_FIELD_NUMBER: _builtins.int
+    TCP_FIELD_NUMBER: _builtins.int
+    GRPC_FIELD_NUMBER: _builtins.int
+    ICMP_FIELD_NUMBER: _builtins.int
     check_id: _builtins.str
     agent_id: _builtins.str
     region: _builtins.str
@@ -447,7 +603,7 @@ class ProbeResult(_message.Message):
     idempotency key of a result.
     """
     probe: _builtins.str
-    """registry key: http, tls, page, dns"""
+    """registry key: http, tls, page, dns, tcp, grpc, icmp"""
     target: _builtins.str
     outcome: Global___Outcome.ValueType
     failure_class: Global___FailureClass.ValueType
@@ -466,6 +622,12 @@ class ProbeResult(_message.Message):
     def page(self) -> Global___PageInfo: ...
     @_builtins.property
     def dns(self) -> Global___DnsInfo: ...
+    @_builtins.property
+    def tcp(self) -> Global___TcpInfo: ...
+    @_builtins.property
+    def grpc(self) -> Global___GrpcInfo: ...
+    @_builtins.property
+    def icmp(self) -> Global___IcmpInfo: ...
     def __init__(
         self,
         *,
@@ -485,10 +647,13 @@ class ProbeResult(_message.Message):
         tls: Global___TlsInfo | None = ...,
         page: Global___PageInfo | None = ...,
         dns: Global___DnsInfo | None = ...,
+        tcp: Global___TcpInfo | None = ...,
+        grpc: Global___GrpcInfo | None = ...,
+        icmp: Global___IcmpInfo | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns", "http", b"http", "page", b"page", "started_at", b"started_at", "timings", b"timings", "tls", b"tls"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns", "grpc", b"grpc", "http", b"http", "icmp", b"icmp", "page", b"page", "started_at", b"started_at", "tcp", b"tcp", "timings", b"timings", "tls", b"tls"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "check_id", b"check_id", "dns", b"dns", "error", b"error", "failure_class", b"failure_class", "failure_host", b"failure_host", "http", b"http", "outcome", b"outcome", "page", b"page", "probe", b"probe", "region", b"region", "seq", b"seq", "started_at", b"started_at", "target", b"target", "timings", b"timings", "tls", b"tls"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agent_id", b"agent_id", "check_id", b"check_id", "dns", b"dns", "error", b"error", "failure_class", b"failure_class", "failure_host", b"failure_host", "grpc", b"grpc", "http", b"http", "icmp", b"icmp", "outcome", b"outcome", "page", b"page", "probe", b"probe", "region", b"region", "seq", b"seq", "started_at", b"started_at", "target", b"target", "tcp", b"tcp", "timings", b"timings", "tls", b"tls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -621,6 +786,112 @@ class TlsOptions(_message.Message):
 Global___TlsOptions: _TypeAlias = TlsOptions  # noqa: Y015
 
 @_typing.final
+class TcpOptions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TLS_FIELD_NUMBER: _builtins.int
+    SEND_FIELD_NUMBER: _builtins.int
+    EXPECT_FIELD_NUMBER: _builtins.int
+    MAX_BANNER_BYTES_FIELD_NUMBER: _builtins.int
+    tls: _builtins.bool
+    """handshake after connecting; chain judged as by the tls probe"""
+    send: _builtins.str
+    """sent once connected (escapes \\r \\n \\t as in the CLI)"""
+    expect: _builtins.str
+    """regex the received text must match (Python re, search)"""
+    max_banner_bytes: _builtins.int
+    """read cap; default 4096"""
+    def __init__(
+        self,
+        *,
+        tls: _builtins.bool = ...,
+        send: _builtins.str = ...,
+        expect: _builtins.str = ...,
+        max_banner_bytes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expect", b"expect", "max_banner_bytes", b"max_banner_bytes", "send", b"send", "tls", b"tls"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TcpOptions: _TypeAlias = TcpOptions  # noqa: Y015
+
+@_typing.final
+class GrpcOptions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERVICE_FIELD_NUMBER: _builtins.int
+    PLAINTEXT_FIELD_NUMBER: _builtins.int
+    service: _builtins.str
+    """grpc.health.v1 service name; empty = the server"""
+    plaintext: _builtins.bool
+    """no TLS (h2c)"""
+    def __init__(
+        self,
+        *,
+        service: _builtins.str = ...,
+        plaintext: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["plaintext", b"plaintext", "service", b"service"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrpcOptions: _TypeAlias = GrpcOptions  # noqa: Y015
+
+@_typing.final
+class IcmpOptions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COUNT_FIELD_NUMBER: _builtins.int
+    PACKET_INTERVAL_FIELD_NUMBER: _builtins.int
+    count: _builtins.int
+    """echo requests; default 3"""
+    @_builtins.property
+    def packet_interval(self) -> _duration_pb2.Duration:
+        """between requests; default 200ms"""
+
+    def __init__(
+        self,
+        *,
+        count: _builtins.int = ...,
+        packet_interval: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["packet_interval", b"packet_interval"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["count", b"count", "packet_interval", b"packet_interval"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IcmpOptions: _TypeAlias = IcmpOptions  # noqa: Y015
+
+@_typing.final
+class DnsOptions(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DNSSEC_FIELD_NUMBER: _builtins.int
+    TRUST_ANCHOR_FIELD_NUMBER: _builtins.int
+    dnssec: _builtins.bool
+    """validate the chain of trust; unsigned is dns_insecure"""
+    trust_anchor: _builtins.str
+    """DS or DNSKEY records in zone-file text (one per line, owner first); empty = the root KSK."""
+    def __init__(
+        self,
+        *,
+        dnssec: _builtins.bool = ...,
+        trust_anchor: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dnssec", b"dnssec", "trust_anchor", b"trust_anchor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DnsOptions: _TypeAlias = DnsOptions  # noqa: Y015
+
+@_typing.final
 class PageOptions(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -727,11 +998,15 @@ class CheckSpec(_message.Message):
     TLS_FIELD_NUMBER: _builtins.int
     PAGE_FIELD_NUMBER: _builtins.int
     VERDICT_FIELD_NUMBER: _builtins.int
+    TCP_FIELD_NUMBER: _builtins.int
+    GRPC_FIELD_NUMBER: _builtins.int
+    ICMP_FIELD_NUMBER: _builtins.int
+    DNS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     probe: _builtins.str
-    """http | tls | page | dns"""
+    """http | tls | page | dns | tcp | grpc | icmp"""
     target: _builtins.str
-    """URL for http/page, host:port for tls, host for dns"""
+    """URL for http/page, host:port for tls/tcp/grpc, host for dns/icmp"""
     dns_server: _builtins.str
     """host:port; empty: the system resolver"""
     ip_version: _builtins.str
@@ -756,6 +1031,14 @@ class CheckSpec(_message.Message):
     def page(self) -> Global___PageOptions: ...
     @_builtins.property
     def verdict(self) -> Global___VerdictOptions: ...
+    @_builtins.property
+    def tcp(self) -> Global___TcpOptions: ...
+    @_builtins.property
+    def grpc(self) -> Global___GrpcOptions: ...
+    @_builtins.property
+    def icmp(self) -> Global___IcmpOptions: ...
+    @_builtins.property
+    def dns(self) -> Global___DnsOptions: ...
     def __init__(
         self,
         *,
@@ -772,10 +1055,14 @@ class CheckSpec(_message.Message):
         tls: Global___TlsOptions | None = ...,
         page: Global___PageOptions | None = ...,
         verdict: Global___VerdictOptions | None = ...,
+        tcp: Global___TcpOptions | None = ...,
+        grpc: Global___GrpcOptions | None = ...,
+        icmp: Global___IcmpOptions | None = ...,
+        dns: Global___DnsOptions | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["http", b"http", "interval", b"interval", "page", b"page", "timeout", b"timeout", "tls", b"tls", "verdict", b"verdict"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns", "grpc", b"grpc", "http", b"http", "icmp", b"icmp", "interval", b"interval", "page", b"page", "tcp", b"tcp", "timeout", b"timeout", "tls", b"tls", "verdict", b"verdict"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dns_server", b"dns_server", "http", b"http", "id", b"id", "interval", b"interval", "ip_version", b"ip_version", "page", b"page", "probe", b"probe", "regions", b"regions", "resolve", b"resolve", "target", b"target", "timeout", b"timeout", "tls", b"tls", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dns", b"dns", "dns_server", b"dns_server", "grpc", b"grpc", "http", b"http", "icmp", b"icmp", "id", b"id", "interval", b"interval", "ip_version", b"ip_version", "page", b"page", "probe", b"probe", "regions", b"regions", "resolve", b"resolve", "target", b"target", "tcp", b"tcp", "timeout", b"timeout", "tls", b"tls", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

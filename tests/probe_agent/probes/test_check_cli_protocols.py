@@ -1,0 +1,68 @@
+"""`probe-agent check tcp|grpc|icmp|dns --dnssec` as real subprocesses: the one-shot contract forms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.probe_agent.probes.conftest import Pki
+from tests.probe_agent.probes.servers import closed_port, serving
+from tests.probe_agent.probes.test_check_cli import _agent
+from tests.probe_agent.probes.test_tcp import smtp_like
+
+
+def test_tcp_send_expect_exits_0_with_json() -> None:
+    with serving(smtp_like) as server:
+        proc = _agent(
+            "check", "tcp", f"127.0.0.1:{server.port}", "--send", r"PING\r\n", "--expect", r"\+PONG", "--json"
+        )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["outcome"] == "OUTCOME_SUCCESS"
+    assert "+PONG" in result["tcp"]["banner"]
+
+
+def test_tcp_tls_mismatch_exits_1_and_prints_the_banner(pki: Pki, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(pki.ca_pem)
+    context = pki.leaf("tcp.test").server_context(tmp_path, "ok")
+    with serving(smtp_like, context) as server:
+        proc = _agent(
+            "check", "tcp", f"tcp.test:{server.port}", "--tls", "--expect", "^SSH", "--ca", str(ca),
+            "--resolve", "tcp.test:127.0.0.1", "--timeout", "2",
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "tcp_expect_failed" in proc.stdout
+    assert "received: '220 banner.test" in proc.stdout
+    assert "tls: TLS" in proc.stdout and "verified" in proc.stdout
+
+
+def test_tcp_refused_exits_1() -> None:
+    proc = _agent("check", "tcp", f"127.0.0.1:{closed_port()}")
+    assert proc.returncode == 1
+    assert "tcp_refused" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["check", "tcp", "127.0.0.1"], "a tcp check needs host:port"),
+        (["check", "grpc", "localhost"], "a grpc check needs host:port"),
+        (["check", "icmp", "127.0.0.1", "--count", "0"], "--count 0: must be 1..100"),
+        (["check", "dns", "x.test", "--dnssec", "--trust-anchor", "/nonexistent"], "cannot read"),
+    ],
+)
+def test_protocol_usage_errors_exit_2(args: list[str], message: str) -> None:
+    proc = _agent(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+
+
+def test_trust_anchor_that_is_not_ds_or_dnskey_exits_2(tmp_path: Path) -> None:
+    anchor = tmp_path / "anchor.txt"
+    anchor.write_text("example. 60 IN A 127.0.0.1\n")
+    proc = _agent("check", "dns", "example", "--dnssec", "--trust-anchor", str(anchor))
+    assert proc.returncode == 2
+    assert "only DS and DNSKEY records anchor trust" in proc.stderr
