@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probe_agent.probes import dns, http, page, tcp, tls
+from probe_agent.probes import dns, grpchealth, http, page, tcp, tls
 from probe_agent.probes.base import ProbeFn
 
 PROBE_TYPES: dict[str, ProbeFn] = {
@@ -11,4 +11,5 @@ PROBE_TYPES: dict[str, ProbeFn] = {
     "page": page.probe,
     "dns": dns.probe,
     "tcp": tcp.probe,
+    "grpc": grpchealth.probe,
 }

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.probe_agent.probes.conftest import Pki
+from tests.probe_agent.probes.grpc_servers import NOT_SERVING, SERVING, grpc_server
 from tests.probe_agent.probes.servers import closed_port, serving
 from tests.probe_agent.probes.test_check_cli import _agent
 from tests.probe_agent.probes.test_tcp import smtp_like
@@ -43,6 +44,28 @@ def test_tcp_refused_exits_1() -> None:
     proc = _agent("check", "tcp", f"127.0.0.1:{closed_port()}")
     assert proc.returncode == 1
     assert "tcp_refused" in proc.stdout
+
+
+def test_grpc_service_not_serving_exits_1_and_serving_exits_0() -> None:
+    with grpc_server({"": SERVING, "shop.Cart": NOT_SERVING}) as port:
+        bad = _agent("check", "grpc", f"127.0.0.1:{port}", "--plaintext", "--service", "shop.Cart")
+        good = _agent("check", "grpc", f"127.0.0.1:{port}", "--plaintext", "--json")
+    assert bad.returncode == 1, bad.stderr
+    assert "grpc_not_serving" in bad.stdout
+    assert "health of shop.Cart: NOT_SERVING" in bad.stdout
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["grpc"]["serving_status"] == "SERVING"
+
+
+def test_grpc_tls_with_ca_file_exits_0(pki: Pki, tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_text(pki.ca_pem)
+    with grpc_server(tls=pki.leaf("grpc.test")) as port:
+        proc = _agent(
+            "check", "grpc", f"grpc.test:{port}", "--ca", str(ca), "--resolve", "grpc.test:127.0.0.1"
+        )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verified" in proc.stdout and "SERVING" in proc.stdout
 
 
 @pytest.mark.parametrize(
