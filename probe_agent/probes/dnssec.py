@@ -1,13 +1,33 @@
 """DNSSEC validation of a dns probe's answer, by the agent itself, from a trust anchor.
 
+The resolver's AD bit is recorded but never believed: the agent walks the chain of trust
+itself, with dnspython's `dns.dnssec.validate` checking every signature, from the anchor down
+to the zone that signed the answer:
+
+    anchor (DS or DNSKEY) -> DNSKEY of the anchor zone (self-signed by an anchored key)
+      -> DS of the child, signed by the parent's DNSKEY -> DNSKEY of the child ... -> answer RRSIG
+
+Verdicts: `secure` (every link validates), `bogus` (a signature or a DS/DNSKEY link fails, a
+signed zone's data arrives unsigned, or no chain reaches the anchor), `insecure` (the answer is
+unsigned and a signed NSEC/NSEC3 record of the parent proves that its zone has no DS: a
+deliberately unsigned zone). Denial of existence (NXDOMAIN) is reported as such, not validated.
+
 Trust anchors are DS or DNSKEY records in zone-file text; the default is the root zone's KSKs
 (KSK-2017 and KSK-2024, from IANA's root-anchors.xml).
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import dns.dnssec
 import dns.exception
+import dns.flags
+import dns.message
 import dns.name
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.zonefile
@@ -16,6 +36,11 @@ ROOT_TRUST_ANCHOR = """\
 . IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D
 . IN DS 38696 8 2 683D2D0ACB8C9B712A1948B27F741219298D0A450D612C483AF444A4C0FB2B16
 """
+SECURE, INSECURE, BOGUS = "secure", "insecure", "bogus"
+# A chain deeper than this is a loop or a hostile resolver, not a real hierarchy.
+MAX_CHAIN_DEPTH = 16
+
+Query = Callable[[dns.name.Name, dns.rdatatype.RdataType], Awaitable[dns.message.Message]]
 
 
 def parse_trust_anchor(text: str) -> list[dns.rrset.RRset]:
@@ -28,7 +53,193 @@ def parse_trust_anchor(text: str) -> list[dns.rrset.RRset]:
         raise ValueError("no DS or DNSKEY record in it")
     for rrset in rrsets:
         if rrset.rdtype not in (dns.rdatatype.DS, dns.rdatatype.DNSKEY):
-            raise ValueError(
-                f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)}: only DS and DNSKEY records anchor trust"
-            )
+            kind = dns.rdatatype.to_text(rrset.rdtype)
+            raise ValueError(f"{rrset.name} {kind}: only DS and DNSKEY records anchor trust")
     return rrsets
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: str
+    chain: tuple[str, ...]  # zones whose keys were trusted, anchor first
+    reason: str = ""
+
+
+class _Bogus(Exception):
+    pass
+
+
+class _Insecure(Exception):
+    pass
+
+
+@dataclass
+class Validator:
+    """Validates the answers of one probe; the DNSKEYs it trusts are kept for the probe's other answers."""
+
+    query: Query
+    anchors: list[dns.rrset.RRset]
+    now: float = field(default_factory=time.time)
+    _keys: dict[dns.name.Name, dns.rrset.RRset] = field(default_factory=dict)
+    _chain: list[str] = field(default_factory=list)
+
+    async def validate(self, response: dns.message.Message) -> Verdict:
+        """The verdict on every rrset of the answer section (an empty answer has nothing to judge)."""
+        try:
+            for rrset in response.answer:
+                if rrset.rdtype != dns.rdatatype.RRSIG:
+                    await self._validate_rrset(rrset, _signatures(response.answer, rrset))
+        except _Bogus as exc:
+            return Verdict(BOGUS, tuple(self._chain), str(exc))
+        except _Insecure as exc:
+            return Verdict(INSECURE, tuple(self._chain), str(exc))
+        return Verdict(SECURE, tuple(self._chain))
+
+    async def _validate_rrset(self, rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None) -> None:
+        if sigs is None:
+            await self._prove_unsigned(rrset.name)
+            return
+        signer = _signer(sigs)
+        if not rrset.name.is_subdomain(signer):
+            raise _Bogus(f"{rrset.name} signed by {signer}, which is not one of its zones")
+        _check(rrset, sigs, signer, await self._trusted_keys(signer, 0), self.now)
+
+    async def _trusted_keys(self, zone: dns.name.Name, depth: int) -> dns.rrset.RRset:
+        """The DNSKEY rrset of `zone`, validated from the anchor down."""
+        known = self._keys.get(zone)
+        if known is not None:
+            return known
+        if depth > MAX_CHAIN_DEPTH:
+            raise _Bogus(f"chain of trust deeper than {MAX_CHAIN_DEPTH} zones at {zone}")
+        response = await self.query(zone, dns.rdatatype.DNSKEY)
+        dnskeys = _find(response, zone, dns.rdatatype.DNSKEY)
+        if dnskeys is None:
+            raise _Bogus(f"no DNSKEY for {zone}")
+        sigs = _signatures(response.answer, dnskeys)
+        if sigs is None:
+            raise _Bogus(f"DNSKEY of {zone} is not signed")
+        anchored = self._anchor_keys(zone, dnskeys)
+        if anchored is None:
+            if zone == dns.name.root:
+                raise _Bogus("no chain of trust reaches the trust anchor (root reached)")
+            anchored = await self._keys_from_ds(zone, dnskeys, depth)
+        _check(dnskeys, sigs, zone, anchored, self.now)
+        self._keys[zone] = dnskeys
+        self._chain.append(zone.to_text())
+        return dnskeys
+
+    def _anchor_keys(self, zone: dns.name.Name, dnskeys: dns.rrset.RRset) -> dns.rrset.RRset | None:
+        """The keys of `dnskeys` a trust anchor for `zone` vouches for; None if no anchor names zone."""
+        anchors = [a for a in self.anchors if a.name == zone]
+        if not anchors:
+            return None
+        vouched = [k for k in dnskeys if any(_vouches(a, zone, k) for a in anchors)]
+        if not vouched:
+            raise _Bogus(f"no DNSKEY of {zone} matches the trust anchor")
+        return _rrset(zone, dnskeys.ttl, vouched)
+
+    async def _keys_from_ds(
+        self, zone: dns.name.Name, dnskeys: dns.rrset.RRset, depth: int
+    ) -> dns.rrset.RRset:
+        response = await self.query(zone, dns.rdatatype.DS)
+        ds = _find(response, zone, dns.rdatatype.DS)
+        if ds is None:
+            raise _Bogus(f"{zone} has DNSKEYs but no DS in its parent")
+        sigs = _signatures(response.answer, ds)
+        if sigs is None:
+            raise _Bogus(f"DS of {zone} is not signed")
+        parent = _signer(sigs)
+        if parent == zone or not zone.is_subdomain(parent):
+            raise _Bogus(f"DS of {zone} signed by {parent}, which is not its parent")
+        _check(ds, sigs, parent, await self._trusted_keys(parent, depth + 1), self.now)
+        vouched = [k for k in dnskeys if _vouches(ds, zone, k)]
+        if not vouched:
+            raise _Bogus(f"no DNSKEY of {zone} matches its DS")
+        return _rrset(zone, dnskeys.ttl, vouched)
+
+    async def _prove_unsigned(self, name: dns.name.Name) -> None:
+        """Insecure if a validated NSEC/NSEC3 of the parent says the zone of `name` has no DS; else bogus."""
+        zone = await self._zone_of(name)
+        response = await self.query(zone, dns.rdatatype.DS)
+        if _find(response, zone, dns.rdatatype.DS) is not None:
+            raise _Bogus(f"{name} is unsigned but its zone {zone} has a DS (signatures stripped?)")
+        for rrset in response.authority:
+            if rrset.rdtype not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3) or not _denies_ds(rrset, zone):
+                continue
+            sigs = _signatures(response.authority, rrset)
+            if sigs is None:
+                break
+            parent = _signer(sigs)
+            _check(rrset, sigs, parent, await self._trusted_keys(parent, 1), self.now)
+            raise _Insecure(f"{zone} is an unsigned zone (no DS, proven by {parent})")
+        raise _Bogus(f"{name} is unsigned and nothing proves its zone {zone} has no DS")
+
+    async def _zone_of(self, name: dns.name.Name) -> dns.name.Name:
+        """The apex of the zone holding `name`: the owner of the SOA the resolver returns for it."""
+        response = await self.query(name, dns.rdatatype.SOA)
+        for rrset in [*response.answer, *response.authority]:
+            if rrset.rdtype == dns.rdatatype.SOA and name.is_subdomain(rrset.name):
+                return rrset.name
+        raise _Bogus(f"no SOA found for the zone of {name}")
+
+
+def _check(
+    rrset: dns.rrset.RRset, sigs: dns.rrset.RRset, signer: dns.name.Name, keys: dns.rrset.RRset, now: float
+) -> None:
+    try:
+        dns.dnssec.validate(rrset, sigs, {signer: keys}, now=now)
+    except dns.exception.ValidationFailure as exc:
+        kind = dns.rdatatype.to_text(rrset.rdtype)
+        raise _Bogus(f"{rrset.name} {kind}: signature by {signer} does not validate: {exc}") from exc
+    except dns.exception.DNSException as exc:  # an unsupported algorithm, a malformed record
+        raise _Bogus(f"{rrset.name}: cannot validate: {exc}") from exc
+
+
+def _vouches(anchor: dns.rrset.RRset, zone: dns.name.Name, key: dns.rdata.Rdata) -> bool:
+    """Whether a DS or DNSKEY anchor rrset names this DNSKEY (DS: same digest of it)."""
+    if anchor.rdtype == dns.rdatatype.DNSKEY:
+        return key in anchor
+    for ds in anchor:
+        try:
+            if dns.dnssec.make_ds(zone, key, ds.digest_type) == ds:
+                return True
+        except (dns.exception.UnsupportedAlgorithm, ValueError):
+            continue
+    return False
+
+
+def _denies_ds(rrset: dns.rrset.RRset, zone: dns.name.Name) -> bool:
+    """An NSEC owned by zone, or an NSEC3 whose hashed owner is zone, whose type bitmap has no DS."""
+    for rdata in rrset:
+        types = rdata.to_text().split()
+        if rrset.rdtype == dns.rdatatype.NSEC:
+            return rrset.name == zone and "DS" not in types[1:]
+        hashed = dns.dnssec.nsec3_hash(zone, rdata.salt, rdata.iterations, rdata.algorithm)
+        return rrset.name.labels[0].decode().upper() == hashed and "DS" not in types[5:]
+    return False
+
+
+def _find(response: dns.message.Message, name: dns.name.Name, rdtype: int) -> dns.rrset.RRset | None:
+    for rrset in response.answer:
+        if rrset.name == name and rrset.rdtype == rdtype:
+            return rrset
+    return None
+
+
+def _signatures(section: list[dns.rrset.RRset], rrset: dns.rrset.RRset) -> dns.rrset.RRset | None:
+    for sigs in section:
+        if sigs.rdtype == dns.rdatatype.RRSIG and sigs.covers == rrset.rdtype and sigs.name == rrset.name:
+            return sigs
+    return None
+
+
+def _signer(sigs: dns.rrset.RRset) -> dns.name.Name:
+    signer: dns.name.Name = next(iter(sigs)).signer
+    return signer
+
+
+def _rrset(name: dns.name.Name, ttl: int, rdatas: list[dns.rdata.Rdata]) -> dns.rrset.RRset:
+    rrset = dns.rrset.RRset(name, dns.rdataclass.IN, dns.rdatatype.DNSKEY)
+    for rdata in rdatas:
+        rrset.add(rdata, ttl)
+    return rrset

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.probe_agent.probes.conftest import Pki
+from tests.probe_agent.probes.dnssec_zones import SignedDnsServer, make_zones
 from tests.probe_agent.probes.grpc_servers import NOT_SERVING, SERVING, grpc_server
 from tests.probe_agent.probes.servers import closed_port, serving
 from tests.probe_agent.probes.test_check_cli import _agent
@@ -89,3 +90,30 @@ def test_trust_anchor_that_is_not_ds_or_dnskey_exits_2(tmp_path: Path) -> None:
     proc = _agent("check", "dns", "example", "--dnssec", "--trust-anchor", str(anchor))
     assert proc.returncode == 2
     assert "only DS and DNSKEY records anchor trust" in proc.stderr
+
+
+def test_dnssec_secure_exits_0_and_bogus_exits_1(tmp_path: Path) -> None:
+    zones = make_zones()
+    anchor = tmp_path / "anchor.txt"
+    anchor.write_text(zones.trust_anchor())
+    server = SignedDnsServer(zones.zones)
+    try:
+        args = [
+            "--dnssec",
+            "--trust-anchor",
+            str(anchor),
+            "--dns-server",
+            server.address,
+            "--ip-version",
+            "4",
+        ]
+        good = _agent("check", "dns", "www.secure.test", *args)
+        bad = _agent("check", "dns", "bogus.secure.test", *args, "--json")
+    finally:
+        server.close()
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert "dnssec: secure (chain test. -> secure.test.; resolver AD bit set)" in good.stdout
+    assert bad.returncode == 1
+    result = json.loads(bad.stdout)
+    assert result["failure_class"] == "DNS_BOGUS"
+    assert result["dns"]["dnssec"] == "bogus"
