@@ -48,7 +48,7 @@ from collector.errors import ConfigError
 from collector.maintenance import Window, parse_windows
 from probenet.v1.probe_pb2 import CheckSpec
 
-PROBE_TYPES = frozenset({"http", "tls", "page", "dns", "tcp", "grpc"})
+PROBE_TYPES = frozenset({"http", "tls", "page", "dns", "tcp", "grpc", "icmp"})
 DEFAULT_STORE_DIR = "probenet-data"
 STORE_URL_ENV = "PROBENET_STORE_URL"
 API_TOKEN_ENV = "PROBENET_API_TOKEN"

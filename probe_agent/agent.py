@@ -13,9 +13,10 @@ from probe_agent.limits import cap_result
 from probe_agent.metrics import AgentMetrics, LiveSources
 from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.context import ProbeContext
+from probe_agent.probes.icmp import IcmpNotPermitted, require_icmp
 from probe_agent.scheduler import Scheduler
 from probe_agent.spool import Spool
-from probenet.v1.probe_pb2 import ProbeResult
+from probenet.v1.probe_pb2 import CheckSpec, ProbeResult
 from probenet.v1.stream_pb2 import CheckConfig
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,7 @@ DRAIN_S = 3.0
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
+        self.unavailable = _unavailable_probes(config.checks)
         self.spool = Spool(config.spool.dir, config.spool.max_results, config.spool.max_bytes)
         self.context = ProbeContext(dns_server=config.dns_server)
         self.scheduler = Scheduler(self.context, self._accept, config.max_concurrency)
@@ -35,7 +37,7 @@ class Agent:
             collector=config.collector,
             agent_id=config.agent_id,
             region=config.region,
-            capabilities=tuple(sorted(PROBE_TYPES)),
+            capabilities=tuple(sorted(set(PROBE_TYPES) - set(self.unavailable))),
             batch_size=config.batch_size,
             insecure=config.insecure,
             ca_file=config.tls.ca,
@@ -73,7 +75,10 @@ class Agent:
         source = "local checks" if config.use_local_checks else f"central config {version}"
         log.info("applying %s: %d checks", source, len(checks))
         self.config_version = version
-        self.scheduler.set_checks(checks)
+        for probe in sorted({c.probe for c in checks} & set(self.unavailable)):
+            ids = ", ".join(c.id for c in checks if c.probe == probe)
+            log.error("not running %s checks %s: %s", probe, ids, self.unavailable[probe])
+        self.scheduler.set_checks([c for c in checks if c.probe not in self.unavailable])
 
     async def run(self, stop: asyncio.Event) -> None:
         if self.config.insecure:
@@ -94,6 +99,22 @@ class Agent:
         self.spool.close()
         self.metrics.close()
         log.info("agent stopped; %d results left in the spool for next time", self.spool.depth)
+
+
+def _unavailable_probes(local_checks: tuple[CheckSpec, ...]) -> dict[str, str]:
+    """Probe types this process may not run, with why; said once at start, not in every result.
+
+    A local check of such a type is a start-up error (IcmpNotPermitted); centrally pushed ones
+    are left out of the hello's capabilities and not scheduled.
+    """
+    try:
+        require_icmp()
+    except IcmpNotPermitted as exc:
+        if any(c.probe == "icmp" for c in local_checks):
+            raise
+        log.error("%s", exc)
+        return {"icmp": str(exc)}
+    return {}
 
 
 async def run_agent(config: AgentConfig) -> None:

@@ -23,12 +23,13 @@ from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.base import run_probe
 from probe_agent.probes.context import ProbeContext, is_ip
 from probe_agent.probes.dnssec import parse_trust_anchor
+from probe_agent.probes.icmp import MAX_COUNT as MAX_ICMP_COUNT
+from probe_agent.probes.icmp import require_icmp
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_TIMEOUT_S = 10.0
-MAX_ICMP_COUNT = 100
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
@@ -110,6 +111,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _check(args: argparse.Namespace) -> int:
     spec = check_from_mapping(_check_mapping(args), "<command line>", "check")
+    if spec.probe == "icmp":
+        require_icmp()
     result = run_async(run_probe(PROBE_TYPES[spec.probe], spec, ProbeContext()))
     print(format_result(result, as_json=args.json))
     return EXIT_OK if result.outcome == Outcome.OUTCOME_SUCCESS else EXIT_FAILED

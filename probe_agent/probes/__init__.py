@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from probe_agent.probes import dns, grpchealth, http, page, tcp, tls
+from probe_agent.probes import dns, grpchealth, http, icmp, page, tcp, tls
 from probe_agent.probes.base import ProbeFn
 
 PROBE_TYPES: dict[str, ProbeFn] = {
@@ -12,4 +12,5 @@ PROBE_TYPES: dict[str, ProbeFn] = {
     "dns": dns.probe,
     "tcp": tcp.probe,
     "grpc": grpchealth.probe,
+    "icmp": icmp.probe,
 }

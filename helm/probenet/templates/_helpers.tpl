@@ -289,14 +289,21 @@ checks: {{ .Values.agents.checks | toJson }}
 
 {{/* Pod-level bits shared by the collector and the agents. */}}
 {{- define "probenet.podCommon" -}}
-serviceAccountName: {{ include "probenet.serviceAccountName" . }}
-automountServiceAccountToken: {{ .Values.serviceAccount.automountServiceAccountToken }}
-{{- with .Values.imagePullSecrets }}
+{{- /* Called with the root context, or (list $ extraPodSecurityContext) to add fields such as sysctls. */ -}}
+{{- $root := . }}
+{{- $extra := dict }}
+{{- if kindIs "slice" . }}
+{{- $root = index . 0 }}
+{{- $extra = index . 1 }}
+{{- end }}
+serviceAccountName: {{ include "probenet.serviceAccountName" $root }}
+automountServiceAccountToken: {{ $root.Values.serviceAccount.automountServiceAccountToken }}
+{{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 securityContext:
-  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+  {{- toYaml (merge (dict) $extra $root.Values.podSecurityContext) | nindent 2 }}
 {{- end }}
 
 {{/*
