@@ -28,11 +28,11 @@ import h2.events
 import h2.exceptions
 from grpc_health.v1 import health_pb2
 
-from probe_agent.probes import eyeballs
+from probe_agent.probes import netio
 from probe_agent.probes.base import fail, set_phase
 from probe_agent.probes.context import ProbeContext, elapsed_ms
 from probe_agent.probes.failures import ProbeFailure
-from probe_agent.probes.tls import fail_unless_trusted, parse_target, start_tls
+from probe_agent.probes.tls import fail_unless_trusted, open_socket, parse_target, start_tls
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass, Outcome, ProbeResult
 
 CHECK_PATH = "/grpc.health.v1.Health/Check"
@@ -69,8 +69,8 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
     opts = spec.grpc
     result.failure_host = host
     result.grpc.service = opts.service
-    sock = await eyeballs.open_socket(host, port, spec, ctx, result)
-    result.grpc.remote_addr = eyeballs.peer(sock)
+    sock = await open_socket(host, port, spec, ctx, result)
+    result.grpc.remote_addr = netio.format_peer(sock)
     if opts.plaintext:
         reader, writer = await asyncio.open_connection(sock=sock)
     else:

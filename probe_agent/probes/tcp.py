@@ -14,11 +14,11 @@ import asyncio
 import re
 import time
 
-from probe_agent.probes import eyeballs
+from probe_agent.probes import netio
 from probe_agent.probes.base import fail, set_phase
 from probe_agent.probes.context import ProbeContext, elapsed_ms
 from probe_agent.probes.failures import ProbeFailure
-from probe_agent.probes.tls import fail_unless_trusted, parse_target, start_tls
+from probe_agent.probes.tls import fail_unless_trusted, open_socket, parse_target, start_tls
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass, Outcome, ProbeResult
 
 DEFAULT_MAX_BANNER_BYTES = 4096
@@ -43,8 +43,8 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
     opts = spec.tcp
     expect = compile_expect(opts.expect) if opts.expect else None
     result.failure_host = host
-    sock = await eyeballs.open_socket(host, port, spec, ctx, result)
-    result.tcp.remote_addr = eyeballs.peer(sock)
+    sock = await open_socket(host, port, spec, ctx, result)
+    result.tcp.remote_addr = netio.format_peer(sock)
     result.tcp.tls = opts.tls
     if opts.tls:
         reader, writer, report = await start_tls(

@@ -12,7 +12,7 @@ import socket
 import time
 from urllib.parse import urlsplit
 
-from probe_agent.probes import eyeballs, netio
+from probe_agent.probes import netio
 from probe_agent.probes.base import fail, set_phase
 from probe_agent.probes.context import ProbeContext, elapsed_ms
 from probe_agent.probes.failures import ProbeFailure
@@ -40,11 +40,28 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
     host, port = parse_target(spec.target)
     server_name = spec.tls.server_name or host
     result.failure_host = host  # cleared below on success; kept if the deadline interrupts
-    sock = await eyeballs.open_socket(host, port, spec, ctx, result)
+    sock = await open_socket(host, port, spec, ctx, result)
     _, writer, report = await start_tls(sock, ctx, spec, result, server_name=server_name, alpn=TLS_PROBE_ALPN)
     writer.transport.abort()
     result.failure_host = ""
     fail_unless_trusted(result, report, spec, host)
+
+
+async def open_socket(
+    host: str, port: int, spec: CheckSpec, ctx: ProbeContext, result: ProbeResult
+) -> socket.socket:
+    """Resolve host through the check's resolver, then connect (happy eyeballs); both phases timed."""
+    set_phase("dns")
+    start = time.perf_counter()
+    addresses = await ctx.resolve(host, port, spec)
+    result.dns.addresses[:] = addresses
+    result.dns.resolver = ctx.resolver_label(host, spec)
+    result.timings.dns_ms = elapsed_ms(start)
+    set_phase("connect")
+    start = time.perf_counter()
+    sock = await netio.connect_happy(addresses, port)
+    result.timings.connect_ms = elapsed_ms(start)
+    return sock
 
 
 async def start_tls(

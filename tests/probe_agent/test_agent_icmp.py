@@ -12,6 +12,7 @@ import pytest
 from probe_agent.agent import Agent
 from probe_agent.config import check_from_mapping, config_from_mapping
 from probe_agent.probes import icmp
+from probenet.v1.stream_pb2 import CheckConfig
 
 
 @pytest.fixture
@@ -50,7 +51,7 @@ def test_pushed_icmp_checks_are_left_out_and_logged(
     ]
 
     async def push() -> list[str]:
-        agent._apply_central_config(pushed, "v2")
+        agent._apply_central_config(CheckConfig(version="v2", checks=pushed))
         scheduled = agent.scheduler.check_ids
         await agent.scheduler.stop()
         return scheduled

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from probe_agent.probes import eyeballs
+from probe_agent.probes import netio
 from probenet.v1.probe_pb2 import FailureClass, Outcome
 from tests.probe_agent.probes.certs import DAY, NOW
 from tests.probe_agent.probes.conftest import Pki, run_check
@@ -104,10 +104,10 @@ def test_happy_eyeballs_races_past_an_address_that_never_answers() -> None:
     with blackhole() as port, socket.socket() as live:
         live.bind(("127.0.0.2", port))
         live.listen(8)
-        sock = asyncio.run(eyeballs.connect(["127.0.0.1", "127.0.0.2"], port))
+        sock = asyncio.run(netio.connect_happy(["127.0.0.1", "127.0.0.2"], port))
         try:
             assert sock.getpeername() == ("127.0.0.2", port)
-            assert eyeballs.peer(sock) == f"127.0.0.2:{port}"
+            assert netio.format_peer(sock) == f"127.0.0.2:{port}"
         finally:
             sock.close()
 
@@ -117,7 +117,7 @@ def test_every_address_refused_is_tcp_refused() -> None:
     result = run_check("tcp", f"{HOST}:{port}", resolve=RESOLVE)
     assert result.failure_class == FailureClass.TCP_REFUSED
     with pytest.raises(ConnectionRefusedError):
-        asyncio.run(eyeballs.connect(["127.0.0.1", "127.0.0.3"], port))
+        asyncio.run(netio.connect_happy(["127.0.0.1", "127.0.0.3"], port))
 
 
 def test_tls_banner_with_chain_judged(pki: Pki, tmp_path: Path) -> None:
