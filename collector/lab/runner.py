@@ -76,6 +76,23 @@ EXAMPLE_QUERIES = (
 )
 
 
+def _require_icmp(scenario: Scenario) -> None:
+    """icmp checks need ping sockets or CAP_NET_RAW here: the agents would leave them out otherwise."""
+    checks = [c.id for c in scenario.checks if c.probe == "icmp"]
+    if not checks:
+        return
+    for sock_type in (socket.SOCK_DGRAM, socket.SOCK_RAW):
+        try:
+            socket.socket(socket.AF_INET, sock_type, socket.IPPROTO_ICMP).close()
+        except OSError:
+            continue
+        return
+    raise LabError(
+        f"icmp checks ({', '.join(checks)}) need unprivileged ping sockets on this machine "
+        "(sysctl net.ipv4.ping_group_range covering your group) or CAP_NET_RAW"
+    )
+
+
 class LabError(CollectorError):
     """The lab could not run (a process did not start, the API did not answer...)."""
 
@@ -253,6 +270,7 @@ class Lab:
 
     async def run(self) -> LabReport:
         try:
+            _require_icmp(self.scenario)
             await self._setup()
             await self._wait_for_agents()
             self.clock_start = time.monotonic()
@@ -332,7 +350,10 @@ class Lab:
             "http": f"{scheme}://{host}:{self.port}/",
             "page": f"{scheme}://{host}:{self.port}/",
             "tls": f"{host}:{self.port}",
+            "tcp": f"{host}:{self.port}",
+            "grpc": f"{host}:{self.port}",
             "dns": host,
+            "icmp": host,
         }[check.probe]
         interval = self.scenario.interval
         spec: dict[str, Any] = {

@@ -18,8 +18,9 @@ from collector.config import parse_seconds, read_yaml_mapping
 from collector.errors import ConfigError
 from probenet.v1.probe_pb2 import FailureClass
 
-TARGET_KINDS = ("http", "https", "page")
-PROBES = ("http", "tls", "page", "dns")
+# grpc: a grpc.health.v1 server over TLS (lab certificates, so certificate faults apply).
+TARGET_KINDS = ("http", "https", "page", "grpc")
+PROBES = ("http", "tls", "page", "dns", "tcp", "grpc", "icmp")
 # Faults that take a parameter after a colon, and those that take none.
 PARAM_FAULTS = ("http_status", "slow", "flap")
 PLAIN_FAULTS = (
@@ -33,6 +34,7 @@ PLAIN_FAULTS = (
     "dns_nxdomain",
     "agent_offline",
     "region_offline",
+    "grpc_not_serving",
 )
 _PARAM_NAMES = {"http_status": "code", "slow": "ms", "flap": "period"}
 CERT_FAULTS = ("cert_expired", "cert_not_yet_valid", "cert_wrong_host", "cert_untrusted")
@@ -350,6 +352,15 @@ def _checks(raw: object, targets: Mapping[str, Target], interval: float, file: s
             raise ConfigError(
                 file, f"{key}.probe", f"target {target!r} is plain http: a tls check needs https"
             )
+        kind = targets[target].kind
+        if probe == "grpc" and kind != "grpc":
+            raise ConfigError(
+                file, f"{key}.probe", f"target {target!r} is {kind}: a grpc check needs a grpc target"
+            )
+        if probe in ("http", "page") and kind == "grpc":
+            raise ConfigError(
+                file, f"{key}.probe", f"target {target!r} is grpc: check it with grpc, tcp, tls, dns or icmp"
+            )
         for option in spec:
             if option in ("interval", "regions", "resolve", "dns_server", "target"):
                 raise ConfigError(file, f"{key}.{option}", "set by the lab, not by the scenario")
@@ -414,6 +425,8 @@ def _faults(
             raise ConfigError(
                 file, f"{key}.fault", f"target {target!r} is plain http: no certificate to swap"
             )
+        if kind == "grpc_not_serving" and (not target or targets[target].kind != "grpc"):
+            raise ConfigError(file, f"{key}.target", "grpc_not_serving needs a grpc target")
         agents = _fault_agents(spec, regions, file, key)
         faults.append(Fault(i, kind, at, until, param, target, agents))
     return tuple(faults)

@@ -1,4 +1,4 @@
-"""The lab's target servers: HTTP, HTTPS and pages with assets, on loopback, per agent.
+"""The lab's target servers: HTTP, HTTPS, pages with assets and gRPC health, on loopback, per agent.
 
 Every agent gets its own copy of every target: target `t` for agent number `k` listens on
 127.77.k.(10+i) (i = the target's index), all on one shared port. The lab's DNS server tells
@@ -24,10 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import h2.config
+import h2.connection
+import h2.events
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from grpc_health.v1 import health_pb2
 
 from collector.ca import new_ca
 from collector.lab.faults import Effect
@@ -41,6 +45,8 @@ TARGET_SLOT_BASE = 10
 MAX_REQUEST_HEAD = 16 * 1024
 IDLE_TIMEOUT_S = 15.0
 HANDSHAKE_TIMEOUT_S = 10.0
+READ_CHUNK = 64 * 1024
+GRPC_HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
 
 def hostname(target: str) -> str:
@@ -146,7 +152,7 @@ class CertificateSet:
         key_file.chmod(0o600)
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert_file, key_file)
-        ctx.set_alpn_protocols(["http/1.1"])
+        ctx.set_alpn_protocols(["h2"] if target.kind == "grpc" else ["http/1.1"])
         return ctx
 
 
@@ -302,8 +308,62 @@ class TargetServers:
             await writer.start_tls(
                 self.certs.context(target, variant), ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S
             )
+        if target.kind == "grpc":
+            await self._serve_grpc(agent, target, reader, writer)
+            return
         while await self._one_request(agent, target, reader, writer):
             pass
+
+    async def _serve_grpc(
+        self, agent: str, target: Target, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        """gRPC over HTTP/2 (h2): Health/Check answers SERVING, NOT_SERVING under grpc_not_serving."""
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        )
+        conn.initiate_connection()
+        paths: dict[int, str] = {}
+        while True:
+            writer.write(conn.data_to_send())
+            await writer.drain()
+            async with asyncio.timeout(IDLE_TIMEOUT_S):
+                data = await reader.read(READ_CHUNK)
+            if not data:
+                return
+            for event in conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    headers = {str(k): str(v) for k, v in event.headers or []}
+                    paths[event.stream_id or 0] = headers.get(":path", "")
+                elif isinstance(event, h2.events.DataReceived):
+                    conn.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id or 0)
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id:
+                    await self._grpc_answer(
+                        conn, event.stream_id, paths.pop(event.stream_id, ""), agent, target
+                    )
+
+    async def _grpc_answer(
+        self, conn: h2.connection.H2Connection, stream_id: int, path: str, agent: str, target: Target
+    ) -> None:
+        effect = self.effect(agent, target.name)
+        if effect is not None and effect.kind == "slow":
+            await asyncio.sleep(effect.param / 1000.0)
+        if effect is not None and effect.kind == "http_status":
+            conn.send_headers(stream_id, [(":status", str(int(effect.param)))], end_stream=True)
+            return
+        head = [(":status", "200"), ("content-type", "application/grpc")]
+        if path != GRPC_HEALTH_CHECK:
+            conn.send_headers(stream_id, [*head, ("grpc-status", "12")], end_stream=True)  # UNIMPLEMENTED
+            return
+        serving = health_pb2.HealthCheckResponse
+        status = (
+            serving.NOT_SERVING
+            if effect is not None and effect.kind == "grpc_not_serving"
+            else serving.SERVING
+        )
+        message = serving(status=status).SerializeToString()
+        conn.send_headers(stream_id, head)
+        conn.send_data(stream_id, struct.pack(">BI", 0, len(message)) + message)
+        conn.send_headers(stream_id, [("grpc-status", "0")], end_stream=True)
 
     async def _one_request(
         self, agent: str, target: Target, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
