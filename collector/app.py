@@ -19,17 +19,23 @@ from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
 
 from collector.config import CollectorConfig
 from collector.ingest import CollectorService, Ingestor, add_to_server
+from collector.ingest.server import Identity
 from collector.reload import watch_config
 from collector.store import Store
+from collector.store.paths import TRACE_COLUMNS, trace_rows
 from collector.verdicts import Evaluator, Notifier, evaluate_forever
 from collector.verdicts.maintenance import MaintenanceBook
+from collector.verdicts.events import Event
+from collector.verdicts.evidence import Widening
 from collector.web import ApiState, CollectorMetrics, make_app
+from probenet.v1.stream_pb2 import PathTrace, PathTraceRequest
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +99,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     evaluator = Evaluator(store, config.checks, float(config.evaluate_every), notifier)
     _wire_api(collector, evaluator)
     collector.api_state.maintenance = maintenance
+    _wire_path_evidence(collector, evaluator)
     server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])
     add_to_server(collector.service, server)
     if config.insecure:
@@ -139,6 +146,45 @@ def _wire_api(collector: Collector, evaluator: Evaluator) -> None:
     state.committed = lambda: ingestor.committed
     state.connected_agents = service.streams.keys
     state.impaired_agents = lambda: evaluator.latest.impaired_agents if evaluator.latest else ()
+
+
+def _wire_path_evidence(collector: Collector, evaluator: Evaluator) -> None:
+    """An event that opens or widens asks the agents of its new regions (connected here) for a
+    path trace to the failing host; the traces they send back are stored with the event."""
+    widening, store, service = Widening(), collector.store, collector.service
+
+    def on_changes(events: list[Event]) -> None:
+        for event, regions in widening.new_regions(events):
+            check = next((c for c in collector.config.checks if c.id == event.check), None)
+            host = (event.cause.host if event.cause else "") or (target_host(check.target) if check else "")
+            if not host:
+                continue
+            request = PathTraceRequest(
+                event_id=event.id,
+                check_id=event.check,
+                host=host,
+                dns_server=check.dns_server if check else "",
+            )
+            asked = service.request_path_traces(regions, request)
+            log.info(
+                "event %s: path traces to %s asked of %s", event.id, host, ", ".join(asked) or "no agent"
+            )
+
+    async def store_trace(who: Identity, trace: PathTrace) -> None:
+        await store.run(
+            store.insert, "path_traces", trace_rows(who.agent_id, who.region, trace), TRACE_COLUMNS
+        )
+
+    evaluator.on_changes = on_changes
+    service.on_path_trace = store_trace
+
+
+def target_host(target: str) -> str:
+    """The host of a check target: a URL, host:port or a bare host."""
+    try:
+        return urlsplit(target if "://" in target else "//" + target).hostname or ""
+    except ValueError:
+        return ""
 
 
 async def _shutdown(

@@ -11,13 +11,14 @@ from probe_agent.config import AgentConfig
 from probe_agent.exporter import Exporter, StreamSettings
 from probe_agent.limits import cap_result
 from probe_agent.metrics import AgentMetrics, LiveSources
+from probe_agent.pathtrace import PathTracer
 from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.context import ProbeContext
 from probe_agent.probes.icmp import IcmpNotPermitted, require_icmp
 from probe_agent.scheduler import Scheduler
 from probe_agent.spool import Spool
 from probenet.v1.probe_pb2 import CheckSpec, ProbeResult
-from probenet.v1.stream_pb2 import CheckConfig
+from probenet.v1.stream_pb2 import CheckConfig, PathTraceRequest
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ class Agent:
             cert_file=config.tls.cert,
             key_file=config.tls.key,
         )
-        self.exporter = Exporter(settings, self.spool, self._apply_central_config)
+        self.exporter = Exporter(settings, self.spool, self._apply_central_config, self._trace_requested)
+        self.tracer = PathTracer(self.context)
+        self._traces: set[asyncio.Task[None]] = set()
         self.config_version = LOCAL_VERSION
         self.metrics = AgentMetrics(
             LiveSources(
@@ -62,6 +65,20 @@ class Agent:
         self.spool.append(cap_result(result))
         self.metrics.observe(result)
         self.exporter.notify()
+
+    def _trace_requested(self, request: PathTraceRequest) -> None:
+        """The collector asks for a path trace (an event opened or widened): run it in the background."""
+        task = asyncio.create_task(self._trace(request), name=f"trace {request.host}")
+        self._traces.add(task)
+        task.add_done_callback(self._traces.discard)
+
+    async def _trace(self, request: PathTraceRequest) -> None:
+        trace = await self.tracer.answer(request)
+        if trace is not None:
+            log.info(
+                "path trace to %s for event %s: %d hops", request.host, request.event_id, len(trace.hops)
+            )
+            self.exporter.send_trace(trace)
 
     def _apply_central_config(self, config: CheckConfig) -> None:
         """The collector's word on this agent's checks: its whole set, an empty one included, or

@@ -19,6 +19,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from probe_agent.agent import run_agent
 from probe_agent.config import check_from_mapping, load_config, parse_duration_seconds
 from probe_agent.errors import AgentError, UsageError
+from probe_agent.pathtrace import PathTracer
 from probe_agent.probes import PROBE_TYPES
 from probe_agent.probes.base import run_probe
 from probe_agent.probes.context import ProbeContext, is_ip
@@ -26,6 +27,7 @@ from probe_agent.probes.dnssec import parse_trust_anchor
 from probe_agent.probes.icmp import MAX_COUNT as MAX_ICMP_COUNT
 from probe_agent.probes.icmp import require_icmp
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
+from probenet.v1.stream_pb2 import PathTrace, PathTraceRequest
 
 T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -57,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Run one probe and print what it saw. Exit 0 on success, 1 on a failed or partial "
         "probe, 2 on a usage error. Give PROBE TARGET, or any check as --spec (flags then override it).",
     )
+    trace = sub.add_parser(
+        "trace",
+        help="trace the path to a host now (UDP traceroute, no root), as the collector asks agents to",
+    )
+    trace.add_argument("host")
+    trace.add_argument("--json", action="store_true", help="print the trace as proto3 JSON")
+    trace.add_argument("--dns-server", metavar="HOST:PORT", help="resolve through this DNS server")
     check.add_argument("probe", nargs="?", choices=sorted(PROBE_TYPES))
     check.add_argument(
         "target", nargs="?", help="URL for http/page, host:port for tls/tcp/grpc, host for dns/icmp"
@@ -116,6 +125,29 @@ def _check(args: argparse.Namespace) -> int:
     result = run_async(run_probe(PROBE_TYPES[spec.probe], spec, ProbeContext()))
     print(format_result(result, as_json=args.json))
     return EXIT_OK if result.outcome == Outcome.OUTCOME_SUCCESS else EXIT_FAILED
+
+
+def _trace(args: argparse.Namespace) -> int:
+    request = PathTraceRequest(host=args.host, dns_server=args.dns_server or "")
+    trace = run_async(PathTracer(ProbeContext()).answer(request))
+    assert trace is not None  # a fresh tracer has traced nothing yet
+    if args.json:
+        print(json.dumps(json_format.MessageToDict(trace, preserving_proto_field_name=True), sort_keys=True))
+    else:
+        print(format_trace(trace))
+    return EXIT_OK if trace.hops and not trace.error else EXIT_FAILED
+
+
+def format_trace(trace: PathTrace) -> str:
+    end = "reached" if trace.reached else "not reached"
+    lines = [f"path to {trace.host} ({trace.address or '-'}): {len(trace.hops)} hops, {end}"]
+    if trace.error:
+        lines.append(f"  error: {trace.error}")
+    for hop in trace.hops:
+        rtts = "  ".join(f"{r:.3f} ms" for r in hop.rtt_ms)
+        lost = f"  ({hop.lost}/{hop.sent} lost)" if hop.lost else ""
+        lines.append(f"  {hop.ttl:2d}  {hop.address or '*'}  {rtts}{lost}")
+    return "\n".join(lines)
 
 
 def _check_mapping(args: argparse.Namespace) -> dict[str, Any]:
@@ -423,6 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "check":
             return _check(args)
+        if args.command == "trace":
+            return _trace(args)
         overrides = {"collector": args.collector, "region": args.region, "agent_id": args.agent_id}
         config = load_config(args.config, overrides)
         run_async(run_agent(config))

@@ -7,6 +7,7 @@ accepted it), so a lost connection only means a resend; the collector drops repl
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -30,6 +31,7 @@ HEARTBEAT_S = 5.0
 # or the stream would wait for the flush timer; kept close to it because everything in flight
 # is latency (send-to-ack ~ results in flight / ingest rate) and what a reconnect resends.
 MAX_UNACKED_RESULTS = 12_000
+MAX_PENDING_TRACES = 64
 # Refusals that a retry cannot fix: say so loudly, then keep retrying slowly (a fixed
 # certificate or config on the collector side heals it without restarting the agent).
 _REFUSALS = {
@@ -58,10 +60,14 @@ class Exporter:
         settings: StreamSettings,
         spool: Spool,
         on_config: Callable[[stream_pb2.CheckConfig], None],
+        on_trace_request: Callable[[stream_pb2.PathTraceRequest], None] | None = None,
     ) -> None:
         self._settings = settings
         self._spool = spool
         self._on_config = on_config
+        self._on_trace_request = on_trace_request
+        # Path traces waiting for the stream; kept across reconnects, bounded (old ones go first).
+        self._traces: collections.deque[stream_pb2.PathTrace] = collections.deque(maxlen=MAX_PENDING_TRACES)
         self._new_data = asyncio.Event()
         self._acked = asyncio.Event()
         self._welcomed = asyncio.Event()
@@ -70,6 +76,11 @@ class Exporter:
         self.connected = False
         self.last_error = ""
         self.sessions = 0
+
+    def send_trace(self, trace: stream_pb2.PathTrace) -> None:
+        """Queue a path trace for the collector; it goes out before the next batch."""
+        self._traces.append(trace)
+        self._new_data.set()
 
     def notify(self) -> None:
         """Tell the sender that the spool has new results."""
@@ -175,6 +186,8 @@ class Exporter:
                 self._welcomed.set()
             elif kind == "config":
                 self._on_config(message.config)
+            elif kind == "path_trace_request" and self._on_trace_request is not None:
+                self._on_trace_request(message.path_trace_request)
             elif kind == "slow_down":
                 self._pause_until = time.monotonic() + message.slow_down.pause_ms / 1000.0
                 log.info(
@@ -198,6 +211,10 @@ class Exporter:
                 await _wait(self._acked, HEARTBEAT_S)
                 continue
             self._new_data.clear()
+            while self._traces:
+                await call.write(stream_pb2.AgentMessage(path_trace=self._traces[0]))
+                self._traces.popleft()
+                last_write = time.monotonic()
             results = self._spool.read_after(sent, self._batch_size)
             if results:
                 self._spool.mark_sent(results[-1].seq)

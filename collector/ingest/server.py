@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 ACK_WAIT_S = 1.0
 SLOW_DOWN_MS = 2000
 OPEN_RETRY_S = 2.0
+MAX_TRACE_HOPS = 64
 Outbox = asyncio.Queue[stream_pb2.CollectorMessage]
 
 
@@ -72,7 +73,10 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         self._config = config
         self.validator = Validator(limits)
         self.streams: dict[str, Identity] = {}
+        self._outboxes: dict[str, tuple[Identity, Outbox]] = {}
         self.refused_streams: dict[str, int] = {}
+        # Where path traces sent by agents go (the composition root stores them); None: dropped.
+        self.on_path_trace: Callable[[Identity, stream_pb2.PathTrace], Awaitable[None]] | None = None
         self._config_generation = 0
         self._config_changed = asyncio.Condition()
 
@@ -123,6 +127,7 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         hwm = await self._open(who, context)
         log.info("agent %s (%s) connected; stored up to seq %d", who.agent_id, who.region, hwm)
         self.streams[who.agent_id] = who
+        self._outboxes[who.agent_id] = (who, outbox)
         first_ack = stream_pb2.Ack(up_to_seq=hwm, max_batch_results=self.validator.limits.max_batch_results)
         await context.write(stream_pb2.CollectorMessage(ack=first_ack))
         tasks = [
@@ -145,6 +150,8 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             await asyncio.gather(*tasks, *([get] if get else []), return_exceptions=True)
             if self.streams.get(who.agent_id) is who:
                 del self.streams[who.agent_id]
+            if self._outboxes.get(who.agent_id, (None,))[0] is who:
+                del self._outboxes[who.agent_id]
             log.info("agent %s disconnected", who.agent_id)
 
     async def _open(self, who: Identity, context: Any) -> int:
@@ -181,10 +188,34 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             kind = message.WhichOneof("msg")
             if kind == "batch":
                 await self._batch(who, context, message.batch, outbox)
+            elif kind == "path_trace":
+                await self._path_trace(who, message.path_trace)
             elif kind == "heartbeat":
                 hello.spool_depth = message.heartbeat.spool_depth
                 hello.dropped_results = message.heartbeat.dropped_results
                 self._note(who, hello)
+
+    def request_path_traces(self, regions: Sequence[str], request: stream_pb2.PathTraceRequest) -> list[str]:
+        """Ask every agent connected here from `regions` for a path trace; the agents asked."""
+        asked = []
+        for agent_id, (who, outbox) in sorted(self._outboxes.items()):
+            if who.region in regions:
+                outbox.put_nowait(stream_pb2.CollectorMessage(path_trace_request=request))
+                asked.append(agent_id)
+        return asked
+
+    async def _path_trace(self, who: Identity, trace: stream_pb2.PathTrace) -> None:
+        if not trace.event_id or len(trace.hops) > MAX_TRACE_HOPS:
+            log.info(
+                "agent %s: path trace refused (no event id or over %d hops)", who.agent_id, MAX_TRACE_HOPS
+            )
+            return
+        if self.on_path_trace is None:
+            return
+        try:
+            await self.on_path_trace(who, trace)
+        except StoreError as exc:  # evidence, not results: not worth holding the stream for
+            log.warning("agent %s: path trace for %s not stored: %s", who.agent_id, trace.event_id, exc)
 
     async def _batch(
         self, who: Identity, context: Any, batch: stream_pb2.ResultBatch, outbox: Outbox

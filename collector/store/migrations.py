@@ -186,6 +186,37 @@ ORDER BY (sink, event_id, version)
 """,
         ),
     ),
+    # Path traces the agents of an event's regions ran when it opened or widened: one row per hop
+    # (hop 0 and an error when the agent could not trace).
+    Migration(
+        12,
+        "path_traces",
+        (
+            """
+CREATE TABLE IF NOT EXISTS path_traces {on_cluster} (
+    event_id    String,
+    check_id    LowCardinality(String),
+    agent_id    LowCardinality(String),
+    region      LowCardinality(String),
+    host        String,
+    address     String,
+    started_at  DateTime64(3, 'UTC'),
+    method      LowCardinality(String),
+    reached     UInt8,
+    error       String,
+    hop         UInt8,
+    hop_address String,
+    rtt_ms      Array(Float32),
+    sent        UInt8,
+    lost        UInt8,
+    received_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = {merge_tree}
+ORDER BY (event_id, agent_id, started_at, hop)
+TTL toDateTime(started_at) + INTERVAL {ttl_days} DAY
+""",
+        ),
+    ),
     # 20-29: API and operations. Silences made through /api/v1/silences; a delete is a newer row
     # with deleted = 1, so the latest row per id (FINAL) is the silence's state.
     Migration(

@@ -231,6 +231,8 @@ class Evaluator:
         self.ticks = 0
         # Called with the duration in seconds after every tick: how metrics see evaluations.
         self.on_tick: Callable[[float], None] | None = None
+        # Called with the new event versions of a tick once they are stored (path evidence).
+        self.on_changes: Callable[[list[Event]], None] | None = None
 
     async def resume(self) -> list[Event]:
         """Read open events back from the store; the tracker continues them."""
@@ -272,6 +274,8 @@ class Evaluator:
             self.on_tick(time.perf_counter() - started)
         if self.notifier and changes:
             self.notifier.submit(changes)
+        if self.on_changes is not None and changes:
+            self.on_changes(changes)
         return changes
 
     def _decide(

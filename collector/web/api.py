@@ -9,6 +9,7 @@ GET  /api/v1/status                       verdicts, cached per evaluation and sl
                                           status_cache.py); the minute rollup before the first one
 GET  /api/v1/events                       event versions, filtered and paginated (events.py)
 GET/POST/DELETE /api/v1/silences          maintenance windows and silences (silences.py)
+GET  /api/v1/events/{id}                  one event: its versions and the path traces of its agents
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""GET /api/v1/events: events (latest version of each; `versions=all` for every version), newest
+"""GET /api/v1/events/{id}: one event, every version, and the path traces its agents sent.
+
+GET /api/v1/events: events (latest version of each; `versions=all` for every version), newest
 first. Filters: since, until (ISO 8601 or epoch seconds: events overlapping that span), check,
 status, scope, kind, open=true|false; paginated with limit (default 100, max 1000) and the `next`
 offset of the previous answer. Each event says whether a maintenance window or silence covers
@@ -15,6 +17,7 @@ from aiohttp import web
 
 from collector.errors import StoreError
 from collector.store.events import EVENT_COLUMNS
+from collector.store.paths import load_traces_sql, traces_from_rows
 from collector.verdicts.events import event_from_row
 from collector.web.base import STATE_KEY, error, json_response
 from collector.web.silences import mark
@@ -103,5 +106,29 @@ async def events(request: web.Request) -> web.Response:
     return json_response({"events": page, "next": offset + limit if len(rows) > limit else None})
 
 
+async def event_detail(request: web.Request) -> web.Response:
+    """The event's versions (oldest first) and path traces: where the path broke, per agent."""
+    store = request.app[STATE_KEY].store
+    params = {"event": request.match_info["event_id"]}
+    sql = (
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM outage_events FINAL WHERE event_id = {{event:String}} "
+        "ORDER BY version"
+    )
+    try:
+        _, rows = await store.run(store.query, sql, params)
+        _, trace_rows = await store.run(store.query, load_traces_sql(), params)
+    except StoreError as exc:
+        raise web.HTTPServiceUnavailable(
+            text=json.dumps({"error": str(exc)}), content_type="application/json"
+        ) from exc
+    if not rows:
+        return error(404, f"no event {params['event']!r}")
+    versions = [event_from_row(r).to_dict() for r in rows]
+    return json_response(
+        {"event": versions[-1], "versions": versions, "path_traces": traces_from_rows(trace_rows)}
+    )
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/events", events)
+    app.router.add_get("/api/v1/events/{event_id}", event_detail)

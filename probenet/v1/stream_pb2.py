@@ -22,32 +22,39 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from probenet.v1 import probe_pb2 as probenet_dot_v1_dot_probe__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18probenet/v1/stream.proto\x12\x0bprobenet.v1\x1a\x17probenet/v1/probe.proto\"~\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x13\n\x0bspool_depth\x18\x05 \x01(\x04\x12\x17\n\x0f\x64ropped_results\x18\x06 \x01(\x04\"8\n\x0bResultBatch\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.probenet.v1.ProbeResult\"9\n\tHeartbeat\x12\x13\n\x0bspool_depth\x18\x01 \x01(\x04\x12\x17\n\x0f\x64ropped_results\x18\x02 \x01(\x04\"\x92\x01\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.probenet.v1.HelloH\x00\x12)\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x18.probenet.v1.ResultBatchH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.probenet.v1.HeartbeatH\x00\x42\x05\n\x03msg\"3\n\x03\x41\x63k\x12\x11\n\tup_to_seq\x18\x01 \x01(\x04\x12\x19\n\x11max_batch_results\x18\x02 \x01(\r\"`\n\x0b\x43heckConfig\x12\x0f\n\x07version\x18\x01 \x01(\t\x12&\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x16.probenet.v1.CheckSpec\x12\x18\n\x10use_local_checks\x18\x03 \x01(\x08\",\n\x08SlowDown\x12\x10\n\x08pause_ms\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x92\x01\n\x10\x43ollectorMessage\x12\x1f\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x10.probenet.v1.AckH\x00\x12*\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x18.probenet.v1.CheckConfigH\x00\x12*\n\tslow_down\x18\x03 \x01(\x0b\x32\x15.probenet.v1.SlowDownH\x00\x42\x05\n\x03msg2S\n\tCollector\x12\x46\n\x06Stream\x12\x19.probenet.v1.AgentMessage\x1a\x1d.probenet.v1.CollectorMessage(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18probenet/v1/stream.proto\x12\x0bprobenet.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17probenet/v1/probe.proto\"~\n\x05Hello\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\x12\x13\n\x0bspool_depth\x18\x05 \x01(\x04\x12\x17\n\x0f\x64ropped_results\x18\x06 \x01(\x04\"8\n\x0bResultBatch\x12)\n\x07results\x18\x01 \x03(\x0b\x32\x18.probenet.v1.ProbeResult\"9\n\tHeartbeat\x12\x13\n\x0bspool_depth\x18\x01 \x01(\x04\x12\x17\n\x0f\x64ropped_results\x18\x02 \x01(\x04\"S\n\x07PathHop\x12\x0b\n\x03ttl\x18\x01 \x01(\r\x12\x0f\n\x07\x61\x64\x64ress\x18\x02 \x01(\t\x12\x0e\n\x06rtt_ms\x18\x03 \x03(\x01\x12\x0c\n\x04sent\x18\x04 \x01(\r\x12\x0c\n\x04lost\x18\x05 \x01(\r\"\xd2\x01\n\tPathTrace\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x04hops\x18\x06 \x03(\x0b\x32\x14.probenet.v1.PathHop\x12\x0f\n\x07reached\x18\x07 \x01(\x08\x12\r\n\x05\x65rror\x18\x08 \x01(\t\x12\x0e\n\x06method\x18\t \x01(\t\"\xc0\x01\n\x0c\x41gentMessage\x12#\n\x05hello\x18\x01 \x01(\x0b\x32\x12.probenet.v1.HelloH\x00\x12)\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x18.probenet.v1.ResultBatchH\x00\x12+\n\theartbeat\x18\x03 \x01(\x0b\x32\x16.probenet.v1.HeartbeatH\x00\x12,\n\npath_trace\x18\x04 \x01(\x0b\x32\x16.probenet.v1.PathTraceH\x00\x42\x05\n\x03msg\"3\n\x03\x41\x63k\x12\x11\n\tup_to_seq\x18\x01 \x01(\x04\x12\x19\n\x11max_batch_results\x18\x02 \x01(\r\"`\n\x0b\x43heckConfig\x12\x0f\n\x07version\x18\x01 \x01(\t\x12&\n\x06\x63hecks\x18\x02 \x03(\x0b\x32\x16.probenet.v1.CheckSpec\x12\x18\n\x10use_local_checks\x18\x03 \x01(\x08\",\n\x08SlowDown\x12\x10\n\x08pause_ms\x18\x01 \x01(\r\x12\x0e\n\x06reason\x18\x02 \x01(\t\"X\n\x10PathTraceRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08\x63heck_id\x18\x02 \x01(\t\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x12\n\ndns_server\x18\x04 \x01(\t\"\xcf\x01\n\x10\x43ollectorMessage\x12\x1f\n\x03\x61\x63k\x18\x01 \x01(\x0b\x32\x10.probenet.v1.AckH\x00\x12*\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x18.probenet.v1.CheckConfigH\x00\x12*\n\tslow_down\x18\x03 \x01(\x0b\x32\x15.probenet.v1.SlowDownH\x00\x12;\n\x12path_trace_request\x18\x04 \x01(\x0b\x32\x1d.probenet.v1.PathTraceRequestH\x00\x42\x05\n\x03msg2S\n\tCollector\x12\x46\n\x06Stream\x12\x19.probenet.v1.AgentMessage\x1a\x1d.probenet.v1.CollectorMessage(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'probenet.v1.stream_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_HELLO']._serialized_start=66
-  _globals['_HELLO']._serialized_end=192
-  _globals['_RESULTBATCH']._serialized_start=194
-  _globals['_RESULTBATCH']._serialized_end=250
-  _globals['_HEARTBEAT']._serialized_start=252
-  _globals['_HEARTBEAT']._serialized_end=309
-  _globals['_AGENTMESSAGE']._serialized_start=312
-  _globals['_AGENTMESSAGE']._serialized_end=458
-  _globals['_ACK']._serialized_start=460
-  _globals['_ACK']._serialized_end=511
-  _globals['_CHECKCONFIG']._serialized_start=513
-  _globals['_CHECKCONFIG']._serialized_end=609
-  _globals['_SLOWDOWN']._serialized_start=611
-  _globals['_SLOWDOWN']._serialized_end=655
-  _globals['_COLLECTORMESSAGE']._serialized_start=658
-  _globals['_COLLECTORMESSAGE']._serialized_end=804
-  _globals['_COLLECTOR']._serialized_start=806
-  _globals['_COLLECTOR']._serialized_end=889
+  _globals['_HELLO']._serialized_start=99
+  _globals['_HELLO']._serialized_end=225
+  _globals['_RESULTBATCH']._serialized_start=227
+  _globals['_RESULTBATCH']._serialized_end=283
+  _globals['_HEARTBEAT']._serialized_start=285
+  _globals['_HEARTBEAT']._serialized_end=342
+  _globals['_PATHHOP']._serialized_start=344
+  _globals['_PATHHOP']._serialized_end=427
+  _globals['_PATHTRACE']._serialized_start=430
+  _globals['_PATHTRACE']._serialized_end=640
+  _globals['_AGENTMESSAGE']._serialized_start=643
+  _globals['_AGENTMESSAGE']._serialized_end=835
+  _globals['_ACK']._serialized_start=837
+  _globals['_ACK']._serialized_end=888
+  _globals['_CHECKCONFIG']._serialized_start=890
+  _globals['_CHECKCONFIG']._serialized_end=986
+  _globals['_SLOWDOWN']._serialized_start=988
+  _globals['_SLOWDOWN']._serialized_end=1032
+  _globals['_PATHTRACEREQUEST']._serialized_start=1034
+  _globals['_PATHTRACEREQUEST']._serialized_end=1122
+  _globals['_COLLECTORMESSAGE']._serialized_start=1125
+  _globals['_COLLECTORMESSAGE']._serialized_end=1332
+  _globals['_COLLECTOR']._serialized_start=1334
+  _globals['_COLLECTOR']._serialized_end=1417
 # @@protoc_insertion_point(module_scope)

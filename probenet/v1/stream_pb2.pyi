@@ -6,6 +6,7 @@ The agent <-> collector stream: one long-lived bidirectional call per agent."""
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from probenet.v1 import probe_pb2 as _probe_pb2
 import builtins as _builtins
@@ -101,30 +102,122 @@ class Heartbeat(_message.Message):
 Global___Heartbeat: _TypeAlias = Heartbeat  # noqa: Y015
 
 @_typing.final
+class PathHop(_message.Message):
+    """One router (or the destination) on the path, by TTL; rtt_ms has one entry per answered probe."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TTL_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    RTT_MS_FIELD_NUMBER: _builtins.int
+    SENT_FIELD_NUMBER: _builtins.int
+    LOST_FIELD_NUMBER: _builtins.int
+    ttl: _builtins.int
+    address: _builtins.str
+    """empty when no probe of this TTL was answered"""
+    sent: _builtins.int
+    lost: _builtins.int
+    @_builtins.property
+    def rtt_ms(self) -> _containers.RepeatedScalarFieldContainer[_builtins.float]: ...
+    def __init__(
+        self,
+        *,
+        ttl: _builtins.int = ...,
+        address: _builtins.str = ...,
+        rtt_ms: _abc.Iterable[_builtins.float] | None = ...,
+        sent: _builtins.int = ...,
+        lost: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "lost", b"lost", "rtt_ms", b"rtt_ms", "sent", b"sent", "ttl", b"ttl"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathHop: _TypeAlias = PathHop  # noqa: Y015
+
+@_typing.final
+class PathTrace(_message.Message):
+    """The answer to a PathTraceRequest: a UDP traceroute from this agent (IP_RECVERR, no root)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    CHECK_ID_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    STARTED_AT_FIELD_NUMBER: _builtins.int
+    HOPS_FIELD_NUMBER: _builtins.int
+    REACHED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    check_id: _builtins.str
+    host: _builtins.str
+    address: _builtins.str
+    """what host resolved to"""
+    reached: _builtins.bool
+    """the destination itself answered"""
+    error: _builtins.str
+    """why there is no trace (resolution failed, rate limited, ...)"""
+    method: _builtins.str
+    """"udp" """
+    @_builtins.property
+    def started_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def hops(self) -> _containers.RepeatedCompositeFieldContainer[Global___PathHop]:
+        """by increasing ttl, up to the destination or the hop limit"""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        check_id: _builtins.str = ...,
+        host: _builtins.str = ...,
+        address: _builtins.str = ...,
+        started_at: _timestamp_pb2.Timestamp | None = ...,
+        hops: _abc.Iterable[Global___PathHop] | None = ...,
+        reached: _builtins.bool = ...,
+        error: _builtins.str = ...,
+        method: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["started_at", b"started_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "check_id", b"check_id", "error", b"error", "event_id", b"event_id", "hops", b"hops", "host", b"host", "method", b"method", "reached", b"reached", "started_at", b"started_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathTrace: _TypeAlias = PathTrace  # noqa: Y015
+
+@_typing.final
 class AgentMessage(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     HELLO_FIELD_NUMBER: _builtins.int
     BATCH_FIELD_NUMBER: _builtins.int
     HEARTBEAT_FIELD_NUMBER: _builtins.int
+    PATH_TRACE_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def hello(self) -> Global___Hello: ...
     @_builtins.property
     def batch(self) -> Global___ResultBatch: ...
     @_builtins.property
     def heartbeat(self) -> Global___Heartbeat: ...
+    @_builtins.property
+    def path_trace(self) -> Global___PathTrace: ...
     def __init__(
         self,
         *,
         hello: Global___Hello | None = ...,
         batch: Global___ResultBatch | None = ...,
         heartbeat: Global___Heartbeat | None = ...,
+        path_trace: Global___PathTrace | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "hello", b"hello", "msg", b"msg"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "hello", b"hello", "msg", b"msg", "path_trace", b"path_trace"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "hello", b"hello", "msg", b"msg"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "heartbeat", b"heartbeat", "hello", b"hello", "msg", b"msg", "path_trace", b"path_trace"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["hello", "batch", "heartbeat"]  # noqa: Y015
+    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["hello", "batch", "heartbeat", "path_trace"]  # noqa: Y015
     _WhichOneofArgType_msg: _TypeAlias = _typing.Literal["msg", b"msg"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 
@@ -216,30 +309,68 @@ class SlowDown(_message.Message):
 Global___SlowDown: _TypeAlias = SlowDown  # noqa: Y015
 
 @_typing.final
+class PathTraceRequest(_message.Message):
+    """A check event opened or widened: trace the path to the failing host, once (the agent limits
+    itself to one trace per host per 5 minutes, at most 30 hops, 3 probes each, 10 s).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    CHECK_ID_FIELD_NUMBER: _builtins.int
+    HOST_FIELD_NUMBER: _builtins.int
+    DNS_SERVER_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    check_id: _builtins.str
+    host: _builtins.str
+    """a name (resolved as the check resolves it) or an address"""
+    dns_server: _builtins.str
+    """the check's resolver, "" = the agent's"""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        check_id: _builtins.str = ...,
+        host: _builtins.str = ...,
+        dns_server: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "dns_server", b"dns_server", "event_id", b"event_id", "host", b"host"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PathTraceRequest: _TypeAlias = PathTraceRequest  # noqa: Y015
+
+@_typing.final
 class CollectorMessage(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ACK_FIELD_NUMBER: _builtins.int
     CONFIG_FIELD_NUMBER: _builtins.int
     SLOW_DOWN_FIELD_NUMBER: _builtins.int
+    PATH_TRACE_REQUEST_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def ack(self) -> Global___Ack: ...
     @_builtins.property
     def config(self) -> Global___CheckConfig: ...
     @_builtins.property
     def slow_down(self) -> Global___SlowDown: ...
+    @_builtins.property
+    def path_trace_request(self) -> Global___PathTraceRequest: ...
     def __init__(
         self,
         *,
         ack: Global___Ack | None = ...,
         config: Global___CheckConfig | None = ...,
         slow_down: Global___SlowDown | None = ...,
+        path_trace_request: Global___PathTraceRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "config", b"config", "msg", b"msg", "slow_down", b"slow_down"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "config", b"config", "msg", b"msg", "path_trace_request", b"path_trace_request", "slow_down", b"slow_down"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "config", b"config", "msg", b"msg", "slow_down", b"slow_down"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ack", b"ack", "config", b"config", "msg", b"msg", "path_trace_request", b"path_trace_request", "slow_down", b"slow_down"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["ack", "config", "slow_down"]  # noqa: Y015
+    _WhichOneofReturnType_msg: _TypeAlias = _typing.Literal["ack", "config", "slow_down", "path_trace_request"]  # noqa: Y015
     _WhichOneofArgType_msg: _TypeAlias = _typing.Literal["msg", b"msg"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_msg) -> _WhichOneofReturnType_msg | None: ...
 

@@ -70,3 +70,29 @@ def sysctl(ns: str, key: str, value: str) -> None:
     subprocess.run(
         ["ip", "netns", "exec", ns, "sysctl", "-qw", f"{key}={value}"], check=True, capture_output=True
     )
+
+
+def router_chain(tag: str, routers: int) -> contextlib.AbstractContextManager[list[str]]:
+    """agent - r1 - ... - rN - target, one /24 per link (10.78.<link>.0/24: .1 left, .2 right),
+    forwarding on in the routers, static routes everywhere. Yields the namespace names, agent
+    first and target last; the target's address is 10.78.<routers+1>.2."""
+    return _chain(tag, routers)
+
+
+@contextlib.contextmanager
+def _chain(tag: str, routers: int) -> Iterator[list[str]]:
+    names = ["agent", *(f"r{i}" for i in range(1, routers + 1)), "target"]
+    with namespaces(*(f"{tag}{n}" for n in names)) as made:
+        links = len(made) - 1
+        for i in range(links):
+            link(made[i], f"10.78.{i + 1}.1/24", made[i + 1], f"10.78.{i + 1}.2/24", f"{tag}{i}")
+        ip("route", "add", "default", "via", "10.78.1.2", ns=made[0])
+        ip("route", "add", "default", "via", f"10.78.{links}.1", ns=made[-1])
+        for r in range(1, links):
+            sysctl(made[r], "net.ipv4.ip_forward", "1")
+            for net in range(1, links + 1):
+                if net < r:  # behind the router's left side
+                    ip("route", "add", f"10.78.{net}.0/24", "via", f"10.78.{r}.1", ns=made[r])
+                elif net > r + 1:  # beyond its right side
+                    ip("route", "add", f"10.78.{net}.0/24", "via", f"10.78.{r + 1}.2", ns=made[r])
+        yield made

@@ -1,0 +1,59 @@
+"""Path traces through a chain of network namespaces with routers, one of which stays silent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from probe_agent.pathtrace import MIN_INTERVAL_S, PathTracer, trace_path
+from probe_agent.probes.context import ProbeContext
+from probenet.v1.stream_pb2 import PathTraceRequest
+from tests.probe_agent.probes import netns
+
+NETNS_SKIP = netns.unavailable_reason()
+
+
+def test_loopback_is_one_hop_reached() -> None:
+    hops, reached = asyncio.run(trace_path("127.0.0.1"))
+    assert reached
+    assert [(h.ttl, h.address, h.sent, h.lost) for h in hops] == [(1, "127.0.0.1", 3, 0)]
+    assert len(hops[0].rtt_ms) == 3
+
+
+def test_one_trace_per_host_per_five_minutes() -> None:
+    now = [1000.0]
+    tracer = PathTracer(ProbeContext(), clock=lambda: now[0])
+    request = PathTraceRequest(event_id="e1", check_id="c", host="127.0.0.1")
+    first = asyncio.run(tracer.answer(request))
+    assert first is not None and first.reached and first.event_id == "e1"
+    now[0] += MIN_INTERVAL_S - 1
+    assert asyncio.run(tracer.answer(request)) is None
+    now[0] += 2
+    assert asyncio.run(tracer.answer(request)) is not None
+
+
+def test_unresolvable_host_is_a_trace_with_an_error() -> None:
+    tracer = PathTracer(ProbeContext())
+    trace = asyncio.run(tracer.answer(PathTraceRequest(host="nothing.invalid", dns_server="127.0.0.1:9")))
+    assert trace is not None and trace.error and not trace.hops
+
+
+@pytest.mark.skipif(bool(NETNS_SKIP), reason=NETNS_SKIP)
+def test_trace_through_three_routers_with_a_silent_one() -> None:
+    with netns.router_chain(f"t{id(NETNS_SKIP) % 1000}", 3) as made:
+        agent, silent = made[0], made[2]
+        # r2 forwards but never says "time exceeded" (its ICMP rate limit never lets one out).
+        netns.sysctl(silent, "net.ipv4.icmp_ratelimit", "100000000")
+        script = Path(sys.executable).with_name("probe-agent")
+        proc = netns.run_in(agent, [str(script), "trace", "10.78.4.2", "--json"])
+        text = netns.run_in(agent, [str(script), "trace", "10.78.4.2"])
+    assert proc.returncode == 0, proc.stderr
+    trace = json.loads(proc.stdout)
+    assert trace["reached"] is True and trace["address"] == "10.78.4.2"
+    hops = [(h["ttl"], h.get("address", ""), h.get("lost", 0)) for h in trace["hops"]]
+    assert hops == [(1, "10.78.1.2", 0), (2, "", 3), (3, "10.78.3.2", 0), (4, "10.78.4.2", 0)]
+    assert "   2  *" in text.stdout and "(3/3 lost)" in text.stdout
