@@ -30,6 +30,11 @@ from google.protobuf import json_format
 from probe_agent.errors import ConfigError
 from probe_agent.limits import ID_BYTES
 from probe_agent.probes import PROBE_TYPES
+from probe_agent.probes.dnssec import parse_trust_anchor
+from probe_agent.probes.failures import ProbeFailure
+from probe_agent.probes.icmp import MAX_COUNT as MAX_ICMP_COUNT
+from probe_agent.probes.tcp import compile_expect
+from probe_agent.probes.tls import parse_target
 from probe_agent.spool import DEFAULT_MAX_BYTES as DEFAULT_SPOOL_BYTES
 from probe_agent.spool_space import MIN_MAX_BYTES
 from probenet.v1 import probe_pb2
@@ -121,6 +126,28 @@ def _validate_check(spec: probe_pb2.CheckSpec, file: str, key: str) -> None:
         raise ConfigError(file, f"{key}.target", "is required")
     if spec.timeout.ToMilliseconds() > spec.interval.ToMilliseconds():
         raise ConfigError(file, f"{key}.timeout", "must not exceed the interval")
+    _validate_protocol(spec, file, key)
+
+
+def _validate_protocol(spec: probe_pb2.CheckSpec, file: str, key: str) -> None:
+    """What the tcp, grpc, icmp and DNSSEC probes would otherwise only say in every result."""
+    if spec.probe in ("tcp", "grpc"):
+        try:
+            parse_target(spec.target, default_port=None)
+        except ProbeFailure as exc:
+            raise ConfigError(file, f"{key}.target", f"a {spec.probe} check needs host:port") from exc
+    if spec.tcp.expect:
+        try:
+            compile_expect(spec.tcp.expect)
+        except ProbeFailure as exc:
+            raise ConfigError(file, f"{key}.tcp.expect", exc.message) from exc
+    if spec.icmp.count > MAX_ICMP_COUNT:
+        raise ConfigError(file, f"{key}.icmp.count", f"at most {MAX_ICMP_COUNT}")
+    if spec.dns.trust_anchor:
+        try:
+            parse_trust_anchor(spec.dns.trust_anchor)
+        except ValueError as exc:
+            raise ConfigError(file, f"{key}.dns.trust_anchor", str(exc)) from exc
 
 
 def _sub(raw: object, cls: type[Any], file: str, key: str) -> Any:

@@ -84,7 +84,7 @@ def test_icmp_checks_are_refused_at_start_when_no_icmp_socket_may_be_opened(
 
 def _probe(spec: dict[str, Any], address: str, ca: LabCA) -> ProbeResult:
     host = spec["target"].split(":")[0]
-    full = {**spec, "id": "t", "timeout": 3, "interval": 5, "resolve": {host: address}}
+    full = {**spec, "id": "t", "timeout": 8, "interval": 10, "resolve": {host: address}}
     full["tls"] = {**full.get("tls", {}), "ca_pem": ca.pem}
     check = check_from_mapping(full, "test", "check")
     return asyncio.run(run_probe(PROBE_TYPES[check.probe], check, ProbeContext()))
@@ -101,13 +101,17 @@ def test_grpc_and_tcp_probes_against_the_lab_targets_follow_the_faults(tmp_path:
     )
     loop = asyncio.new_event_loop()
 
+    listening = threading.Event()
+
     def serve() -> None:
         asyncio.set_event_loop(loop)
         loop.run_until_complete(servers.start())
+        listening.set()
         loop.run_forever()
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
+    assert listening.wait(30), "the lab target servers did not start"
     try:
         grpc_spec = {"probe": "grpc", "target": f"api.lab.test:{port}"}
         serving = _probe(grpc_spec, api, ca)

@@ -117,3 +117,30 @@ def test_dnssec_secure_exits_0_and_bogus_exits_1(tmp_path: Path) -> None:
     result = json.loads(bad.stdout)
     assert result["failure_class"] == "DNS_BOGUS"
     assert result["dns"]["dnssec"] == "bogus"
+
+
+@pytest.mark.parametrize(
+    ("check", "key", "reason"),
+    [
+        ({"probe": "tcp", "target": "db.internal"}, "checks[0].target", "a tcp check needs host:port"),
+        ({"probe": "grpc", "target": "api"}, "checks[0].target", "a grpc check needs host:port"),
+        ({"probe": "tcp", "target": "a:1", "tcp": {"expect": "(["}}, "checks[0].tcp.expect", "bad regex"),
+        ({"probe": "icmp", "target": "h", "icmp": {"count": 1000}}, "checks[0].icmp.count", "at most 100"),
+        (
+            {"probe": "dns", "target": "h", "dns": {"dnssec": True, "trust_anchor": "x. 1 IN A 1.2.3.4"}},
+            "checks[0].dns.trust_anchor",
+            "only DS and DNSKEY",
+        ),
+    ],
+)
+def test_bad_protocol_options_in_a_config_name_the_key(
+    check: dict[str, object], key: str, reason: str
+) -> None:
+    from probe_agent.config import config_from_mapping
+    from probe_agent.errors import ConfigError
+
+    raw = {"agent_id": "a", "region": "r", "insecure": True, "checks": [{"id": "c", **check}]}
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping(raw, "agent.yaml")
+    assert info.value.key == key
+    assert reason in info.value.reason
