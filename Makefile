@@ -19,6 +19,7 @@ test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	sh .ci/install-helm.sh
 	sh .ci/install-chromium.sh
+	sh .ci/install-netns-tools.sh
 	sh .ci/install-servers.sh
 	sh .ci/install-alerting.sh
 	$(MAKE) lint
