@@ -31,9 +31,9 @@ from collector.reload import watch_config
 from collector.store import Store
 from collector.store.paths import TRACE_COLUMNS, trace_rows
 from collector.verdicts import Evaluator, Notifier, evaluate_forever
-from collector.verdicts.maintenance import MaintenanceBook
 from collector.verdicts.events import Event
 from collector.verdicts.evidence import Widening
+from collector.verdicts.maintenance import MaintenanceBook
 from collector.web import ApiState, CollectorMetrics, make_app
 from probenet.v1.stream_pb2 import PathTrace, PathTraceRequest
 
