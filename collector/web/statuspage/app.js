@@ -327,6 +327,36 @@ function fillTable(selector, rows) {
     el("td", typeof c === "number" ? { class: "num" } : {}, c)))));
 }
 
+// The path traces of an event's agents, hops side by side; a hop where their paths differ is marked.
+async function renderPaths(ev) {
+  const box = $("#check-paths");
+  const detail = ev && ev.id ? await api(`/api/v1/events/${encodeURIComponent(ev.id)}`).catch(() => null) : null;
+  const traces = (detail && detail.path_traces) || [];
+  if (!traces.length) {
+    box.replaceChildren(el("p", { class: "empty" }, "none"));
+    return;
+  }
+  const depth = Math.max(...traces.map((t) => t.hops.length));
+  const head = el("tr", {}, el("th", {}, "hop"), ...traces.map((t) => el("th", {}, `${t.agent} (${t.region})`)));
+  const rows = [];
+  for (let i = 0; i < depth; i++) {
+    const hops = traces.map((t) => t.hops[i]);
+    const seen = new Set(hops.filter(Boolean).map((h) => h.address || "*"));
+    const cells = hops.map((h) => el("td", {}, h ? hopText(h) : ""));
+    rows.push(el("tr", { class: seen.size > 1 ? "diverge" : "", dataset: { hop: String(i + 1) } },
+      el("td", { class: "num" }, String(i + 1)), ...cells));
+  }
+  const ends = traces.map((t) => `${t.agent}: ${t.reached ? "reached" : "not reached"} ${t.host}`
+    + (t.error ? ` (${t.error})` : ""));
+  box.replaceChildren(el("table", { class: "data paths" }, el("thead", {}, head), el("tbody", {}, ...rows)),
+    el("p", { class: "when" }, ends.join("; ")));
+}
+
+function hopText(h) {
+  const rtt = h.rtt_ms.length ? ` ${Math.min(...h.rtt_ms).toFixed(1)} ms` : "";
+  return `${h.address || "*"}${rtt}${h.lost ? ` (${h.lost}/${h.sent} lost)` : ""}`;
+}
+
 async function refreshCheck(checkId) {
   const minutes = $("#check-range").value;
   $("#check-title").textContent = checkId;
@@ -342,6 +372,7 @@ async function refreshCheck(checkId) {
     : "");
   const evs = eventsOf(events).filter((e) => e.check === checkId);
   $("#check-events").replaceChildren(...(evs.length ? evs.map(eventItem) : [el("li", { class: "empty" }, "none")]));
+  await renderPaths(evs[0]);
   if (detail.error) {
     $("#check-meta").textContent = String(detail.error.message || detail.error);
     latencyChart({ latency: [] });
