@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 from probe_agent.errors import AgentError
 from probe_agent.probes.base import set_phase, timeout_s
-from probe_agent.probes.context import ProbeContext, elapsed_ms
+from probe_agent.probes.context import ProbeContext
 from probe_agent.probes.failures import ProbeFailure
+from probe_agent.probes.tls import resolve_timed
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass, ProbeResult
 
 DEFAULT_COUNT = 3
@@ -109,13 +110,7 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
     gap = spec.icmp.packet_interval.ToMilliseconds() / 1000.0 or DEFAULT_PACKET_INTERVAL_S
     budget_end = time.perf_counter() + timeout_s(spec) * REPLY_BUDGET
     result.failure_host = host
-    set_phase("dns")
-    start = time.perf_counter()
-    addresses = await ctx.resolve(host, 0, spec)
-    result.dns.addresses[:] = addresses
-    result.dns.resolver = ctx.resolver_label(host, spec)
-    result.timings.dns_ms = elapsed_ms(start)
-    address = addresses[0]
+    address = (await resolve_timed(host, 0, spec, ctx, result))[0]
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     kind = socket_kind(family)
     if not kind:

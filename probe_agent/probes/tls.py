@@ -47,16 +47,24 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
     fail_unless_trusted(result, report, spec, host)
 
 
-async def open_socket(
+async def resolve_timed(
     host: str, port: int, spec: CheckSpec, ctx: ProbeContext, result: ProbeResult
-) -> socket.socket:
-    """Resolve host through the check's resolver, then connect (happy eyeballs); both phases timed."""
+) -> list[str]:
+    """The `dns` phase of a probe: host's addresses through the check's resolver, recorded in result."""
     set_phase("dns")
     start = time.perf_counter()
     addresses = await ctx.resolve(host, port, spec)
     result.dns.addresses[:] = addresses
     result.dns.resolver = ctx.resolver_label(host, spec)
     result.timings.dns_ms = elapsed_ms(start)
+    return addresses
+
+
+async def open_socket(
+    host: str, port: int, spec: CheckSpec, ctx: ProbeContext, result: ProbeResult
+) -> socket.socket:
+    """Resolve host through the check's resolver, then connect (happy eyeballs); both phases timed."""
+    addresses = await resolve_timed(host, port, spec, ctx, result)
     set_phase("connect")
     start = time.perf_counter()
     sock = await netio.connect_happy(addresses, port)
