@@ -27,6 +27,7 @@ URL_BYTES = 2048
 NAME_BYTES = 512  # certificate subject and issuer
 SHORT_BYTES = 64  # versions, ciphers, addresses, fingerprints, rcodes
 DEFAULT_STRING_BYTES = 1024
+BANNER_BYTES = 4096  # a tcp probe's banner: tcp.DEFAULT_MAX_BANNER_BYTES
 DEFAULT_REPEATED = 32
 
 _P = "probenet.v1."
@@ -57,6 +58,16 @@ STRING_BYTES: dict[str, int] = {
     f"{_P}DnsInfo.addresses": SHORT_BYTES,
     f"{_P}DnsInfo.resolver": HOST_BYTES,
     f"{_P}DnsInfo.rcode": SHORT_BYTES,
+    f"{_P}DnsInfo.dnssec": SHORT_BYTES,
+    f"{_P}DnsInfo.dnssec_chain": HOST_BYTES,
+    f"{_P}TcpInfo.remote_addr": SHORT_BYTES,
+    f"{_P}TcpInfo.banner": BANNER_BYTES,
+    f"{_P}GrpcInfo.service": HOST_BYTES,
+    f"{_P}GrpcInfo.serving_status": SHORT_BYTES,
+    f"{_P}GrpcInfo.rpc_code": SHORT_BYTES,
+    f"{_P}GrpcInfo.remote_addr": SHORT_BYTES,
+    f"{_P}IcmpInfo.remote_addr": SHORT_BYTES,
+    f"{_P}IcmpInfo.socket": SHORT_BYTES,
 }
 REPEATED: dict[str, int] = {
     f"{_P}HttpInfo.redirects": 32,
@@ -64,6 +75,7 @@ REPEATED: dict[str, int] = {
     f"{_P}Certificate.sans": 100,
     f"{_P}PageInfo.failed_hosts": 20,  # sub-resource failure groups, one per host
     f"{_P}DnsInfo.addresses": 32,
+    f"{_P}DnsInfo.dnssec_chain": 17,  # dnssec.MAX_CHAIN_DEPTH + the anchor zone
 }
 # Error texts say that they were cut; other strings are identifiers and are only cut.
 _MARKED = {f"{_P}ProbeResult.error", f"{_P}TlsInfo.verify_error", f"{_P}HostFailures.sample_error"}

@@ -14,6 +14,7 @@ import asyncio
 import re
 import time
 
+from probe_agent.limits import BANNER_BYTES
 from probe_agent.probes import netio
 from probe_agent.probes.base import fail, set_phase
 from probe_agent.probes.context import ProbeContext, elapsed_ms
@@ -21,7 +22,9 @@ from probe_agent.probes.failures import ProbeFailure
 from probe_agent.probes.tls import fail_unless_trusted, open_socket, parse_target, start_tls
 from probenet.v1.probe_pb2 import CheckSpec, FailureClass, Outcome, ProbeResult
 
-DEFAULT_MAX_BANNER_BYTES = 4096
+DEFAULT_MAX_BANNER_BYTES = BANNER_BYTES  # also what a result keeps of it (limits.py)
+# A larger tcp.max_banner_bytes reads further for `expect`; memory per probe stays bounded.
+MAX_BANNER_READ = 1 << 20
 _ESCAPES = {"\\r": "\r", "\\n": "\n", "\\t": "\t", "\\\\": "\\"}
 _ESCAPE_RE = re.compile(r"\\[rnt\\]")
 
@@ -60,7 +63,8 @@ async def probe(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult) -> None
             writer.write(unescape(opts.send).encode())
             await writer.drain()
         if expect is not None:
-            await _expect(reader, expect, opts.max_banner_bytes or DEFAULT_MAX_BANNER_BYTES, result, host)
+            cap = min(opts.max_banner_bytes or DEFAULT_MAX_BANNER_BYTES, MAX_BANNER_READ)
+            await _expect(reader, expect, cap, result, host)
     finally:
         writer.transport.abort()
     if result.outcome == Outcome.OUTCOME_UNSPECIFIED:
