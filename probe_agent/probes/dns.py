@@ -112,7 +112,7 @@ async def _probe_dnssec(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult,
             host,
         )
         return
-    validator = Validator(query, anchors)
+    validator = Validator(query, anchors, cache_scope=(server, spec.dns.trust_anchor))
     verdicts = [await validator.validate(r) for r in answered]
     verdict = max(verdicts, key=lambda v: _SEVERITY[v.state])
     result.dns.dnssec = verdict.state

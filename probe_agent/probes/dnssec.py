@@ -40,6 +40,12 @@ SECURE, INSECURE, BOGUS = "secure", "insecure", "bogus"
 # A chain deeper than this is a loop or a hostile resolver, not a real hierarchy.
 MAX_CHAIN_DEPTH = 16
 
+# Validated DNSKEY sets shared by an agent's probes: (resolver, anchor text, zone) ->
+# (monotonic expiry, keys, the zones from the anchor down to this one).
+KEY_CACHE_S = 300.0
+KEY_CACHE_MAX = 4096
+_KEY_CACHE: dict[tuple[str, str, dns.name.Name], tuple[float, dns.rrset.RRset, tuple[str, ...]]] = {}
+
 Query = Callable[[dns.name.Name, dns.rdatatype.RdataType], Awaitable[dns.message.Message]]
 
 
@@ -75,12 +81,17 @@ class _Insecure(Exception):
 
 @dataclass
 class Validator:
-    """Validates the answers of one probe; the DNSKEYs it trusts are kept for the probe's other answers."""
+    """Validates the answers of one probe. The DNSKEY sets it validated are shared with the
+    agent's later probes through the same resolver and anchor (`cache_scope`) for their TTL, at
+    most KEY_CACHE_S: the chain is walked once every few minutes, not on every probe. Answers
+    are always validated afresh."""
 
     query: Query
     anchors: list[dns.rrset.RRset]
     now: float = field(default_factory=time.time)
+    cache_scope: tuple[str, str] | None = None  # (resolver, trust anchor text); None: no sharing
     _keys: dict[dns.name.Name, dns.rrset.RRset] = field(default_factory=dict)
+    _paths: dict[dns.name.Name, tuple[str, ...]] = field(default_factory=dict)  # anchor .. zone
     _chain: list[str] = field(default_factory=list)
 
     async def validate(self, response: dns.message.Message) -> Verdict:
@@ -106,7 +117,7 @@ class Validator:
 
     async def _trusted_keys(self, zone: dns.name.Name, depth: int) -> dns.rrset.RRset:
         """The DNSKEY rrset of `zone`, validated from the anchor down."""
-        known = self._keys.get(zone)
+        known = self._keys.get(zone) or self._from_cache(zone)
         if known is not None:
             return known
         if depth > MAX_CHAIN_DEPTH:
@@ -119,14 +130,40 @@ class Validator:
         if sigs is None:
             raise _Bogus(f"DNSKEY of {zone} is not signed")
         anchored = self._anchor_keys(zone, dnskeys)
+        path: tuple[str, ...] = (zone.to_text(),)
         if anchored is None:
             if zone == dns.name.root:
                 raise _Bogus("no chain of trust reaches the trust anchor (root reached)")
-            anchored = await self._keys_from_ds(zone, dnskeys, depth)
+            anchored, parent = await self._keys_from_ds(zone, dnskeys, depth)
+            path = self._paths[parent] + path
         _check(dnskeys, sigs, zone, anchored, self.now)
-        self._keys[zone] = dnskeys
-        self._chain.append(zone.to_text())
+        self._trust(zone, dnskeys, path)
+        self._to_cache(zone, dnskeys, path)
         return dnskeys
+
+    def _trust(self, zone: dns.name.Name, dnskeys: dns.rrset.RRset, path: tuple[str, ...]) -> None:
+        self._keys[zone], self._paths[zone] = dnskeys, path
+        self._chain.extend(z for z in path if z not in self._chain)
+
+    def _from_cache(self, zone: dns.name.Name) -> dns.rrset.RRset | None:
+        if self.cache_scope is None:
+            return None
+        hit = _KEY_CACHE.get((*self.cache_scope, zone))
+        if hit is None or hit[0] <= time.monotonic():
+            return None
+        self._trust(zone, hit[1], hit[2])
+        return hit[1]
+
+    def _to_cache(self, zone: dns.name.Name, dnskeys: dns.rrset.RRset, path: tuple[str, ...]) -> None:
+        if self.cache_scope is None:
+            return
+        if len(_KEY_CACHE) >= KEY_CACHE_MAX:
+            _KEY_CACHE.pop(next(iter(_KEY_CACHE)))
+        _KEY_CACHE[(*self.cache_scope, zone)] = (
+            time.monotonic() + min(dnskeys.ttl, KEY_CACHE_S),
+            dnskeys,
+            path,
+        )
 
     def _anchor_keys(self, zone: dns.name.Name, dnskeys: dns.rrset.RRset) -> dns.rrset.RRset | None:
         """The keys of `dnskeys` a trust anchor for `zone` vouches for; None if no anchor names zone."""
@@ -140,7 +177,7 @@ class Validator:
 
     async def _keys_from_ds(
         self, zone: dns.name.Name, dnskeys: dns.rrset.RRset, depth: int
-    ) -> dns.rrset.RRset:
+    ) -> tuple[dns.rrset.RRset, dns.name.Name]:
         response = await self.query(zone, dns.rdatatype.DS)
         ds = _find(response, zone, dns.rdatatype.DS)
         if ds is None:
@@ -155,7 +192,7 @@ class Validator:
         vouched = [k for k in dnskeys if _vouches(ds, zone, k)]
         if not vouched:
             raise _Bogus(f"no DNSKEY of {zone} matches its DS")
-        return _rrset(zone, dnskeys.ttl, vouched)
+        return _rrset(zone, dnskeys.ttl, vouched), parent
 
     async def _prove_unsigned(self, name: dns.name.Name) -> None:
         """Insecure if a validated NSEC/NSEC3 of the parent says the zone of `name` has no DS; else bogus."""

@@ -93,3 +93,17 @@ def test_bad_trust_anchor_in_a_spec_is_a_result(server: SignedDnsServer) -> None
     result = _check(server, "www.test", "not a record")
     assert result.failure_class == FailureClass.INTERNAL
     assert "dns.trust_anchor" in result.error
+
+
+def test_validated_keys_are_reused_by_the_next_probe_answers_are_not(
+    server: SignedDnsServer, zones: Zones
+) -> None:
+    first = _check(server, "www.secure.test", zones.trust_anchor())
+    walked = [q for q in server.queries if q[1] in ("DNSKEY", "DS")]
+    server.queries.clear()
+    second = _check(server, "www.secure.test", zones.trust_anchor())
+    assert first.dns.dnssec == second.dns.dnssec == "secure"
+    assert list(second.dns.dnssec_chain) == ["test.", "secure.test."]
+    assert walked and not [q for q in server.queries if q[1] in ("DNSKEY", "DS")]
+    bogus = _check(server, "bogus.secure.test", zones.trust_anchor())
+    assert bogus.failure_class == FailureClass.DNS_BOGUS, "cached keys, but the answer's signature is checked"
