@@ -134,6 +134,7 @@ def _wire_api(collector: Collector, evaluator: Evaluator) -> None:
     )
     evaluator.on_tick = metrics.tick_seconds.observe
     state.registry = metrics.registry
+    state.config = collector.current_config
     state.evaluator = evaluator
     state.store_ok = lambda: ingestor.store_ok
     state.committed = lambda: ingestor.committed
