@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from collector.config import config_from_mapping
+from collector.maintenance import Window
 from collector.store import Store
 from collector.store.migrations import MIGRATIONS, render
 from collector.verdicts.availability import burn_alert
@@ -325,3 +326,19 @@ def test_an_impaired_region_is_excluded_for_that_region_only(store: Store) -> No
     )
     assert (regions["be"]["excluded_s"], regions["be"]["down_s"]) == (0.0, 0.0)
     assert (vant["excluded_s"], vant["down_s"]) == (0.0, 1800.0)
+
+
+def test_a_recurring_window_and_a_silence_are_excluded_too(store: Store) -> None:
+    """`every: daily 20:00-21:00 UTC` excludes the same hour as the one-shot window, and so does a
+    stored silence (POST /api/v1/silences) in its place."""
+    recurring = {
+        **CONFIG,
+        "maintenance": [{"name": "nightly", "checks": ["shop"], "every": "daily 20:00-21:00 UTC"}],
+    }
+    config = config_from_mapping(recurring, "collector.yaml")
+    shop = report(store, scope_of(config, "*", T0 + 86_400), 86_400, T0 + 86_400)["checks"]
+    assert next(c for c in shop if c["check"] == "shop")["availability"] == 93.4783
+    silence = Window("deploy", ("shop",), (), at(20).timestamp(), at(21).timestamp(), id="s1")
+    bare = config_from_mapping({**CONFIG, "maintenance": []}, "collector.yaml")
+    silenced = report(store, scope_of(bare, "*", T0 + 86_400, [silence]), 86_400, T0 + 86_400)["checks"]
+    assert next(c for c in silenced if c["check"] == "shop")["excluded_s"] == 3600.0
