@@ -29,6 +29,7 @@ from collector.reload import watch_config
 from collector.store import Store
 from collector.verdicts import Evaluator, Notifier, evaluate_forever
 from collector.verdicts.maintenance import MaintenanceBook
+from collector.verdicts.slo_alerts import SloAlerts
 from collector.web import ApiState, CollectorMetrics, make_app
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     services: dict[str, Coroutine[Any, Any, None]] = {
         "verdicts": evaluate_forever(evaluator, collector.current_config),
         "notify": notifier.run(),
+        "slo-alerts": SloAlerts(store, collector.current_config, notifier).run(),
         "config-reload": watch_config(collector.current_config, collector.apply_config),
     }
     collector.background = [asyncio.create_task(svc, name=name) for name, svc in services.items()]

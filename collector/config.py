@@ -146,7 +146,7 @@ DEFAULT_SINK_URLS = {
     "opsgenie": "https://api.opsgenie.com",
 }
 SEVERITIES = ("info", "warning", "error", "critical")
-EVENT_STATUSES = ("outage", "partial", "impaired", "warning")
+EVENT_STATUSES = ("outage", "partial", "impaired", "warning", "fast_burn", "slow_burn")
 EVENT_SCOPES = ("global", "regional", "undetermined", "agent", "region")
 
 

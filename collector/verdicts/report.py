@@ -221,18 +221,7 @@ def _slo_figures(store: Store, scope: Scope, past: History, now: float) -> dict[
     windows: dict[float, list[str]] = {}
     for check, slo in scope.slos.items():
         windows.setdefault(float(slo.window), []).append(check)
-    burns = {
-        name: history(
-            store,
-            _narrow(scope, list(scope.slos)),
-            end - s,
-            end,
-            now,
-            regions=False,
-            spans=past.spans if end - s >= past.start else None,
-        )
-        for name, s in BURN_WINDOWS_S.items()
-    }
+    burns = _burn_rates(store, scope, end, now, past)
     for window, checks in windows.items():
         if past.start == end - window:
             over = past
@@ -244,10 +233,7 @@ def _slo_figures(store: Store, scope: Scope, past: History, now: float) -> dict[
             fig = over.figures((check, ""))
             burned = burn_rate(fig.bad_s(weight), fig.measured_s, target)
             availability = fig.availability(weight)
-            rates = {}
-            for name, h in burns.items():
-                short = h.figures((check, ""))
-                rates[name] = burn_rate(short.bad_s(weight), short.measured_s, target)
+            rates = burns[check]
             out[check] = {
                 "target": target,
                 "window_s": window,
@@ -257,6 +243,30 @@ def _slo_figures(store: Store, scope: Scope, past: History, now: float) -> dict[
                 "alert": burn_alert(rates),
             }
     return out
+
+
+def _burn_rates(
+    store: Store, scope: Scope, end: float, now: float, past: History | None
+) -> dict[str, dict[str, float | None]]:
+    """Per check with an SLO, its burn rate over each of BURN_WINDOWS_S ending at `end`. The
+    event versions come from `past` when it holds the longest window, else from one read."""
+    checks = _narrow(scope, list(scope.slos))
+    longest = max(BURN_WINDOWS_S.values())
+    if past is None or end - longest < past.start:
+        past = History(end - longest, end, {}, {}, _spans(store, checks, end - longest, end, now))
+    out: dict[str, dict[str, float | None]] = {c: {} for c in checks.checks}
+    for name, seconds in BURN_WINDOWS_S.items():
+        window = history(store, checks, end - seconds, end, now, regions=False, spans=past.spans)
+        for check in checks.checks:
+            fig = window.figures((check, ""))
+            target = scope.slos[check].target
+            out[check][name] = burn_rate(fig.bad_s(scope.partial_weight), fig.measured_s, target)
+    return out
+
+
+def burn_rates(store: Store, scope: Scope, now: float) -> dict[str, dict[str, float | None]]:
+    """Burn rates of the checks with an SLO, over windows ending at the last whole slot."""
+    return _burn_rates(store, scope, slot_floor(now), now, None)
 
 
 def _rounded(value: float | None) -> float | None:
