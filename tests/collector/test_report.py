@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from collector.config import config_from_mapping
-from collector.maintenance import Window
+from collector.maintenance import Window, parse_window
 from collector.store import Store
 from collector.store.migrations import MIGRATIONS, render
 from collector.verdicts.availability import burn_alert
@@ -342,3 +342,23 @@ def test_a_recurring_window_and_a_silence_are_excluded_too(store: Store) -> None
     bare = config_from_mapping({**CONFIG, "maintenance": []}, "collector.yaml")
     silenced = report(store, scope_of(bare, "*", T0 + 86_400, [silence]), 86_400, T0 + 86_400)["checks"]
     assert next(c for c in silenced if c["check"] == "shop")["excluded_s"] == 3600.0
+
+
+def test_recurring_occurrences_over_a_range() -> None:
+    """Each occurrence overlapping the range, crossing midnight in its own zone."""
+    window = parse_window(
+        {"name": "w", "checks": ["*"], "every": "mon-fri 22:30-01:00 Europe/Rome"},
+        "collector.yaml",
+        "maintenance[0]",
+    )
+    monday = datetime(2026, 11, 30, tzinfo=UTC).timestamp()  # a Monday
+    spans = window.spans_between(monday, monday + 7 * 86_400)
+    assert [round(b - a) for a, b in spans] == [9000] * 5
+    assert datetime.fromtimestamp(spans[0][0], UTC).strftime("%a %H:%M") == "Mon 21:30"  # 22:30 in Rome
+    one_shot = parse_window(
+        {"name": "o", "checks": ["*"], "start": "2026-12-01T02:00:00Z", "end": "2026-12-01T03:00:00Z"},
+        "collector.yaml",
+        "maintenance[0]",
+    )
+    assert one_shot.spans_between(monday, monday + 86_400) == []
+    assert len(one_shot.spans_between(monday, monday + 2 * 86_400)) == 1
