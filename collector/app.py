@@ -34,6 +34,7 @@ from collector.verdicts import Evaluator, Notifier, evaluate_forever
 from collector.verdicts.events import Event
 from collector.verdicts.evidence import Widening
 from collector.verdicts.maintenance import MaintenanceBook
+from collector.verdicts.slo_alerts import SloAlerts
 from collector.web import ApiState, CollectorMetrics, make_app
 from probenet.v1.stream_pb2 import PathTrace, PathTraceRequest
 
@@ -117,6 +118,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     services: dict[str, Coroutine[Any, Any, None]] = {
         "verdicts": evaluate_forever(evaluator, collector.current_config),
         "notify": notifier.run(),
+        "slo-alerts": SloAlerts(store, collector.current_config, notifier).run(),
         "config-reload": watch_config(collector.current_config, collector.apply_config),
     }
     collector.background = [asyncio.create_task(svc, name=name) for name, svc in services.items()]
@@ -141,6 +143,7 @@ def _wire_api(collector: Collector, evaluator: Evaluator) -> None:
     )
     evaluator.on_tick = metrics.tick_seconds.observe
     state.registry = metrics.registry
+    state.config = collector.current_config
     state.evaluator = evaluator
     state.store_ok = lambda: ingestor.store_ok
     state.committed = lambda: ingestor.committed

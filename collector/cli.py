@@ -14,7 +14,7 @@ from collector.errors import CollectorError, ConfigError, UsageError
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 # Subcommand modules, in help order.
-COMMANDS = ["serve", "query", "ca", "lab", "classify", "status", "events"]
+COMMANDS = ["serve", "query", "ca", "lab", "classify", "status", "events", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,11 +18,14 @@
     notify:                         # sinks; the old `webhooks: [{url, format: json|slack}]` still works
       - {type: alertmanager, url: "http://alertmanager:9093", resend: 60s}
       - {type: pagerduty, key_env: PD_ROUTING_KEY, match: {min_severity: critical}}
-    maintenance:                    # events of covered checks notify nobody (collector.maintenance)
+    maintenance:                    # events of covered checks notify nobody (collector.maintenance),
+                                    # and availability leaves their time out (verdicts.report)
       - {name: db-upgrade, checks: ["shop-*"], regions: [it], start: 2026-12-06T02:00:00Z, end: 2026-12-06T04:00:00Z}
       - {name: weekly, checks: ["*"], every: "sun 02:00-04:00 UTC"}
     checks:                         # central checks pushed to agents (proto3 JSON of CheckSpec)
-      - {id: shop, probe: page, target: "https://shop.example/", interval: 30s, regions: [it, fr]}
+      - {id: shop, probe: page, target: "https://shop.example/", interval: 30s, regions: [it, fr],
+         slo: {target: 99.9, window: 30d}}    # optional availability objective (collector only)
+    availability: {partial_weight: 0.5}       # partial time counts this much against availability
 
 Relative paths are resolved against the config file's directory.
 """
@@ -52,8 +55,8 @@ PROBE_TYPES = frozenset({"http", "tls", "page", "dns", "tcp", "grpc", "icmp"})
 DEFAULT_STORE_DIR = "probenet-data"
 STORE_URL_ENV = "PROBENET_STORE_URL"
 API_TOKEN_ENV = "PROBENET_API_TOKEN"
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, None: 1.0}
 
 
 class Seconds(float):
@@ -143,7 +146,7 @@ DEFAULT_SINK_URLS = {
     "opsgenie": "https://api.opsgenie.com",
 }
 SEVERITIES = ("info", "warning", "error", "critical")
-EVENT_STATUSES = ("outage", "partial", "impaired", "warning")
+EVENT_STATUSES = ("outage", "partial", "impaired", "warning", "fast_burn", "slow_burn")
 EVENT_SCOPES = ("global", "regional", "undetermined", "agent", "region")
 
 
@@ -151,6 +154,21 @@ EVENT_SCOPES = ("global", "regional", "undetermined", "agent", "region")
 class MetricsConfig:
     # Above this many checks /metrics exports the verdict series of the non-ok checks only.
     max_check_series: int = 20_000
+
+
+@dataclass(frozen=True)
+class Slo:
+    """A check's availability objective (`slo:` of a check): `target` percent over `window`."""
+
+    target: float
+    window: Seconds = Seconds(30 * 86_400.0)  # noqa: RUF009 - immutable float
+
+
+@dataclass(frozen=True)
+class AvailabilityConfig:
+    """`availability:`: how partial time counts against availability (1 = like an outage)."""
+
+    partial_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -168,6 +186,9 @@ class CollectorConfig:
     checks: tuple[CheckSpec, ...] = ()
     maintenance: tuple[Window, ...] = ()  # collector.maintenance: when events notify nobody
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    # Per check id, the `slo:` given with the check (kept out of the CheckSpec agents receive).
+    slos: Mapping[str, Slo] = field(default_factory=dict)
+    availability: AvailabilityConfig = field(default_factory=AvailabilityConfig)
     source: str = "<defaults>"
 
     @property
@@ -222,13 +243,13 @@ def build(cls: type[Any], raw: object, file: str, prefix: str = "") -> Any:
     if not isinstance(raw, Mapping):
         raise ConfigError(file, prefix or "-", "expected a mapping")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    known = {f.name for f in dataclasses.fields(cls) if f.name not in ("source", "slos")}
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = f"{prefix}.{name}" if prefix else str(name)
         if name not in known:
             raise ConfigError(file, key, f"unknown key; known: {sorted(known)}")
-        if name in ("checks", "maintenance"):  # parsed on their own
+        if cls is CollectorConfig and name in ("checks", "maintenance"):  # parsed on their own
             continue
         values[name] = _typed(value, hints[name], file, key)
     try:
@@ -240,10 +261,20 @@ def build(cls: type[Any], raw: object, file: str, prefix: str = "") -> Any:
         ) from exc
 
 
+def parse_slo(raw: object, file: str, key: str) -> Slo:
+    slo: Slo = build(Slo, raw, file, key)
+    if not 0 < slo.target < 100:
+        raise ConfigError(file, f"{key}.target", f"a percentage above 0 and below 100, got {slo.target!r}")
+    if slo.window < 3600:
+        raise ConfigError(file, f"{key}.window", f"at least 1h, got {float(slo.window):g}s")
+    return slo
+
+
 def parse_check(raw: object, file: str, key: str) -> CheckSpec:
     if not isinstance(raw, Mapping):
         raise ConfigError(file, key, "expected a mapping")
     data = dict(raw)
+    data.pop("slo", None)  # the collector's own (parse_slos); agents never see it
     interval = parse_seconds(data.pop("interval", 30.0), file, f"{key}.interval")
     timeout = parse_seconds(data.pop("timeout", min(10.0, interval)), file, f"{key}.timeout")
     page = data.get("page")
@@ -282,11 +313,23 @@ def parse_checks(raw: object, file: str, key: str = "checks") -> tuple[CheckSpec
     return specs
 
 
+def parse_slos(raw: object, file: str) -> dict[str, Slo]:
+    """`slo:` of each check in `checks:` (already validated as a list of mappings)."""
+    slos = {}
+    for i, check in enumerate(raw if isinstance(raw, list) else []):
+        if isinstance(check, Mapping) and check.get("slo") is not None:
+            slos[str(check["id"])] = parse_slo(check["slo"], file, f"checks[{i}].slo")
+    return slos
+
+
 def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None = None) -> CollectorConfig:
     _refuse_inline_secrets(raw.get("notify"), file)
     config: CollectorConfig = build(CollectorConfig, raw, file)
     checks = parse_checks(raw.get("checks"), file)
     maintenance = parse_windows(raw.get("maintenance"), file)
+    slos = parse_slos(raw.get("checks"), file)
+    if not 0 <= config.availability.partial_weight <= 1:
+        raise ConfigError(file, "availability.partial_weight", "must be between 0 and 1")
     base = base_dir or Path.cwd()
     tls = TlsFiles(*(str(base / p) if p else "" for p in (config.tls.ca, config.tls.cert, config.tls.key)))
     store = dataclasses.replace(config.store, url=_store_url(config.store.url, base, file))
@@ -324,6 +367,7 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
         notify=sinks,
         webhooks=(),
         maintenance=maintenance,
+        slos=slos,
         source=file,
     )
 

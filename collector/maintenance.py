@@ -54,6 +54,23 @@ class Recurrence:
                 return start.timestamp(), end.timestamp()
         return None
 
+    def spans_between(self, start: float, end: float) -> list[tuple[float, float]]:
+        """Every occurrence overlapping [start, end), as (start, end) epoch seconds."""
+        tz = ZoneInfo(self.zone)
+        day = dt.datetime.fromtimestamp(start, tz).date() - dt.timedelta(days=1)
+        last = dt.datetime.fromtimestamp(end, tz).date()
+        found = []
+        while day <= last:
+            if day.weekday() in self.days:
+                begin = dt.datetime.combine(day, self.start, tz)
+                finish = dt.datetime.combine(day, self.end, tz)
+                if finish <= begin:
+                    finish += dt.timedelta(days=1)
+                if begin.timestamp() < end and finish.timestamp() > start:
+                    found.append((begin.timestamp(), finish.timestamp()))
+            day += dt.timedelta(days=1)
+        return found
+
 
 @dataclass(frozen=True)
 class Window:
@@ -72,6 +89,13 @@ class Window:
             return self.every.span_at(now)
         assert self.start is not None and self.end is not None
         return (self.start, self.end) if self.start <= now < self.end else None
+
+    def spans_between(self, start: float, end: float) -> list[tuple[float, float]]:
+        """The window's time inside [start, end): its span, or each occurrence overlapping it."""
+        if self.every is not None:
+            return self.every.spans_between(start, end)
+        assert self.start is not None and self.end is not None
+        return [(self.start, self.end)] if self.start < end and self.end > start else []
 
     def active(self, now: float) -> bool:
         return self.span_at(now) is not None

@@ -131,6 +131,52 @@ GROUP BY minute, check_id, region
 """,
         ),
     ),
+    # Which 6-minute slots of each day held a result, per check and region (and region '': the
+    # check in any region): 240 bits of a UInt256, OR-ed together (exact under replays and across
+    # batches, 32 bytes a day), so a report over 90 days reads a row per check, region and day.
+    # Kept a day longer than results: the oldest day of a report over the whole TTL is whole.
+    Migration(
+        4,
+        "probe_results_1d",
+        (
+            """
+CREATE TABLE IF NOT EXISTS probe_results_1d {on_cluster} (
+    day             Date,
+    check_id        LowCardinality(String),
+    region          LowCardinality(String),
+    slots           SimpleAggregateFunction(groupBitOr, UInt256),
+    results         SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = {aggregating_merge_tree}
+PARTITION BY day
+ORDER BY (check_id, region, day)
+TTL day + INTERVAL {ttl_days} DAY + INTERVAL 1 DAY
+""",
+            """
+CREATE MATERIALIZED VIEW IF NOT EXISTS probe_results_1d_mv {on_cluster} TO probe_results_1d AS
+SELECT
+    toDate(started_at) AS day,
+    check_id,
+    arrayJoin([region, '']) AS region,
+    groupBitOr(bitShiftLeft(toUInt256(1), intDiv(toHour(started_at) * 60 + toMinute(started_at), 6)))
+        AS slots,
+    count() AS results
+FROM probe_results
+GROUP BY day, check_id, region
+""",
+            # A store from before this migration: its minute rollup gives the slots of the past
+            # (OR-ed, so a rerun after a crash changes nothing but `results`).
+            """
+INSERT INTO probe_results_1d
+SELECT toDate(minute) AS day, check_id, arrayJoin([region, '']) AS region,
+       groupBitOr(bitShiftLeft(toUInt256(1), intDiv(toHour(minute) * 60 + toMinute(minute), 6))),
+       countMerge(results)
+FROM probe_results_1m
+GROUP BY day, check_id, region
+SETTINGS max_partitions_per_insert_block = 1000
+""",
+        ),
+    ),
     # 10-19: verdicts and events. Every event version is a row; (event_id, version) is unique,
     # so re-inserting a version after a crash collapses instead of duplicating.
     Migration(

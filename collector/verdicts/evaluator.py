@@ -25,7 +25,7 @@ from collector.errors import StoreError
 from collector.store import Store
 from collector.store.events import insert_events, open_event_rows
 from collector.verdicts.engine import SUSPECT_SHARE, Engine
-from collector.verdicts.events import Event, EventTracker, event_from_row
+from collector.verdicts.events import KIND_SLO, Event, EventTracker, event_from_row
 from collector.verdicts.model import (
     FAIL,
     FAILED,
@@ -202,7 +202,8 @@ def _failing_view(
 
 
 def load_open_events(store: Store) -> list[Event]:
-    return [event_from_row(r) for r in open_event_rows(store)]
+    """The open events the tracker resumes (SLO burn alerts are collector.verdicts.slo_alerts')."""
+    return [e for e in map(event_from_row, open_event_rows(store)) if e.kind != KIND_SLO]
 
 
 def evaluate_every(checks: Sequence[CheckSpec], configured: float) -> float:

@@ -28,6 +28,7 @@ from collector.verdicts.model import (
 )
 
 KIND_CHECK, KIND_VANTAGE, KIND_CERT = "check", "vantage", "cert_expiring"
+KIND_SLO = "slo_burn"  # collector.verdicts.slo_alerts: not the tracker's
 STATUS_IMPAIRED, STATUS_WARNING = "impaired", "warning"
 CERT_EXPIRING_CLASS = "tls_cert_expiring"
 

@@ -10,6 +10,7 @@ GET  /api/v1/status                       verdicts, cached per evaluation and sl
 GET  /api/v1/events                       event versions, filtered and paginated (events.py)
 GET/POST/DELETE /api/v1/silences          maintenance windows and silences (silences.py)
 GET  /api/v1/events/{id}                  one event: its versions and the path traces of its agents
+GET  /api/v1/report, /api/v1/report/daily availability, SLOs and daily history (report.py)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collector.web.events import add_routes as add_event_routes
 from collector.web.metrics import add_routes as add_metrics_routes
 from collector.web.page import add_routes as add_page_routes
 from collector.web.query import add_routes as add_query_routes
+from collector.web.report import add_routes as add_report_routes
 from collector.web.silences import add_routes as add_silence_routes
 from collector.web.status import add_routes as add_status_routes
 from collector.web.status_cache import CACHE_KEY, StatusCache, status_context, status_middleware
@@ -73,6 +75,7 @@ def make_app(state: ApiState) -> web.Application:
         add_status_routes,
         add_event_routes,
         add_silence_routes,
+        add_report_routes,
     ):
         add_routes(app)
     return app

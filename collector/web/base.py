@@ -19,6 +19,7 @@ from collector.store.readonly_sql import SqlLimits
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from collector.config import CollectorConfig
     from collector.verdicts import Evaluator
     from collector.verdicts.maintenance import MaintenanceBook
 
@@ -64,6 +65,8 @@ class ApiState:
     query_url: str = ""
     # Maintenance windows and silences (collector.web.silences); None without verdicts.
     maintenance: MaintenanceBook | None = None
+    # The active config (checks, SLOs, maintenance windows), swapped by a reload.
+    config: Callable[[], CollectorConfig] | None = None
 
 
 STATE_KEY = web.AppKey("state", ApiState)

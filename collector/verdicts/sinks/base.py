@@ -9,10 +9,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from collector.config import SEVERITIES, MatchConfig, NotifyConfig
-from collector.verdicts.events import KIND_CERT, KIND_VANTAGE, Event
+from collector.verdicts.events import KIND_CERT, KIND_SLO, KIND_VANTAGE, Event
 
-_SEVERITY = {"outage": "critical", "partial": "error", "impaired": "warning", "warning": "warning"}
-ALERTNAMES = {KIND_VANTAGE: "ProbenetImpairedVantage", KIND_CERT: "ProbenetCertExpiring"}
+# A fast SLO burn pages, a slow one is a ticket (the SRE workbook's multi-window alerts).
+_SEVERITY = {
+    "outage": "critical",
+    "partial": "error",
+    "impaired": "warning",
+    "warning": "warning",
+    "fast_burn": "critical",
+    "slow_burn": "warning",
+}
+ALERTNAMES = {
+    KIND_VANTAGE: "ProbenetImpairedVantage",
+    KIND_CERT: "ProbenetCertExpiring",
+    KIND_SLO: "ProbenetSloBurn",
+}
 
 
 @dataclass(frozen=True)

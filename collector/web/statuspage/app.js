@@ -6,6 +6,8 @@ const MAX_GRID_ROWS = 100;
 const TIMELINE_HOURS = 24;
 const PHASE_COLORS = { dns: "#7e57c2", connect: "#42a5f5", tls: "#26a69a", ttfb: "#ffa726", transfer: "#8d6e63" };
 const STATUS_ORDER = { outage: 0, partial: 1, unknown: 2, ok: 3 };
+const HISTORY_DAYS = 90;
+const HISTORY_REFRESH_MS = 60000;
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -246,6 +248,133 @@ function renderTimeline(events) {
   box.replaceChildren(chart);
 }
 
+// --- availability history: one bar per check, one cell per day (collector.web.report) ---
+
+function availClass(a) {
+  if (a === null || a === undefined) return "avail-none";
+  if (a >= 99.9) return "avail-good";
+  if (a >= 99) return "avail-fair";
+  if (a >= 95) return "avail-poor";
+  return "avail-bad";
+}
+
+function pct(a) {
+  return a === null || a === undefined ? "no data" : `${a.toFixed(a >= 99.9 ? 3 : 2)} %`;
+}
+
+function minutes(s) {
+  return s >= 5400 ? `${(s / 3600).toFixed(1)} h` : `${Math.round(s / 60)} min`;
+}
+
+function dayTip(check, cell) {
+  const tip = el("div", {}, el("strong", {}, `${check}, ${cell.day.slice(0, 10)}: ${pct(cell.availability)}`));
+  const parts = [];
+  if (cell.down_s) parts.push(`down ${minutes(cell.down_s)}`);
+  if (cell.degraded_s) parts.push(`degraded ${minutes(cell.degraded_s)}`);
+  if (cell.excluded_s) parts.push(`maintenance or impaired vantage ${minutes(cell.excluded_s)}`);
+  if (cell.no_data_s && cell.availability !== null) parts.push(`no data ${minutes(cell.no_data_s)}`);
+  if (parts.length) tip.append(el("div", {}, parts.join(", ")));
+  if (cell.incidents.length) {
+    tip.append(el("ul", {}, ...cell.incidents.map((i) => el("li", { class: `status-${i.status}` },
+      `${i.status}: ${i.cause || "unknown cause"}${i.cause_host ? " on " + i.cause_host : ""}` +
+      (i.regions.length ? ` in ${i.regions.join(", ")}` : "")))));
+  } else {
+    tip.append(el("div", { class: "empty" }, "no incidents"));
+  }
+  return tip;
+}
+
+function overall(days) {
+  let measured = 0;
+  let good = 0;
+  for (const d of days) {
+    if (d.availability === null) continue;
+    measured += d.measured_s;
+    good += d.measured_s * d.availability;
+  }
+  return measured ? good / measured : null;
+}
+
+let historyAt = 0;
+let historyFilter = null;
+const dayCells = new WeakMap();
+
+function renderHistory(daily) {
+  const box = el("div", { class: "bars" });
+  for (const c of daily.checks) {
+    const bar = el("div", { class: "bar", dataset: { check: c.check } });
+    for (const d of c.days) {
+      const cell = el("span", { class: `day ${availClass(d.availability)}`,
+        dataset: { day: d.day.slice(0, 10), availability: d.availability ?? "", incidents: d.incidents.length } });
+      dayCells.set(cell, [c.check, d]);
+      bar.append(cell);
+    }
+    box.append(
+      el("div", { class: "name" }, el("a", { href: `#/check/${encodeURIComponent(c.check)}` }, c.check)),
+      bar, el("div", { class: "total" }, pct(overall(c.days))));
+  }
+  $("#history").replaceChildren(daily.checks.length ? box : el("p", { class: "empty" }, "No checks."));
+  $("#history-count").textContent = daily.total > daily.checks.length
+    ? `${daily.checks.length} of ${daily.total} checks` : `${daily.total} checks`;
+  $("#history").dataset.loaded = "true";
+}
+
+async function refreshHistory() {
+  const filter = $("#grid-filter").value.trim();
+  if (filter === historyFilter && Date.now() - historyAt < HISTORY_REFRESH_MS) return;
+  const params = new URLSearchParams({ days: String(HISTORY_DAYS), limit: String(MAX_GRID_ROWS) });
+  if (filter) params.set("check", `*${filter}*`);
+  renderHistory(await api(`/api/v1/report/daily?${params}`));
+  historyAt = Date.now();
+  historyFilter = filter;
+}
+
+document.addEventListener("mouseover", (ev) => {
+  const found = dayCells.get(ev.target);
+  const tip = $("#day-tip");
+  if (!found) { tip.hidden = true; return; }
+  tip.replaceChildren(dayTip(...found));
+  tip.hidden = false;
+  const box = ev.target.getBoundingClientRect();
+  tip.style.left = `${Math.min(box.left, window.innerWidth - 460)}px`;
+  tip.style.top = `${box.bottom + 6}px`;
+});
+
+// --- a check's availability per region and its error budget (30 days) ---
+
+function budgetGauge(slo) {
+  const left = Math.max(0, Math.min(1, slo.budget_left ?? 0));
+  const r = 50;
+  const angle = Math.PI * (1 - left);
+  const end = [60 + r * Math.cos(angle), 60 - r * Math.sin(angle)];
+  const gauge = svg("svg", { width: 120, height: 70, viewBox: "0 0 120 70", role: "img",
+    "aria-label": "error budget left", id: "budget-gauge" });
+  gauge.append(svg("path", { d: `M 10 60 A ${r} ${r} 0 0 1 110 60`, fill: "none", stroke: "#eceff1",
+    "stroke-width": 12 }));
+  if (left > 0) gauge.append(svg("path", { d: `M 10 60 A ${r} ${r} 0 0 1 ${end[0].toFixed(1)} ${end[1].toFixed(1)}`,
+    fill: "none", stroke: left > 0.5 ? "#2e9e44" : left > 0.2 ? "#e8a317" : "#d93025", "stroke-width": 12 }));
+  const label = svg("text", { x: 60, y: 58, "text-anchor": "middle" });
+  label.textContent = `${Math.round(100 * (slo.budget_left ?? 0))} %`;
+  gauge.append(label);
+  gauge.dataset.left = String(slo.budget_left);
+  const burns = `burn rate 1 h ${slo.burn_1h ?? "-"}, 6 h ${slo.burn_6h ?? "-"}`;
+  return [gauge, el("div", {}, el("div", {}, `SLO ${slo.target} % over ${Math.round(slo.window_s / 86400)} days: ` +
+    `${pct(slo.availability)}, error budget left ${Math.round(100 * (slo.budget_left ?? 0))} %`), el("div", {}, burns))];
+}
+
+async function refreshAvailability(checkId) {
+  const answer = await api(`/api/v1/report?since=30d&regions=all&check=${encodeURIComponent(checkId)}`);
+  const row = (answer.checks || []).find((c) => c.check === checkId);
+  const budget = $("#budget");
+  budget.replaceChildren(...(row && row.slo ? budgetGauge(row.slo)
+    : [el("span", { class: "empty" }, row ? `${pct(row.availability)} (no SLO set)` : "not a central check")]));
+  fillTable("#availability", row ? [["all regions", pct(row.availability), minutes(row.down_s),
+    minutes(row.degraded_s), minutes(row.excluded_s), minutes(row.no_data_s)],
+  ...(row.regions || []).map((r) => [r.region, pct(r.availability), minutes(r.down_s), minutes(r.degraded_s),
+    minutes(r.excluded_s), minutes(r.no_data_s)])] : []);
+  $("#check-availability").dataset.loaded = checkId;
+}
+
 async function refreshOverview() {
   // The verdict engine's status carries the open events: one request draws what matters now.
   const status = await api(statusPath());
@@ -258,6 +387,7 @@ async function refreshOverview() {
   // The timeline comes after, without holding the rest back.
   const since = Math.floor(Date.now() / 1000) - TIMELINE_HOURS * 3600;
   api(`/api/v1/events?since=${since}&limit=200`).then((recent) => renderTimeline(eventsOf(recent)), showError);
+  refreshHistory().catch(showError);
 }
 
 // --- per-check page ---
@@ -370,6 +500,7 @@ async function refreshCheck(checkId) {
       verdict.scope && verdict.status !== "ok" ? ` (${verdict.scope}: ${(verdict.regions || []).join(", ")})` : "",
       causeText(verdict.cause) ? ` - cause: ${causeText(verdict.cause)}` : "")
     : "");
+  refreshAvailability(checkId).catch(showError);
   const evs = eventsOf(events).filter((e) => e.check === checkId);
   $("#check-events").replaceChildren(...(evs.length ? evs.map(eventItem) : [el("li", { class: "empty" }, "none")]));
   await renderPaths(evs[0]);

@@ -1,0 +1,451 @@
+"""The availability report and the status page's daily bars, from bounded reads of the store.
+
+Reads: the slots with results per check, region and day (`probe_results_1d`: one row a day, so
+90 days of 10,000 checks x 20 regions is 18 M rows, never minutes) and the versions of the
+events open during the range (`outage_events`). Runs on the store's thread (synchronous).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from collector.config import CollectorConfig, Slo
+from collector.maintenance import Window
+from collector.store import Store
+from collector.store.events import event_fields
+from collector.store.history import DAY_S, SLOT_S, covered_days, covered_slots, event_rows
+from collector.store.silences import silence_rows
+from collector.verdicts.availability import (
+    Exclusion,
+    Figures,
+    Timeline,
+    Version,
+    burn_alert,
+    burn_rate,
+    excluded_pieces,
+    figures,
+    timelines,
+    versions,
+)
+from collector.verdicts.events import iso
+from collector.verdicts.maintenance import silence_window
+
+# The SRE workbook's multi-window burn-rate alerts: each long window with a short one (1/12 of
+# it; 6 minutes is one slot, the workbook's 5) that says the burn is still going on.
+BURN_WINDOWS_S = {"1h": 3600, "6h": 6 * 3600, "6m": 360, "30m": 1800}
+TOP = 10
+WORST_REGIONS = 5
+MAX_ID_FILTER = 1000
+HISTORY_S = 400 * DAY_S  # the longest range a report covers
+
+Key = tuple[str, str]
+
+
+def slot_floor(ts: float) -> float:
+    return math.floor(ts / SLOT_S) * SLOT_S
+
+
+def slot_ceil(ts: float) -> float:
+    return math.ceil(ts / SLOT_S) * SLOT_S
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a report covers: the checks (ids and SLOs), the excluded windows, the weight."""
+
+    checks: tuple[str, ...]
+    slos: Mapping[str, Slo]
+    exclusions: tuple[Exclusion, ...]
+    partial_weight: float
+
+
+def scope_of(config: CollectorConfig, pattern: str, now: float, silences: Iterable[Window] = ()) -> Scope:
+    """The config's central checks matching `pattern`; its maintenance windows and the stored
+    silences, each occurrence within HISTORY_S of `now` an exclusion rounded out to whole slots."""
+    ids = tuple(c.id for c in config.checks if fnmatch.fnmatchcase(c.id, pattern))
+    exclusions = tuple(
+        Exclusion(glob, tuple(w.regions), slot_floor(a), slot_ceil(b))
+        for w in [*config.maintenance, *silences]
+        for a, b in w.spans_between(now - HISTORY_S, now + DAY_S)
+        for glob in w.checks
+    )
+    slos = {c: config.slos[c] for c in ids if c in config.slos}
+    return Scope(ids, slos, exclusions, config.availability.partial_weight)
+
+
+def stored_scope(store: Store, config: CollectorConfig, pattern: str, now: float) -> Scope:
+    """scope_of with the silences of the store (those ending within HISTORY_S of `now`)."""
+    silences = [silence_window(row) for row in silence_rows(store, now - HISTORY_S)]
+    return scope_of(config, pattern, now, silences)
+
+
+@dataclass
+class History:
+    """What happened over one range: slots with results and the figures of the keys something
+    happened to (down, degraded or excluded time); every other key was up or had no data."""
+
+    start: float
+    end: float
+    covered: dict[str, dict[str, int]]  # per check, per region ("" = the check)
+    timed: dict[Key, Figures]
+    spans: list[Version]
+
+    def figures(self, key: Key) -> Figures:
+        found = self.timed.get(key)
+        if found is not None:
+            return found
+        range_s = self.end - self.start
+        return Figures(range_s=range_s, no_data_s=max(0.0, range_s - self.slots(key) * SLOT_S))
+
+    def slots(self, key: Key) -> int:
+        return self.covered.get(key[0], {}).get(key[1], 0)
+
+
+def _spans(store: Store, scope: Scope, start: float, end: float, now: float) -> list[Version]:
+    return versions((event_fields(r) for r in event_rows(store, start, end, scope.checks)), now)
+
+
+def _covered_excluded(store: Store, tl: Mapping[Key, Timeline], start: float, end: float) -> dict[Key, int]:
+    """Slots with results inside excluded time, per key: one bounded read per piece of it."""
+    out: dict[Key, int] = {}
+    excluded = [t for t in tl.values() if t.excluded]
+    if not excluded:
+        return out
+    for a, b in excluded_pieces(excluded, start, end, DAY_S):
+        inside = [k for k, t in tl.items() if any(x0 <= a and b <= x1 for x0, x1 in t.excluded)]
+        if not inside:
+            continue
+        counts = covered_slots(store, a, b, sorted({c for c, _ in inside}))
+        for key in inside:
+            out[key] = out.get(key, 0) + counts.get(key[0], {}).get(key[1], 0)
+    return out
+
+
+def history(
+    store: Store,
+    scope: Scope,
+    start: float,
+    end: float,
+    now: float,
+    *,
+    regions: bool = True,
+    spans: list[Version] | None = None,
+) -> History:
+    """`spans`: the event versions of a range that holds this one (read again when None)."""
+    # A long list of ids costs more to send than the few unknown checks cost to skip.
+    few = scope.checks if len(scope.checks) <= MAX_ID_FILTER else None
+    covered = covered_slots(store, start, end, few, by_region=regions)
+    if spans is None:
+        spans = _spans(store, scope, start, end, now)
+    else:
+        spans = [s for s in spans if s.start < end and s.end > start]
+    wanted = set(scope.checks)
+    # Only keys something happened to need a timeline: those of the event versions and, when
+    # windows are excluded, every key they could cover.
+    keys = {(c, "") for c in scope.checks}
+    if regions:
+        keys |= {(s.check, r) for s in spans if s.check in wanted for r in s.regions}
+        if scope.exclusions or any(s.kind == "vantage" for s in spans):
+            keys |= {(c, r) for c, by_region in covered.items() if c in wanted for r in by_region}
+    tl = timelines(keys, spans, scope.exclusions)
+    covered_excluded = _covered_excluded(store, tl, start, end)
+    found = History(start, end, covered, {}, spans)
+    for key, t in tl.items():
+        found.timed[key] = figures(
+            start, end, t, found.slots(key) * SLOT_S, covered_excluded.get(key, 0) * SLOT_S
+        )
+    return found
+
+
+def _incidents(spans: Sequence[Version], start: float, end: float) -> dict[str, list[Version]]:
+    """Per check event id, its spans in the range that were outage or partial."""
+    out: dict[str, list[Version]] = {}
+    for span in spans:
+        if (
+            span.kind == "check"
+            and span.status in ("outage", "partial")
+            and span.start < end
+            and span.end > start
+        ):
+            out.setdefault(span.event, []).append(span)
+    return out
+
+
+def _cause_table(incidents: Mapping[str, list[Version]], start: float, end: float) -> list[dict[str, Any]]:
+    causes: dict[tuple[str, str], dict[str, Any]] = {}
+    for spans in incidents.values():
+        for span in spans:
+            cause = causes.setdefault(
+                (span.cause, span.cause_host),
+                {
+                    "class": span.cause,
+                    "host": span.cause_host,
+                    "events": set(),
+                    "down_s": 0.0,
+                    "degraded_s": 0.0,
+                },
+            )
+            cause["events"].add(span.event)
+            seconds = max(0.0, min(span.end, end) - max(span.start, start))
+            cause["down_s" if span.status == "outage" else "degraded_s"] += seconds
+    table = [
+        {
+            **c,
+            "events": len(c["events"]),
+            "down_s": round(c["down_s"], 1),
+            "degraded_s": round(c["degraded_s"], 1),
+        }
+        for c in causes.values()
+    ]
+    return sorted(table, key=lambda c: (-c["down_s"], -c["degraded_s"], -c["events"], c["class"]))[:TOP]
+
+
+def _mttr(spans_by_event: Mapping[str, list[Version]], start: float, end: float) -> float | None:
+    """Mean time from open to close of the incidents that closed in the range."""
+    durations = [
+        s[0].closed_at - s[0].opened_at
+        for s in spans_by_event.values()
+        if s[0].closed_at is not None and start <= s[0].closed_at < end
+    ]
+    return round(sum(durations) / len(durations), 1) if durations else None
+
+
+def _slo_figures(store: Store, scope: Scope, past: History, now: float) -> dict[str, dict[str, Any]]:
+    """Per check with an SLO: its availability over its window, budget left and burn rates."""
+    out: dict[str, dict[str, Any]] = {}
+    weight, end = scope.partial_weight, past.end
+    windows: dict[float, list[str]] = {}
+    for check, slo in scope.slos.items():
+        windows.setdefault(float(slo.window), []).append(check)
+    burns = _burn_rates(store, scope, end, now, past)
+    for window, checks in windows.items():
+        if past.start == end - window:
+            over = past
+        else:
+            held = past.spans if end - window >= past.start else None
+            over = history(store, _narrow(scope, checks), end - window, end, now, regions=False, spans=held)
+        for check in checks:
+            target = scope.slos[check].target
+            fig = over.figures((check, ""))
+            burned = burn_rate(fig.bad_s(weight), fig.measured_s, target)
+            availability = fig.availability(weight)
+            rates = burns[check]
+            out[check] = {
+                "target": target,
+                "window_s": window,
+                "availability": None if availability is None else round(100 * availability, 4),
+                "budget_left": None if burned is None else round(1 - burned, 4),
+                **{f"burn_{name}": _rounded(rate) for name, rate in rates.items()},
+                "alert": burn_alert(rates),
+            }
+    return out
+
+
+def _burn_rates(
+    store: Store, scope: Scope, end: float, now: float, past: History | None
+) -> dict[str, dict[str, float | None]]:
+    """Per check with an SLO, its burn rate over each of BURN_WINDOWS_S ending at `end`. The
+    event versions come from `past` when it holds the longest window, else from one read."""
+    checks = _narrow(scope, list(scope.slos))
+    longest = max(BURN_WINDOWS_S.values())
+    if past is None or end - longest < past.start:
+        past = History(end - longest, end, {}, {}, _spans(store, checks, end - longest, end, now))
+    out: dict[str, dict[str, float | None]] = {c: {} for c in checks.checks}
+    for name, seconds in BURN_WINDOWS_S.items():
+        window = history(store, checks, end - seconds, end, now, regions=False, spans=past.spans)
+        for check in checks.checks:
+            fig = window.figures((check, ""))
+            target = scope.slos[check].target
+            out[check][name] = burn_rate(fig.bad_s(scope.partial_weight), fig.measured_s, target)
+    return out
+
+
+def burn_rates(store: Store, scope: Scope, now: float) -> dict[str, dict[str, float | None]]:
+    """Burn rates of the checks with an SLO, over windows ending at the last whole slot."""
+    return _burn_rates(store, scope, slot_floor(now), now, None)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _narrow(scope: Scope, checks: Sequence[str]) -> Scope:
+    return Scope(tuple(checks), scope.slos, scope.exclusions, scope.partial_weight)
+
+
+def _regions(
+    past: History, wanted: set[str], weight: float
+) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """The regions of each check, and every region over all checks, worst first (plain sums in
+    one pass: 200,000 keys stay cheap)."""
+    range_s = past.end - past.start
+    regions_of: dict[str, set[str]] = {}
+    sums: dict[str, list[float]] = {}
+    for check, by_region in past.covered.items():
+        if check not in wanted:
+            continue
+        regions_of[check] = set(by_region)
+        for region, n in by_region.items():
+            total = sums.get(region)
+            if total is None:
+                total = sums[region] = [0.0, 0.0, 0.0, 0.0, 0.0]
+            total[0] += range_s
+            total[2] += range_s - n * SLOT_S
+    for (check, region), fig in past.timed.items():
+        if not region or check not in wanted:
+            continue
+        total = sums.setdefault(region, [0.0, 0.0, 0.0, 0.0, 0.0])
+        if region in regions_of.setdefault(check, set()):  # replace the plain figures counted above
+            total[0] -= range_s
+            total[2] -= range_s - past.slots((check, region)) * SLOT_S
+        regions_of[check].add(region)
+        for i, value in enumerate((fig.range_s, fig.excluded_s, fig.no_data_s, fig.down_s, fig.degraded_s)):
+            total[i] += value
+    sums.pop("", None)
+    rows = [{"region": r, **Figures(*t).to_dict(weight)} for r, t in sums.items()]
+    return {c: sorted(r - {""}) for c, r in regions_of.items()}, sorted(rows, key=_worst_first)[:TOP]
+
+
+def _check_regions(
+    past: History, check: str, regions: list[str], detail: str, weight: float
+) -> list[dict[str, Any]]:
+    """`all`: every region of the check; `worst`: at most WORST_REGIONS that were not simply up."""
+    if detail == "worst":
+        range_s = past.end - past.start
+        regions = [
+            r for r in regions if (check, r) in past.timed or past.slots((check, r)) * SLOT_S < range_s
+        ]
+    rows = [{"region": r, **past.figures((check, r)).to_dict(weight)} for r in regions]
+    rows.sort(key=_worst_first)
+    return rows if detail == "all" else rows[:WORST_REGIONS]
+
+
+def report(store: Store, scope: Scope, since_s: float, now: float, regions: str = "worst") -> dict[str, Any]:
+    """The report over [now - since_s, now), both rounded down to slots (JSON-ready). `regions`:
+    `all` (every region of each check), `worst` (the few that were not simply up) or `none`."""
+    end = slot_floor(now)
+    start = slot_floor(now - since_s)
+    weight = scope.partial_weight
+    past = history(store, scope, start, end, now, regions=True)
+    incidents = _incidents(past.spans, start, end)
+    by_check: dict[str, dict[str, list[Version]]] = {}
+    for event, spans in incidents.items():
+        by_check.setdefault(spans[0].check, {})[event] = spans
+    slos = _slo_figures(store, scope, past, now) if scope.slos else {}
+    regions_of, worst_regions = _regions(past, set(scope.checks), weight)
+    checks = []
+    for check in scope.checks:
+        events = by_check.get(check, {})
+        row = {
+            "check": check,
+            **past.figures((check, "")).to_dict(weight),
+            "incidents": len(events),
+            "mttr_s": _mttr(events, start, end),
+            "slo": slos.get(check),
+            "top_causes": _cause_table(events, start, end)[:3],
+            "regions_total": len(regions_of.get(check, ())),
+        }
+        if regions != "none":
+            row["regions"] = _check_regions(past, check, regions_of.get(check, []), regions, weight)
+        checks.append(row)
+    return {
+        "since": iso(start),
+        "until": iso(end),
+        "partial_weight": weight,
+        "slot_s": SLOT_S,
+        "checks": sorted(checks, key=_worst_first),
+        "worst_regions": worst_regions,
+        "top_causes": _cause_table(incidents, start, end),
+        "incidents": len(incidents),
+        "mttr_s": _mttr(incidents, start, end),
+    }
+
+
+def _worst_first(row: Mapping[str, Any]) -> tuple[float, float, str]:
+    availability = row["availability"]
+    return (
+        101.0 if availability is None else availability,
+        -row["no_data_s"],
+        row.get("check", row.get("region", "")),
+    )
+
+
+def daily(store: Store, scope: Scope, days: int, now: float) -> dict[str, Any]:
+    """Per check, one cell per UTC day of the last `days` (today so far included): availability
+    and the incidents open that day, with cause and regions."""
+    end = slot_floor(now)
+    first = (end - 1) // DAY_S * DAY_S - (days - 1) * DAY_S
+    covered = covered_days(store, first, end, scope.checks if len(scope.checks) <= MAX_ID_FILTER else None)
+    spans = _spans(store, scope, first, end, now)
+    tl = timelines({(c, "") for c in scope.checks}, spans, scope.exclusions)
+    covered_excluded_by_day = {
+        day: _covered_excluded(store, tl, day, min(day + DAY_S, end))
+        for day in _excluded_days(tl, first, end)
+    }
+    incidents = _incidents(spans, first, end)
+    out = []
+    for check in scope.checks:
+        cells = []
+        timeline = tl.get((check, ""), Timeline())
+        for i in range(days):
+            day = first + i * DAY_S
+            day_end = min(day + DAY_S, end)
+            excluded_covered = covered_excluded_by_day.get(day, {}).get((check, ""), 0)
+            fig = figures(
+                day,
+                day_end,
+                timeline,
+                covered.get((check, day), 0) * SLOT_S,
+                excluded_covered * SLOT_S,
+            )
+            cells.append(
+                {
+                    "day": iso(day),
+                    **fig.to_dict(scope.partial_weight),
+                    "incidents": _day_incidents(incidents, check, day, day_end),
+                }
+            )
+        out.append({"check": check, "slo": _slo_brief(scope, check), "days": cells})
+    return {"days": days, "until": iso(end), "partial_weight": scope.partial_weight, "checks": out}
+
+
+def _excluded_days(tl: Mapping[Key, Timeline], first: float, end: float) -> list[float]:
+    days = set()
+    for timeline in tl.values():
+        for a, b in timeline.excluded:
+            day = max(first, a // DAY_S * DAY_S)
+            while day < min(b, end):
+                days.add(day)
+                day += DAY_S
+    return sorted(days)
+
+
+def _day_incidents(
+    incidents: Mapping[str, list[Version]], check: str, day: float, day_end: float
+) -> list[dict[str, Any]]:
+    out = []
+    for event, spans in incidents.items():
+        today = [s for s in spans if s.check == check and s.start < day_end and s.end > day]
+        if today:
+            worst = next((s for s in today if s.status == "outage"), today[0])
+            out.append(
+                {
+                    "id": event,
+                    "status": worst.status,
+                    "cause": worst.cause,
+                    "cause_host": worst.cause_host,
+                    "regions": sorted({r for s in today for r in s.regions}),
+                    "opened_at": iso(worst.opened_at),
+                    "closed_at": iso(worst.closed_at),
+                }
+            )
+    return out
+
+
+def _slo_brief(scope: Scope, check: str) -> dict[str, Any] | None:
+    slo = scope.slos.get(check)
+    return None if slo is None else {"target": slo.target, "window_s": float(slo.window)}
