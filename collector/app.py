@@ -24,7 +24,7 @@ import grpc
 from aiohttp import web
 
 from collector.config import CollectorConfig
-from collector.ingest import CollectorService, Ingestor, add_to_server
+from collector.ingest import CollectorService, Identity, Ingestor, add_to_server
 from collector.reload import watch_config
 from collector.store import Store
 from collector.verdicts import Evaluator, Notifier, evaluate_forever
@@ -77,7 +77,11 @@ def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:
 async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     store = Store(config.store.url, config.store.cluster, config.store.ttl_days)
     ingestor = Ingestor(
-        store, config.store.batch_rows, config.store.flush_interval, config.store.max_pending_rows
+        store,
+        config.store.batch_rows,
+        config.store.flush_interval,
+        config.store.max_pending_rows,
+        config.store.max_pending_bytes,
     )
     # An unreachable store must not stop the collector: agents are held off and keep spooling.
     await ingestor.prepare()
@@ -136,7 +140,8 @@ def _wire_api(collector: Collector, evaluator: Evaluator) -> None:
     state.registry = metrics.registry
     state.evaluator = evaluator
     state.store_ok = lambda: ingestor.store_ok
-    state.committed = lambda: ingestor.committed
+    state.committed_seq = lambda region, agent_id: ingestor.committed.get(Identity(region, agent_id), 0)
+    state.ingest_stalled = ingestor.stalled
     state.connected_agents = service.streams.keys
     state.impaired_agents = lambda: evaluator.latest.impaired_agents if evaluator.latest else ()
 

@@ -9,11 +9,14 @@
       ttl_days: 90
       batch_rows: 10000
       flush_interval: 1s
+      max_pending_rows: 200000      # received, not yet committed: past either bound agents
+      max_pending_bytes: 268435456  # are not read until commits make room
       cluster: ""                   # ON CLUSTER name: replicated engines + Distributed tables
       query_url: ""                 # server store: the SQL endpoint's read-only user (README)
     evaluate_every: 0s              # verdict tick; 0 = the smallest check interval
     limits: {max_batch_results: 5000, max_age_s: 2592000, max_future_s: 300,
-             rate_per_agent: 50000, burst_per_agent: 200000}
+             rate_per_agent: 50000, burst_per_agent: 200000,      # per (region, agent id)
+             rate_per_certificate: 50000, burst_per_certificate: 200000}  # per region cert
     metrics: {max_check_series: 20000}   # above: verdict series of non-ok checks only
     notify:                         # sinks; the old `webhooks: [{url, format: json|slack}]` still works
       - {type: alertmanager, url: "http://alertmanager:9093", resend: 60s}
@@ -71,6 +74,9 @@ class Limits:
     max_age_s: float = 30 * 86_400.0
     rate_per_agent: float = 50_000.0  # results/s
     burst_per_agent: float = 200_000.0
+    # A region certificate speaks for any agent id of its region: all of them together get this.
+    rate_per_certificate: float = 50_000.0
+    burst_per_certificate: float = 200_000.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,8 @@ class StoreConfig:
     batch_rows: int = 10_000
     flush_interval: Seconds = Seconds(1.0)  # noqa: RUF009 - immutable float
     max_pending_rows: int = 200_000
+    # Results received and not yet committed, by encoded size: past it agents are not read.
+    max_pending_bytes: int = 256 << 20
     cluster: str = ""
     database: str = ""
     query_url: str = ""

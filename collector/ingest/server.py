@@ -11,25 +11,35 @@ Status codes an agent may see, each logged here:
     INVALID_ARGUMENT    first message not a hello, or a message that does not decode
     UNAUTHENTICATED     no usable client certificate (no probenet identity, expired)
     PERMISSION_DENIED   the hello claims another agent or region than the certificate
-    RESOURCE_EXHAUSTED  a batch over the size limit
+    RESOURCE_EXHAUSTED  a batch over the size limit (ours), or a message over
+                        grpc.max_receive_message_length (gRPC's own; counted as
+                        stream_grpc_resource_exhausted)
+    FAILED_PRECONDITION a seq further ahead than validate.MAX_SEQ_STEP
     (TLS handshake)     a certificate not signed by the collector's CA, or none at all
+
+An agent is (region, agent id): an `fr` region certificate speaking as `it-1` is the agent
+(fr, it-1), never the `it` agent of that name. Every hello gets the current central config,
+an empty one included, so an agent whose checks were all removed stops running them.
+
+Nothing here waits on a lock the ingest task also takes (see ingestor.py): acks wake on a
+per-agent event, config changes on a per-generation event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
 
-from collector.ca import IdentityError, identity_from_pem
+from collector.ca import IdentityError, identity_from_pem, valid_id
 from collector.config import CollectorConfig, Limits
 from collector.errors import StoreError
-from collector.ingest.ingestor import AgentStatus, Ingestor
-from collector.ingest.validate import MALFORMED, Malformed, Validator, decode
+from collector.ingest.ingestor import AgentStatus, Identity, Ingestor
+from collector.ingest.validate import MALFORMED, Malformed, SeqTooFar, Validator, decode
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -38,12 +48,6 @@ ACK_WAIT_S = 1.0
 SLOW_DOWN_MS = 2000
 OPEN_RETRY_S = 2.0
 Outbox = asyncio.Queue[stream_pb2.CollectorMessage]
-
-
-@dataclass(frozen=True)
-class Identity:
-    agent_id: str
-    region: str
 
 
 def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
@@ -71,29 +75,32 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         self._ingestor = ingestor
         self._config = config
         self.validator = Validator(limits)
-        self.streams: dict[str, Identity] = {}
+        self.streams: dict[Identity, Identity] = {}
         self.refused_streams: dict[str, int] = {}
-        self._config_generation = 0
-        self._config_changed = asyncio.Condition()
+        self._config_changed = asyncio.Event()
 
     async def notify_config_changed(self) -> None:
-        async with self._config_changed:
-            self._config_generation += 1
-            self._config_changed.notify_all()
+        """A reloaded config: its `limits:` apply from the next batch, its checks are pushed."""
+        self.validator.limits = self._config().limits
+        changed, self._config_changed = self._config_changed, asyncio.Event()
+        changed.set()
 
     async def _refuse(self, context: Any, code: grpc.StatusCode, why: str) -> None:
         self.refused_streams[code.name] = self.refused_streams.get(code.name, 0) + 1
         log.warning("refused agent stream from %s: %s %s", context.peer(), code.name, why)
         await context.abort(code, why)
 
-    async def identify(self, hello: stream_pb2.Hello, context: Any) -> Identity:
-        """Who is on the other end: the certificate decides; the hello is believed only when insecure."""
+    async def identify(self, hello: stream_pb2.Hello, context: Any) -> tuple[Identity, str]:
+        """Who is on the other end, and the certificate's rate-limit key ("" if the identity is one
+        agent already): the certificate decides; the hello is believed only when insecure."""
         if self._config().insecure:
-            if not hello.agent_id or not hello.region:
+            if not valid_id(hello.agent_id) or not valid_id(hello.region):
                 await self._refuse(
-                    context, grpc.StatusCode.INVALID_ARGUMENT, "hello must carry agent_id and region"
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "hello must carry agent_id and region, each 1-64 of [A-Za-z0-9._-]",
                 )
-            return Identity(hello.agent_id, hello.region)
+            return Identity(region=hello.region, agent_id=hello.agent_id), ""
         pems = context.auth_context().get("x509_pem_cert") or []
         if not pems:
             await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
@@ -107,7 +114,9 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         except IdentityError as exc:
             await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
             raise
-        return Identity(agent_id, region)
+        # A region certificate speaks for many agent ids: they share one more rate limit.
+        cert_key = "" if cert.agent_id else hashlib.sha256(pems[0]).hexdigest()
+        return Identity(region=region, agent_id=agent_id), cert_key
 
     async def Stream(self, request_iterator: object, context: Any) -> None:  # type: ignore[override]
         first = await context.read()
@@ -117,16 +126,16 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
             await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello")
         hello = first.hello
-        who = await self.identify(hello, context)
+        who, cert_key = await self.identify(hello, context)
         self._note(who, hello)
         outbox: Outbox = asyncio.Queue()
         hwm = await self._open(who, context)
         log.info("agent %s (%s) connected; stored up to seq %d", who.agent_id, who.region, hwm)
-        self.streams[who.agent_id] = who
+        self.streams[who] = who
         first_ack = stream_pb2.Ack(up_to_seq=hwm, max_batch_results=self.validator.limits.max_batch_results)
         await context.write(stream_pb2.CollectorMessage(ack=first_ack))
         tasks = [
-            asyncio.create_task(self._read(who, hello, context, outbox)),
+            asyncio.create_task(self._read(who, cert_key, hello, context, outbox)),
             asyncio.create_task(self._acks(who, hwm, outbox)),
             asyncio.create_task(self._configs(who, outbox)),
         ]
@@ -143,36 +152,48 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
                 task.cancel()
             # return_exceptions collects the tasks' own errors; our own cancellation must propagate.
             await asyncio.gather(*tasks, *([get] if get else []), return_exceptions=True)
-            if self.streams.get(who.agent_id) is who:
-                del self.streams[who.agent_id]
-            log.info("agent %s disconnected", who.agent_id)
+            if self.streams.get(who) is who:
+                del self.streams[who]
+                self._ingestor.forget_waiters(who)
+            log.info("agent %s (%s) disconnected", who.agent_id, who.region)
 
     async def _open(self, who: Identity, context: Any) -> int:
         """The agent's stored high-water mark; while the store is down, hold the agent off."""
         while True:
             try:
-                return await self._ingestor.open_agent(who.agent_id)
+                return await self._ingestor.open_agent(who)
             except StoreError as exc:
                 log.warning("agent %s waits: store unavailable (%s)", who.agent_id, exc)
                 await context.write(_slow_down("store unavailable", int(OPEN_RETRY_S * 1000)))
                 await asyncio.sleep(OPEN_RETRY_S)
 
     def _note(self, who: Identity, hello: stream_pb2.Hello) -> None:
+        spool_depth, dropped = self.validator.gauges(hello.spool_depth, hello.dropped_results)
         self._ingestor.note_agent(
             AgentStatus(
-                agent_id=who.agent_id,
-                region=who.region,
-                version=hello.version,
-                capabilities=tuple(hello.capabilities),
-                spool_depth=hello.spool_depth,
-                dropped_results=hello.dropped_results,
+                who=who,
+                version=self.validator.text(hello.version),
+                capabilities=self.validator.capabilities(hello.capabilities),
+                spool_depth=spool_depth,
+                dropped_results=dropped,
             )
         )
 
-    async def _read(self, who: Identity, hello: stream_pb2.Hello, context: Any, outbox: Outbox) -> None:
+    async def _read(
+        self, who: Identity, cert_key: str, hello: stream_pb2.Hello, context: Any, outbox: Outbox
+    ) -> None:
         while True:
             await self._wait_for_room(outbox)
-            message = await context.read()
+            try:
+                message = await context.read()
+            except grpc.aio.AbortError:
+                raise
+            except grpc.RpcError:
+                # gRPC itself refused the message (over max_receive_message_length) or the
+                # peer went away: count what gRPC says, then end this stream like an EOF.
+                code = context.code() if hasattr(context, "code") else None
+                self._count_stream(code)
+                return
             if message is grpc.aio.EOF:
                 return
             if isinstance(message, Malformed):
@@ -180,26 +201,28 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
                 await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, message.reason)
             kind = message.WhichOneof("msg")
             if kind == "batch":
-                await self._batch(who, context, message.batch, outbox)
+                await self._batch(who, cert_key, context, message.batch, outbox)
             elif kind == "heartbeat":
                 hello.spool_depth = message.heartbeat.spool_depth
                 hello.dropped_results = message.heartbeat.dropped_results
                 self._note(who, hello)
 
     async def _batch(
-        self, who: Identity, context: Any, batch: stream_pb2.ResultBatch, outbox: Outbox
+        self, who: Identity, cert_key: str, context: Any, batch: stream_pb2.ResultBatch, outbox: Outbox
     ) -> None:
         results = list(batch.results)
         too_large = self.validator.batch_too_large(len(results))
         if too_large:
             await self._refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, too_large)
-        checked = self.validator.check(
-            who.agent_id, who.region, results, self._ingestor.submitted_mark(who.agent_id)
-        )
+        checked = self.validator.check(who.agent_id, who.region, results, self._ingestor.submitted_mark(who))
         if checked.counts:
-            log.info("agent %s batch: %s", who.agent_id, dict(checked.counts))
-        self._ingestor.submit(who.agent_id, checked.accepted, checked.last_seq)
-        pause = self.validator.throttle(who.agent_id, len(results))
+            log.info("agent %s (%s) batch: %s", who.agent_id, who.region, dict(checked.counts))
+        self._ingestor.submit(who, checked.accepted, checked.last_seq, checked.nbytes)
+        if isinstance(checked.stopped, SeqTooFar):
+            # Settling it would make every later result of this agent a "duplicate"; holding the
+            # stream keeps the agent's spool whole until someone looks (logged and counted).
+            await self._refuse(context, grpc.StatusCode.FAILED_PRECONDITION, checked.stopped.reason)
+        pause = self.validator.throttle(who, len(results), cert_key)
         if pause > 0:
             # Not reading the stream is what holds a flood back; the message tells an honest agent.
             outbox.put_nowait(_slow_down("rate limit", int(pause * 1000) + 1))
@@ -214,21 +237,27 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
 
     async def _acks(self, who: Identity, acked: int, outbox: Outbox) -> None:
         while True:
-            mark = await self._ingestor.wait_committed(who.agent_id, acked, ACK_WAIT_S)
+            mark = await self._ingestor.wait_committed(who, acked, ACK_WAIT_S)
             if mark > acked:
                 acked = mark
                 outbox.put_nowait(stream_pb2.CollectorMessage(ack=stream_pb2.Ack(up_to_seq=mark)))
 
     async def _configs(self, who: Identity, outbox: Outbox) -> None:
-        sent = ""
+        """The current central config at once (empty included: it is what the agent must run),
+        then again whenever a reload changes it."""
+        sent: str | None = None
         while True:
-            generation = self._config_generation
+            changed = self._config_changed
             config = self._config()
-            if config.checks_version != sent and (config.checks or sent):
+            if config.checks_version != sent:
                 sent = config.checks_version
                 checks = config.checks_for_region(who.region)
                 outbox.put_nowait(
                     stream_pb2.CollectorMessage(config=stream_pb2.CheckConfig(version=sent, checks=checks))
                 )
-            async with self._config_changed:
-                await self._config_changed.wait_for(lambda g=generation: self._config_generation != g)  # type: ignore[misc]
+            await changed.wait()
+
+    def _count_stream(self, code: grpc.StatusCode | None) -> None:
+        if code is not None and code != grpc.StatusCode.CANCELLED:
+            name = f"GRPC_{code.name}"
+            self.refused_streams[name] = self.refused_streams.get(name, 0) + 1
