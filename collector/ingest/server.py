@@ -12,8 +12,8 @@ Status codes an agent may see, each logged here:
     UNAUTHENTICATED     no usable client certificate (no probenet identity, expired)
     PERMISSION_DENIED   the hello claims another agent or region than the certificate
     RESOURCE_EXHAUSTED  a batch over the size limit (ours), or a message over
-                        grpc.max_receive_message_length (gRPC's own; counted as
-                        stream_grpc_resource_exhausted)
+                        grpc.max_receive_message_length (gRPC's own: the handler
+                        only sees an end of stream, so it is not counted here)
     FAILED_PRECONDITION a seq further ahead than validate.MAX_SEQ_STEP
     (TLS handshake)     a certificate not signed by the collector's CA, or none at all
 
@@ -78,6 +78,21 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         self.streams: dict[Identity, Identity] = {}
         self.refused_streams: dict[str, int] = {}
         self._config_changed = asyncio.Event()
+        # A graceful stop: first no more reading (so pending rows can drain), then the end.
+        self._draining = asyncio.Event()
+        self._closing = asyncio.Event()
+
+    def stop_reading(self) -> None:
+        """Stop taking results from every stream (acks and config still go out)."""
+        self._draining.set()
+
+    async def close_streams(self, timeout: float) -> None:
+        """End every stream after a last ack of what is committed; wait up to `timeout`."""
+        self._closing.set()
+        deadline = asyncio.get_running_loop().time() + timeout
+        # The streams end on their own at once; polling keeps one waiter out of every stream.
+        while self.streams and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
     async def notify_config_changed(self) -> None:
         """A reloaded config: its `limits:` apply from the next batch, its checks are pushed."""
@@ -139,23 +154,36 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             asyncio.create_task(self._acks(who, hwm, outbox)),
             asyncio.create_task(self._configs(who, outbox)),
         ]
+        closing = asyncio.create_task(self._closing.wait())
         get: asyncio.Task[stream_pb2.CollectorMessage] | None = None
         try:
-            while not tasks[0].done():
+            while not tasks[0].done() and not closing.done():
                 get = asyncio.create_task(outbox.get())
-                done, _ = await asyncio.wait({get, tasks[0]}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({get, tasks[0], closing}, return_when=asyncio.FIRST_COMPLETED)
                 if get in done:
                     await context.write(get.result())
-            tasks[0].result()
+            if tasks[0].done():
+                tasks[0].result()
+            else:
+                await self._last_words(who, hwm, context, outbox)
         finally:
-            for task in [*tasks, *([get] if get else [])]:
+            others = [*tasks, closing, *([get] if get else [])]
+            for task in others:
                 task.cancel()
             # return_exceptions collects the tasks' own errors; our own cancellation must propagate.
-            await asyncio.gather(*tasks, *([get] if get else []), return_exceptions=True)
+            await asyncio.gather(*others, return_exceptions=True)
             if self.streams.get(who) is who:
                 del self.streams[who]
                 self._ingestor.forget_waiters(who)
             log.info("agent %s (%s) disconnected", who.agent_id, who.region)
+
+    async def _last_words(self, who: Identity, hwm: int, context: Any, outbox: Outbox) -> None:
+        """A graceful stop: what is queued for the agent, then an ack of all that is committed."""
+        while not outbox.empty():
+            await context.write(outbox.get_nowait())
+        mark = self._ingestor.committed.get(who, 0)
+        if mark > hwm:  # a repeated ack is harmless: the agent ignores one it already had
+            await context.write(stream_pb2.CollectorMessage(ack=stream_pb2.Ack(up_to_seq=mark)))
 
     async def _open(self, who: Identity, context: Any) -> int:
         """The agent's stored high-water mark; while the store is down, hold the agent off."""
@@ -184,18 +212,14 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
     ) -> None:
         while True:
             await self._wait_for_room(outbox)
-            try:
-                message = await context.read()
-            except grpc.aio.AbortError:
-                raise
-            except grpc.RpcError:
-                # gRPC itself refused the message (over max_receive_message_length) or the
-                # peer went away: count what gRPC says, then end this stream like an EOF.
-                code = context.code() if hasattr(context, "code") else None
-                self._count_stream(code)
+            if self._draining.is_set():
+                await self._closing.wait()
                 return
+            message = await context.read()
             if message is grpc.aio.EOF:
                 return
+            if self._draining.is_set():
+                continue  # read as the stop began: never acknowledged, the agent sends it again
             if isinstance(message, Malformed):
                 self.validator.count(MALFORMED)
                 await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, message.reason)
@@ -256,8 +280,3 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
                     stream_pb2.CollectorMessage(config=stream_pb2.CheckConfig(version=sent, checks=checks))
                 )
             await changed.wait()
-
-    def _count_stream(self, code: grpc.StatusCode | None) -> None:
-        if code is not None and code != grpc.StatusCode.CANCELLED:
-            name = f"GRPC_{code.name}"
-            self.refused_streams[name] = self.refused_streams.get(name, 0) + 1
