@@ -17,13 +17,15 @@ from collector.ingest import Identity, Ingestor
 from collector.ingest.validate import MAX_SEQ
 from collector.store import Store
 from collector.store.rows import RESULT_COLUMNS, result_row
-from probenet.v1 import stream_pb2_grpc
+from collector.web.agents import _AGENTS_SQL
+from probenet.v1 import stream_pb2, stream_pb2_grpc
 from tests.collector.stream_kit import (
     Pki,
     acks,
     batch,
     exchange,
     hello,
+    insecure_config,
     mtls_config,
     result,
     running_collector,
@@ -129,3 +131,23 @@ def test_a_mark_poisoned_before_validation_is_not_read_back(store: Store) -> Non
         return value
 
     assert asyncio.run(mark()) == 7
+
+
+def test_agents_table_and_api_keep_both_regions_and_refuse_impossible_heartbeats(store: Store) -> None:
+    async def scenario() -> None:
+        async with (
+            running_collector(store, insecure_config()) as col,
+            grpc.aio.insecure_channel(col.address) as channel,
+        ):
+            good = stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=5, dropped_results=1))
+            liar = stream_pb2.AgentMessage(
+                heartbeat=stream_pb2.Heartbeat(spool_depth=2**64 - 1, dropped_results=2**64 - 1)
+            )
+            await exchange(channel, [hello("it-5", "it"), good, batch([result(1)])], 1)
+            await exchange(channel, [hello("it-5", "fr"), liar, batch([result(1)])], 1)
+            await col.ingestor._flush_agents()
+
+    asyncio.run(scenario())
+    _, rows = store.query(_AGENTS_SQL.replace("FROM agents", "FROM agents WHERE agent_id = 'it-5'"))
+    by_region = {r[1]: (r[0], r[5], r[6], r[7]) for r in rows}
+    assert by_region == {"it": ("it-5", 5, 1, 1), "fr": ("it-5", 0, 0, 1)}

@@ -203,3 +203,28 @@ def test_protobuf_ingest_stores_the_same_row_as_the_python_conversion(store: Sto
         f"SELECT {columns} FROM probe_results WHERE seq = 2 AND agent_id IN ('py-1', 'pb-1')"
     )
     assert len(plain_rows) == 2 and plain_rows[0] == plain_rows[1]
+
+
+def test_pending_work_is_bounded_in_bytes_too(store: Store) -> None:
+    """Issue 11: 200 results with big strings held gigabytes while the row bound was far away."""
+
+    async def scenario() -> tuple[bool, bool, int]:
+        ingestor = Ingestor(store, batch_rows=10_000, max_pending_rows=100_000, max_pending_bytes=256 << 10)
+        await ingestor.prepare()
+        who = Identity("it", "a6")
+        await ingestor.open_agent(who)
+        heavy = _batch("a6", 1, 100)
+        for r in heavy:
+            r.error = "e" * 4096
+        ingestor.submit(who, heavy)
+        over = ingestor.overloaded
+        pending_bytes = ingestor.pending_bytes
+        await ingestor.flush_once()
+        after = ingestor.overloaded
+        ingestor.close()
+        return over, after, pending_bytes
+
+    over, after, pending_bytes = asyncio.run(scenario())
+    assert over and not after
+    assert pending_bytes > 100 * 4096
+    assert _stored(store, "a6") == (100, 100, 100)
