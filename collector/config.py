@@ -177,6 +177,9 @@ class CollectorConfig:
     maintenance: tuple[Window, ...] = ()  # collector.maintenance: when events notify nobody
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "<defaults>"
+    # Whether the file has a `checks:` key at all: without one the collector has no central
+    # config and agents run their local checks; `checks: []` is a central config of none.
+    central_checks: bool = False
 
     @property
     def checks_version(self) -> str:
@@ -225,12 +228,16 @@ def _typed(value: object, kind: Any, file: str, key: str) -> Any:
     return value
 
 
+# Fields of a config that are facts about its file, never keys in it.
+_NOT_KEYS = ("source", "central_checks")
+
+
 def build(cls: type[Any], raw: object, file: str, prefix: str = "") -> Any:
     """Build dataclass `cls` from a mapping; unknown keys and wrong types name file and key."""
     if not isinstance(raw, Mapping):
         raise ConfigError(file, prefix or "-", "expected a mapping")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.name != "source"}
+    known = {f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS}
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = f"{prefix}.{name}" if prefix else str(name)
@@ -333,6 +340,7 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
         webhooks=(),
         maintenance=maintenance,
         source=file,
+        central_checks="checks" in raw,
     )
 
 

@@ -19,7 +19,8 @@ Status codes an agent may see, each logged here:
 
 An agent is (region, agent id): an `fr` region certificate speaking as `it-1` is the agent
 (fr, it-1), never the `it` agent of that name. Every hello gets the current central config,
-an empty one included, so an agent whose checks were all removed stops running them.
+an empty one included, so an agent whose central checks were all removed stops running them;
+a collector whose file has no `checks:` key says `use_local_checks` instead.
 
 Nothing here waits on a lock the ingest task also takes (see ingestor.py): acks wake on a
 per-agent event, config changes on a per-generation event.
@@ -62,6 +63,13 @@ def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler("probenet.v1.Collector", handlers),)
     )
+
+
+def _check_config(config: CollectorConfig, region: str) -> stream_pb2.CheckConfig:
+    """This region's central checks, or "use your local checks" when there is no central config."""
+    if not config.central_checks:
+        return stream_pb2.CheckConfig(use_local_checks=True)
+    return stream_pb2.CheckConfig(version=config.checks_version, checks=config.checks_for_region(region))
 
 
 def _slow_down(reason: str, pause_ms: int = SLOW_DOWN_MS) -> stream_pb2.CollectorMessage:
@@ -273,10 +281,8 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         while True:
             changed = self._config_changed
             config = self._config()
-            if config.checks_version != sent:
-                sent = config.checks_version
-                checks = config.checks_for_region(who.region)
-                outbox.put_nowait(
-                    stream_pb2.CollectorMessage(config=stream_pb2.CheckConfig(version=sent, checks=checks))
-                )
+            version = config.checks_version if config.central_checks else ""
+            if version != sent:
+                sent = version
+                outbox.put_nowait(stream_pb2.CollectorMessage(config=_check_config(config, who.region)))
             await changed.wait()

@@ -124,7 +124,7 @@ def test_limits_changes_apply_and_every_hello_gets_the_config_empty_included(
                 await call.write(hello("it-8", "it"))
                 first = await asyncio.wait_for(call.read(), 10)
                 empty = await _next_config(call)
-                assert empty.version and not empty.checks
+                assert empty.version and not empty.checks and not empty.use_local_checks
                 await call.write(batch([result(s) for s in range(1, 5)]))
                 code = None
                 try:
@@ -143,7 +143,7 @@ def test_limits_changes_apply_and_every_hello_gets_the_config_empty_included(
     assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
-def test_a_collector_without_central_checks_sends_an_empty_config_on_hello(store: Store) -> None:
+def test_a_collector_without_a_checks_key_tells_every_hello_to_use_local_checks(store: Store) -> None:
     async def scenario() -> stream_pb2.CheckConfig:
         async with (
             running_collector(store, insecure_config()) as col,
@@ -156,4 +156,4 @@ def test_a_collector_without_central_checks_sends_an_empty_config_on_hello(store
             return config
 
     config = asyncio.run(scenario())
-    assert config.version and list(config.checks) == []
+    assert config.use_local_checks and list(config.checks) == []
