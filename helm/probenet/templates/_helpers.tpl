@@ -243,7 +243,10 @@ evaluate_every: {{ .Values.collector.evaluateEvery | quote }}
 webhooks: {{ .Values.collector.webhooks | toJson }}
 notify: {{ .Values.collector.notify | toJson }}
 maintenance: {{ .Values.collector.maintenance | toJson }}
-checks: {{ .Values.collector.checks | toJson }}
+{{- /* No checks: no `checks:` key, so agents run their local checks (agents.checks). */}}
+{{- with .Values.collector.checks }}
+checks: {{ . | toJson }}
+{{- end }}
 {{- end }}
 
 {{/* The agents' config file (probe_agent/config.py); agent_id and region come from flags. */}}
