@@ -19,7 +19,6 @@ import logging
 import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -66,15 +65,6 @@ class Collector:
         await self.service.notify_config_changed()
 
 
-def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:
-    tls = config.tls
-    return grpc.ssl_server_credentials(
-        [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
-        root_certificates=Path(tls.ca).read_bytes(),
-        require_client_auth=True,
-    )
-
-
 async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     store = Store(config.store.url, config.store.cluster, config.store.ttl_days)
     ingestor = Ingestor(
@@ -104,7 +94,9 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
         log.warning("insecure: true - agents connect in plaintext and their hello is trusted")
         collector.grpc_port = server.add_insecure_port(config.listen)
     else:
-        collector.grpc_port = server.add_secure_port(config.listen, _server_credentials(config))
+        collector.grpc_port = server.add_secure_port(
+            config.listen, collector.service.server_credentials(config.tls)
+        )
     runner = web.AppRunner(make_app(collector.api_state), access_log=None)
     await runner.setup()
     api_host, api_port = split_hostport(config.api.listen)

@@ -177,9 +177,14 @@ class CollectorConfig:
     maintenance: tuple[Window, ...] = ()  # collector.maintenance: when events notify nobody
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = "<defaults>"
-    # Whether the file has a `checks:` key at all: without one the collector has no central
-    # config and agents run their local checks; `checks: []` is a central config of none.
-    central_checks: bool = False
+    # Whether the file has a `checks:` key at all (see central_checks).
+    checks_declared: bool = False
+
+    @property
+    def central_checks(self) -> bool:
+        """Whether there is a central config: without one agents run their local checks;
+        `checks: []` is a central config of no checks (every one was removed)."""
+        return self.checks_declared or bool(self.checks)
 
     @property
     def checks_version(self) -> str:
@@ -229,7 +234,7 @@ def _typed(value: object, kind: Any, file: str, key: str) -> Any:
 
 
 # Fields of a config that are facts about its file, never keys in it.
-_NOT_KEYS = ("source", "central_checks")
+_NOT_KEYS = ("source", "checks_declared")
 
 
 def build(cls: type[Any], raw: object, file: str, prefix: str = "") -> Any:
@@ -340,7 +345,7 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
         webhooks=(),
         maintenance=maintenance,
         source=file,
-        central_checks="checks" in raw,
+        checks_declared="checks" in raw,
     )
 
 

@@ -31,13 +31,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import grpc
 
 from collector.ca import IdentityError, identity_from_pem, valid_id
-from collector.config import CollectorConfig, Limits
+from collector.config import CollectorConfig, Limits, TlsFiles
 from collector.errors import StoreError
 from collector.ingest.ingestor import AgentStatus, Identity, Ingestor
 from collector.ingest.validate import MALFORMED, Malformed, SeqTooFar, Validator, decode
@@ -48,6 +50,8 @@ log = logging.getLogger(__name__)
 ACK_WAIT_S = 1.0
 SLOW_DOWN_MS = 2000
 OPEN_RETRY_S = 2.0
+# Connections remembered to count each once (peers are ip:port, so each is one connection).
+PEERS_REMEMBERED = 65_536
 Outbox = asyncio.Queue[stream_pb2.CollectorMessage]
 
 
@@ -85,10 +89,38 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         self.validator = Validator(limits)
         self.streams: dict[Identity, Identity] = {}
         self.refused_streams: dict[str, int] = {}
+        # TLS handshakes begun, and connections that got as far as a stream: the difference is
+        # handshakes gRPC refused (no certificate, another CA's) plus connections left idle.
+        self.tls_handshakes = 0
+        self.connections = 0
+        self._peers: OrderedDict[str, None] = OrderedDict()
         self._config_changed = asyncio.Event()
         # A graceful stop: first no more reading (so pending rows can drain), then the end.
         self._draining = asyncio.Event()
         self._closing = asyncio.Event()
+
+    def server_credentials(self, tls: TlsFiles) -> grpc.ServerCredentials:
+        """mTLS with the collector's CA; gRPC calls back before each handshake, which is counted
+        (gRPC refuses a bad client certificate itself and tells the application nothing else)."""
+        config = grpc.ssl_server_certificate_configuration(
+            [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
+            root_certificates=Path(tls.ca).read_bytes(),
+        )
+        return grpc.dynamic_ssl_server_credentials(
+            config, self._handshake, require_client_authentication=True
+        )
+
+    def _handshake(self) -> None:
+        # Runs on a gRPC thread; None keeps the certificate configuration as it is.
+        self.tls_handshakes += 1
+
+    def _connection(self, peer: str) -> None:
+        if peer in self._peers:
+            return
+        self.connections += 1
+        self._peers[peer] = None
+        if len(self._peers) > PEERS_REMEMBERED:
+            self._peers.popitem(last=False)
 
     def stop_reading(self) -> None:
         """Stop taking results from every stream (acks and config still go out)."""
@@ -142,6 +174,7 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         return Identity(region=region, agent_id=agent_id), cert_key
 
     async def Stream(self, request_iterator: object, context: Any) -> None:  # type: ignore[override]
+        self._connection(context.peer())
         first = await context.read()
         if isinstance(first, Malformed):
             self.validator.count(MALFORMED)

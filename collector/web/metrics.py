@@ -142,6 +142,16 @@ class _LiveValues(PromCollector):
         )
         yield _gauge("probenet_store_up", "1 if the last insert succeeded.", int(ingestor.store_ok))
         yield _gauge("probenet_agents_connected", "Agents with an open stream.", len(m.service.streams))
+        yield _counter(
+            "probenet_tls_handshakes",
+            "TLS handshakes begun on the agents' port (minus connections: the refused ones).",
+            m.service.tls_handshakes,
+        )
+        yield _counter(
+            "probenet_agent_connections",
+            "Agent connections that opened a stream (so passed the TLS handshake, if any).",
+            m.service.connections,
+        )
         lag_results = GaugeMetricFamily(
             "probenet_agent_ack_lag_results",
             "Results received from the agent and not yet acknowledged.",
