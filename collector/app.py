@@ -5,8 +5,10 @@ notifier (with the maintenance book it shares with the API), the config watcher 
 API. Each gets what it uses (the store, a config getter, callbacks), never the whole collector;
 nothing imports this module but the commands.
 
-Shutdown order (like uvicorn's): stop taking new streams, commit what is pending, let the
-streams send their last acks, close the streams, close the store.
+Shutdown order (like uvicorn's): stop taking new streams and stop reading the open ones,
+commit what is pending (no agent adds to it any more, so it is one insert), send each stream
+its last ack and end it, close the store. Under load this takes about one insert, not the
+flush timeout: reading on while draining used to keep pending rows from ever reaching zero.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import logging
 import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,8 +26,7 @@ import grpc
 from aiohttp import web
 
 from collector.config import CollectorConfig
-from collector.ingest import CollectorService, Ingestor, add_to_server
-from collector.ingest.server import Identity
+from collector.ingest import CollectorService, Identity, Ingestor, add_to_server
 from collector.reload import watch_config
 from collector.store import Store
 from collector.store.paths import TRACE_COLUMNS, trace_rows
@@ -41,7 +41,6 @@ from probenet.v1.stream_pb2 import PathTrace, PathTraceRequest
 log = logging.getLogger(__name__)
 
 FLUSH_ON_STOP_S = 10.0
-ACK_GRACE_S = 1.0
 STREAM_GRACE_S = 2.0
 
 
@@ -72,19 +71,14 @@ class Collector:
         await self.service.notify_config_changed()
 
 
-def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:
-    tls = config.tls
-    return grpc.ssl_server_credentials(
-        [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
-        root_certificates=Path(tls.ca).read_bytes(),
-        require_client_auth=True,
-    )
-
-
 async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     store = Store(config.store.url, config.store.cluster, config.store.ttl_days)
     ingestor = Ingestor(
-        store, config.store.batch_rows, config.store.flush_interval, config.store.max_pending_rows
+        store,
+        config.store.batch_rows,
+        config.store.flush_interval,
+        config.store.max_pending_rows,
+        config.store.max_pending_bytes,
     )
     # An unreachable store must not stop the collector: agents are held off and keep spooling.
     await ingestor.prepare()
@@ -107,7 +101,9 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
         log.warning("insecure: true - agents connect in plaintext and their hello is trusted")
         collector.grpc_port = server.add_insecure_port(config.listen)
     else:
-        collector.grpc_port = server.add_secure_port(config.listen, _server_credentials(config))
+        collector.grpc_port = server.add_secure_port(
+            config.listen, collector.service.server_credentials(config.tls)
+        )
     runner = web.AppRunner(make_app(collector.api_state), access_log=None)
     await runner.setup()
     api_host, api_port = split_hostport(config.api.listen)
@@ -146,7 +142,8 @@ def _wire_api(collector: Collector, evaluator: Evaluator) -> None:
     state.config = collector.current_config
     state.evaluator = evaluator
     state.store_ok = lambda: ingestor.store_ok
-    state.committed = lambda: ingestor.committed
+    state.committed_seq = lambda region, agent_id: ingestor.committed.get(Identity(region, agent_id), 0)
+    state.ingest_stalled = ingestor.stalled
     state.connected_agents = service.streams.keys
     state.impaired_agents = lambda: evaluator.latest.impaired_agents if evaluator.latest else ()
 
@@ -193,22 +190,26 @@ def target_host(target: str) -> str:
 async def _shutdown(
     collector: Collector, server: grpc.aio.Server, runner: web.AppRunner, ingest_task: asyncio.Task[None]
 ) -> None:
-    log.info("stopping: committing %d pending rows", collector.ingestor.pending_rows)
     collector.api_state.ready = False
     for task in collector.background:
         task.cancel()
+    collector.service.stop_reading()
+    # No new streams from here; the open ones end when close_streams tells them.
+    refuse_new = asyncio.create_task(server.stop(FLUSH_ON_STOP_S + STREAM_GRACE_S))
+    log.info("stopping: committing %d pending rows", collector.ingestor.pending_rows)
     if not await collector.ingestor.drain(FLUSH_ON_STOP_S):
         log.error(
             "store did not take %d pending rows; agents keep them in their spools",
             collector.ingestor.pending_rows,
         )
-    await asyncio.sleep(ACK_GRACE_S if collector.service.streams else 0)
+    await collector.service.close_streams(STREAM_GRACE_S)
     ingest_task.cancel()
-    await server.stop(STREAM_GRACE_S)
+    await refuse_new
     await runner.cleanup()
     for task in [ingest_task, *collector.background]:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+    collector.ingestor.close()
     await collector.store.aclose()
     log.info("collector stopped")
 

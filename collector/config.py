@@ -9,11 +9,14 @@
       ttl_days: 90
       batch_rows: 10000
       flush_interval: 1s
+      max_pending_rows: 200000      # received, not yet committed: past either bound agents
+      max_pending_bytes: 268435456  # are not read until commits make room
       cluster: ""                   # ON CLUSTER name: replicated engines + Distributed tables
       query_url: ""                 # server store: the SQL endpoint's read-only user (README)
     evaluate_every: 0s              # verdict tick; 0 = the smallest check interval
     limits: {max_batch_results: 5000, max_age_s: 2592000, max_future_s: 300,
-             rate_per_agent: 50000, burst_per_agent: 200000}
+             rate_per_agent: 50000, burst_per_agent: 200000,      # per (region, agent id)
+             rate_per_certificate: 50000, burst_per_certificate: 200000}  # per region cert
     metrics: {max_check_series: 20000}   # above: verdict series of non-ok checks only
     notify:                         # sinks; the old `webhooks: [{url, format: json|slack}]` still works
       - {type: alertmanager, url: "http://alertmanager:9093", resend: 60s}
@@ -74,6 +77,9 @@ class Limits:
     max_age_s: float = 30 * 86_400.0
     rate_per_agent: float = 50_000.0  # results/s
     burst_per_agent: float = 200_000.0
+    # A region certificate speaks for any agent id of its region: all of them together get this.
+    rate_per_certificate: float = 50_000.0
+    burst_per_certificate: float = 200_000.0
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class StoreConfig:
     batch_rows: int = 10_000
     flush_interval: Seconds = Seconds(1.0)  # noqa: RUF009 - immutable float
     max_pending_rows: int = 200_000
+    # Results received and not yet committed, by encoded size: past it agents are not read.
+    max_pending_bytes: int = 256 << 20
     cluster: str = ""
     database: str = ""
     query_url: str = ""
@@ -190,6 +198,14 @@ class CollectorConfig:
     slos: Mapping[str, Slo] = field(default_factory=dict)
     availability: AvailabilityConfig = field(default_factory=AvailabilityConfig)
     source: str = "<defaults>"
+    # Whether the file has a `checks:` key at all (see central_checks).
+    checks_declared: bool = False
+
+    @property
+    def central_checks(self) -> bool:
+        """Whether there is a central config: without one agents run their local checks;
+        `checks: []` is a central config of no checks (every one was removed)."""
+        return self.checks_declared or bool(self.checks)
 
     @property
     def checks_version(self) -> str:
@@ -238,12 +254,16 @@ def _typed(value: object, kind: Any, file: str, key: str) -> Any:
     return value
 
 
+# Fields of a config that are facts about its file, never keys in it.
+_NOT_KEYS = ("source", "slos", "checks_declared")
+
+
 def build(cls: type[Any], raw: object, file: str, prefix: str = "") -> Any:
     """Build dataclass `cls` from a mapping; unknown keys and wrong types name file and key."""
     if not isinstance(raw, Mapping):
         raise ConfigError(file, prefix or "-", "expected a mapping")
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls) if f.name not in ("source", "slos")}
+    known = {f.name for f in dataclasses.fields(cls) if f.name not in _NOT_KEYS}
     values: dict[str, Any] = {}
     for name, value in raw.items():
         key = f"{prefix}.{name}" if prefix else str(name)
@@ -369,6 +389,7 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
         maintenance=maintenance,
         slos=slos,
         source=file,
+        checks_declared="checks" in raw,
     )
 
 

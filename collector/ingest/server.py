@@ -11,25 +11,38 @@ Status codes an agent may see, each logged here:
     INVALID_ARGUMENT    first message not a hello, or a message that does not decode
     UNAUTHENTICATED     no usable client certificate (no probenet identity, expired)
     PERMISSION_DENIED   the hello claims another agent or region than the certificate
-    RESOURCE_EXHAUSTED  a batch over the size limit
+    RESOURCE_EXHAUSTED  a batch over the size limit (ours), or a message over
+                        grpc.max_receive_message_length (gRPC's own: the handler
+                        only sees an end of stream, so it is not counted here)
+    FAILED_PRECONDITION a seq further ahead than validate.MAX_SEQ_STEP
     (TLS handshake)     a certificate not signed by the collector's CA, or none at all
+
+An agent is (region, agent id): an `fr` region certificate speaking as `it-1` is the agent
+(fr, it-1), never the `it` agent of that name. Every hello gets the current central config,
+an empty one included, so an agent whose central checks were all removed stops running them;
+a collector whose file has no `checks:` key says `use_local_checks` instead.
+
+Nothing here waits on a lock the ingest task also takes (see ingestor.py): acks wake on a
+per-agent event, config changes on a per-generation event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
 
-from collector.ca import IdentityError, identity_from_pem
-from collector.config import CollectorConfig, Limits
+from collector.ca import IdentityError, identity_from_pem, valid_id
+from collector.config import CollectorConfig, Limits, TlsFiles
 from collector.errors import StoreError
-from collector.ingest.ingestor import AgentStatus, Ingestor
-from collector.ingest.validate import MALFORMED, Malformed, Validator, decode
+from collector.ingest.ingestor import AgentStatus, Identity, Ingestor
+from collector.ingest.validate import MALFORMED, Malformed, SeqTooFar, Validator, decode
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -38,13 +51,9 @@ ACK_WAIT_S = 1.0
 SLOW_DOWN_MS = 2000
 OPEN_RETRY_S = 2.0
 MAX_TRACE_HOPS = 64
+# Connections remembered to count each once (peers are ip:port, so each is one connection).
+PEERS_REMEMBERED = 65_536
 Outbox = asyncio.Queue[stream_pb2.CollectorMessage]
-
-
-@dataclass(frozen=True)
-class Identity:
-    agent_id: str
-    region: str
 
 
 def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
@@ -61,6 +70,13 @@ def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
     )
 
 
+def _check_config(config: CollectorConfig, region: str) -> stream_pb2.CheckConfig:
+    """This region's central checks, or "use your local checks" when there is no central config."""
+    if not config.central_checks:
+        return stream_pb2.CheckConfig(use_local_checks=True)
+    return stream_pb2.CheckConfig(version=config.checks_version, checks=config.checks_for_region(region))
+
+
 def _slow_down(reason: str, pause_ms: int = SLOW_DOWN_MS) -> stream_pb2.CollectorMessage:
     return stream_pb2.CollectorMessage(slow_down=stream_pb2.SlowDown(pause_ms=pause_ms, reason=reason))
 
@@ -72,32 +88,78 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         self._ingestor = ingestor
         self._config = config
         self.validator = Validator(limits)
-        self.streams: dict[str, Identity] = {}
-        self._outboxes: dict[str, tuple[Identity, Outbox]] = {}
+        self.streams: dict[Identity, Identity] = {}
+        self._outboxes: dict[Identity, Outbox] = {}
         self.refused_streams: dict[str, int] = {}
         # Where path traces sent by agents go (the composition root stores them); None: dropped.
         self.on_path_trace: Callable[[Identity, stream_pb2.PathTrace], Awaitable[None]] | None = None
-        self._config_generation = 0
-        self._config_changed = asyncio.Condition()
+        # TLS handshakes begun, and connections that got as far as a stream: the difference is
+        # handshakes gRPC refused (no certificate, another CA's) plus connections left idle.
+        self.tls_handshakes = 0
+        self.connections = 0
+        self._peers: OrderedDict[str, None] = OrderedDict()
+        self._config_changed = asyncio.Event()
+        # A graceful stop: first no more reading (so pending rows can drain), then the end.
+        self._draining = asyncio.Event()
+        self._closing = asyncio.Event()
+
+    def server_credentials(self, tls: TlsFiles) -> grpc.ServerCredentials:
+        """mTLS with the collector's CA; gRPC calls back before each handshake, which is counted
+        (gRPC refuses a bad client certificate itself and tells the application nothing else)."""
+        config = grpc.ssl_server_certificate_configuration(
+            [(Path(tls.key).read_bytes(), Path(tls.cert).read_bytes())],
+            root_certificates=Path(tls.ca).read_bytes(),
+        )
+        return grpc.dynamic_ssl_server_credentials(
+            config, self._handshake, require_client_authentication=True
+        )
+
+    def _handshake(self) -> None:
+        # Runs on a gRPC thread; None keeps the certificate configuration as it is.
+        self.tls_handshakes += 1
+
+    def _connection(self, peer: str) -> None:
+        if peer in self._peers:
+            return
+        self.connections += 1
+        self._peers[peer] = None
+        if len(self._peers) > PEERS_REMEMBERED:
+            self._peers.popitem(last=False)
+
+    def stop_reading(self) -> None:
+        """Stop taking results from every stream (acks and config still go out)."""
+        self._draining.set()
+
+    async def close_streams(self, timeout: float) -> None:
+        """End every stream after a last ack of what is committed; wait up to `timeout`."""
+        self._closing.set()
+        deadline = asyncio.get_running_loop().time() + timeout
+        # The streams end on their own at once; polling keeps one waiter out of every stream.
+        while self.streams and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
 
     async def notify_config_changed(self) -> None:
-        async with self._config_changed:
-            self._config_generation += 1
-            self._config_changed.notify_all()
+        """A reloaded config: its `limits:` apply from the next batch, its checks are pushed."""
+        self.validator.limits = self._config().limits
+        changed, self._config_changed = self._config_changed, asyncio.Event()
+        changed.set()
 
     async def _refuse(self, context: Any, code: grpc.StatusCode, why: str) -> None:
         self.refused_streams[code.name] = self.refused_streams.get(code.name, 0) + 1
         log.warning("refused agent stream from %s: %s %s", context.peer(), code.name, why)
         await context.abort(code, why)
 
-    async def identify(self, hello: stream_pb2.Hello, context: Any) -> Identity:
-        """Who is on the other end: the certificate decides; the hello is believed only when insecure."""
+    async def identify(self, hello: stream_pb2.Hello, context: Any) -> tuple[Identity, str]:
+        """Who is on the other end, and the certificate's rate-limit key ("" if the identity is one
+        agent already): the certificate decides; the hello is believed only when insecure."""
         if self._config().insecure:
-            if not hello.agent_id or not hello.region:
+            if not valid_id(hello.agent_id) or not valid_id(hello.region):
                 await self._refuse(
-                    context, grpc.StatusCode.INVALID_ARGUMENT, "hello must carry agent_id and region"
+                    context,
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "hello must carry agent_id and region, each 1-64 of [A-Za-z0-9._-]",
                 )
-            return Identity(hello.agent_id, hello.region)
+            return Identity(region=hello.region, agent_id=hello.agent_id), ""
         pems = context.auth_context().get("x509_pem_cert") or []
         if not pems:
             await self._refuse(context, grpc.StatusCode.UNAUTHENTICATED, "no client certificate")
@@ -111,9 +173,12 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         except IdentityError as exc:
             await self._refuse(context, grpc.StatusCode.PERMISSION_DENIED, str(exc))
             raise
-        return Identity(agent_id, region)
+        # A region certificate speaks for many agent ids: they share one more rate limit.
+        cert_key = "" if cert.agent_id else hashlib.sha256(pems[0]).hexdigest()
+        return Identity(region=region, agent_id=agent_id), cert_key
 
     async def Stream(self, request_iterator: object, context: Any) -> None:  # type: ignore[override]
+        self._connection(context.peer())
         first = await context.read()
         if isinstance(first, Malformed):
             self.validator.count(MALFORMED)
@@ -121,73 +186,93 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
             await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello")
         hello = first.hello
-        who = await self.identify(hello, context)
+        who, cert_key = await self.identify(hello, context)
         self._note(who, hello)
         outbox: Outbox = asyncio.Queue()
         hwm = await self._open(who, context)
         log.info("agent %s (%s) connected; stored up to seq %d", who.agent_id, who.region, hwm)
-        self.streams[who.agent_id] = who
-        self._outboxes[who.agent_id] = (who, outbox)
+        self.streams[who] = who
+        self._outboxes[who] = outbox
         first_ack = stream_pb2.Ack(up_to_seq=hwm, max_batch_results=self.validator.limits.max_batch_results)
         await context.write(stream_pb2.CollectorMessage(ack=first_ack))
         tasks = [
-            asyncio.create_task(self._read(who, hello, context, outbox)),
+            asyncio.create_task(self._read(who, cert_key, hello, context, outbox)),
             asyncio.create_task(self._acks(who, hwm, outbox)),
             asyncio.create_task(self._configs(who, outbox)),
         ]
+        closing = asyncio.create_task(self._closing.wait())
         get: asyncio.Task[stream_pb2.CollectorMessage] | None = None
         try:
-            while not tasks[0].done():
+            while not tasks[0].done() and not closing.done():
                 get = asyncio.create_task(outbox.get())
-                done, _ = await asyncio.wait({get, tasks[0]}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait({get, tasks[0], closing}, return_when=asyncio.FIRST_COMPLETED)
                 if get in done:
                     await context.write(get.result())
-            tasks[0].result()
+            if tasks[0].done():
+                tasks[0].result()
+            else:
+                await self._last_words(who, hwm, context, outbox)
         finally:
-            for task in [*tasks, *([get] if get else [])]:
+            others = [*tasks, closing, *([get] if get else [])]
+            for task in others:
                 task.cancel()
             # return_exceptions collects the tasks' own errors; our own cancellation must propagate.
-            await asyncio.gather(*tasks, *([get] if get else []), return_exceptions=True)
-            if self.streams.get(who.agent_id) is who:
-                del self.streams[who.agent_id]
-            if self._outboxes.get(who.agent_id, (None,))[0] is who:
-                del self._outboxes[who.agent_id]
-            log.info("agent %s disconnected", who.agent_id)
+            await asyncio.gather(*others, return_exceptions=True)
+            if self.streams.get(who) is who:
+                del self.streams[who]
+                self._outboxes.pop(who, None)
+                self._ingestor.forget_waiters(who)
+            log.info("agent %s (%s) disconnected", who.agent_id, who.region)
+
+    async def _last_words(self, who: Identity, hwm: int, context: Any, outbox: Outbox) -> None:
+        """A graceful stop: what is queued for the agent, then an ack of all that is committed."""
+        while not outbox.empty():
+            await context.write(outbox.get_nowait())
+        mark = self._ingestor.committed.get(who, 0)
+        if mark > hwm:  # a repeated ack is harmless: the agent ignores one it already had
+            await context.write(stream_pb2.CollectorMessage(ack=stream_pb2.Ack(up_to_seq=mark)))
 
     async def _open(self, who: Identity, context: Any) -> int:
         """The agent's stored high-water mark; while the store is down, hold the agent off."""
         while True:
             try:
-                return await self._ingestor.open_agent(who.agent_id)
+                return await self._ingestor.open_agent(who)
             except StoreError as exc:
                 log.warning("agent %s waits: store unavailable (%s)", who.agent_id, exc)
                 await context.write(_slow_down("store unavailable", int(OPEN_RETRY_S * 1000)))
                 await asyncio.sleep(OPEN_RETRY_S)
 
     def _note(self, who: Identity, hello: stream_pb2.Hello) -> None:
+        spool_depth, dropped = self.validator.gauges(hello.spool_depth, hello.dropped_results)
         self._ingestor.note_agent(
             AgentStatus(
-                agent_id=who.agent_id,
-                region=who.region,
-                version=hello.version,
-                capabilities=tuple(hello.capabilities),
-                spool_depth=hello.spool_depth,
-                dropped_results=hello.dropped_results,
+                who=who,
+                version=self.validator.text(hello.version),
+                capabilities=self.validator.capabilities(hello.capabilities),
+                spool_depth=spool_depth,
+                dropped_results=dropped,
             )
         )
 
-    async def _read(self, who: Identity, hello: stream_pb2.Hello, context: Any, outbox: Outbox) -> None:
+    async def _read(
+        self, who: Identity, cert_key: str, hello: stream_pb2.Hello, context: Any, outbox: Outbox
+    ) -> None:
         while True:
             await self._wait_for_room(outbox)
+            if self._draining.is_set():
+                await self._closing.wait()
+                return
             message = await context.read()
             if message is grpc.aio.EOF:
                 return
+            if self._draining.is_set():
+                continue  # read as the stop began: never acknowledged, the agent sends it again
             if isinstance(message, Malformed):
                 self.validator.count(MALFORMED)
                 await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, message.reason)
             kind = message.WhichOneof("msg")
             if kind == "batch":
-                await self._batch(who, context, message.batch, outbox)
+                await self._batch(who, cert_key, context, message.batch, outbox)
             elif kind == "path_trace":
                 await self._path_trace(who, message.path_trace)
             elif kind == "heartbeat":
@@ -198,10 +283,12 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
     def request_path_traces(self, regions: Sequence[str], request: stream_pb2.PathTraceRequest) -> list[str]:
         """Ask every agent connected here from `regions` for a path trace; the agents asked."""
         asked = []
-        for agent_id, (who, outbox) in sorted(self._outboxes.items()):
+        for who, outbox in sorted(
+            self._outboxes.items(), key=lambda item: (item[0].region, item[0].agent_id)
+        ):
             if who.region in regions:
                 outbox.put_nowait(stream_pb2.CollectorMessage(path_trace_request=request))
-                asked.append(agent_id)
+                asked.append(who.agent_id)
         return asked
 
     async def _path_trace(self, who: Identity, trace: stream_pb2.PathTrace) -> None:
@@ -218,19 +305,21 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             log.warning("agent %s: path trace for %s not stored: %s", who.agent_id, trace.event_id, exc)
 
     async def _batch(
-        self, who: Identity, context: Any, batch: stream_pb2.ResultBatch, outbox: Outbox
+        self, who: Identity, cert_key: str, context: Any, batch: stream_pb2.ResultBatch, outbox: Outbox
     ) -> None:
         results = list(batch.results)
         too_large = self.validator.batch_too_large(len(results))
         if too_large:
             await self._refuse(context, grpc.StatusCode.RESOURCE_EXHAUSTED, too_large)
-        checked = self.validator.check(
-            who.agent_id, who.region, results, self._ingestor.submitted_mark(who.agent_id)
-        )
+        checked = self.validator.check(who.agent_id, who.region, results, self._ingestor.submitted_mark(who))
         if checked.counts:
-            log.info("agent %s batch: %s", who.agent_id, dict(checked.counts))
-        self._ingestor.submit(who.agent_id, checked.accepted, checked.last_seq)
-        pause = self.validator.throttle(who.agent_id, len(results))
+            log.info("agent %s (%s) batch: %s", who.agent_id, who.region, dict(checked.counts))
+        self._ingestor.submit(who, checked.accepted, checked.last_seq, checked.nbytes)
+        if isinstance(checked.stopped, SeqTooFar):
+            # Settling it would make every later result of this agent a "duplicate"; holding the
+            # stream keeps the agent's spool whole until someone looks (logged and counted).
+            await self._refuse(context, grpc.StatusCode.FAILED_PRECONDITION, checked.stopped.reason)
+        pause = self.validator.throttle(who, len(results), cert_key)
         if pause > 0:
             # Not reading the stream is what holds a flood back; the message tells an honest agent.
             outbox.put_nowait(_slow_down("rate limit", int(pause * 1000) + 1))
@@ -245,21 +334,20 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
 
     async def _acks(self, who: Identity, acked: int, outbox: Outbox) -> None:
         while True:
-            mark = await self._ingestor.wait_committed(who.agent_id, acked, ACK_WAIT_S)
+            mark = await self._ingestor.wait_committed(who, acked, ACK_WAIT_S)
             if mark > acked:
                 acked = mark
                 outbox.put_nowait(stream_pb2.CollectorMessage(ack=stream_pb2.Ack(up_to_seq=mark)))
 
     async def _configs(self, who: Identity, outbox: Outbox) -> None:
-        sent = ""
+        """The current central config at once (empty included: it is what the agent must run),
+        then again whenever a reload changes it."""
+        sent: str | None = None
         while True:
-            generation = self._config_generation
+            changed = self._config_changed
             config = self._config()
-            if config.checks_version != sent and (config.checks or sent):
-                sent = config.checks_version
-                checks = config.checks_for_region(who.region)
-                outbox.put_nowait(
-                    stream_pb2.CollectorMessage(config=stream_pb2.CheckConfig(version=sent, checks=checks))
-                )
-            async with self._config_changed:
-                await self._config_changed.wait_for(lambda g=generation: self._config_generation != g)  # type: ignore[misc]
+            version = config.checks_version if config.central_checks else ""
+            if version != sent:
+                sent = version
+                outbox.put_nowait(stream_pb2.CollectorMessage(config=_check_config(config, who.region)))
+            await changed.wait()

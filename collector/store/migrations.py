@@ -95,6 +95,21 @@ ORDER BY agent_id
 """,
         ),
     ),
+    # An agent is (region, agent id): two regions' `it-1` are two rows, never one.
+    Migration(
+        5,
+        "agents_by_region",
+        (
+            """
+CREATE TABLE IF NOT EXISTS agents_by_region {on_cluster} AS agents
+ENGINE = {replacing_merge_tree}(last_seen)
+ORDER BY (region, agent_id)
+""",
+            "INSERT INTO agents_by_region SELECT * FROM agents",
+            "DROP TABLE agents {on_cluster} SYNC",
+            "RENAME TABLE agents_by_region TO agents {on_cluster}",
+        ),
+    ),
     Migration(
         3,
         "probe_results_1m",

@@ -17,13 +17,14 @@ from collector.web.base import STATE_KEY, error, int_param, json_response, run_q
 MAX_DETAIL_MINUTES = 7 * 24 * 60
 DETAIL_POINTS = 120
 
+# An agent is (region, agent id): the same id in two regions is two agents.
 _AGENTS_SQL = """
-SELECT agent_id, argMax(region, last_seen), argMax(version, last_seen), max(last_seen),
+SELECT agent_id, region, argMax(version, last_seen), max(last_seen),
        dateDiff('millisecond', max(last_seen), now64(3)) / 1000.0,
        argMax(spool_depth, last_seen), argMax(dropped_results, last_seen), argMax(last_seq, last_seen)
 FROM agents
-GROUP BY agent_id
-ORDER BY agent_id
+GROUP BY region, agent_id
+ORDER BY agent_id, region
 LIMIT 100000
 """
 
@@ -34,7 +35,6 @@ async def agents(request: web.Request) -> web.Response:
     connected = set(state.connected_agents())
     impaired = set(state.impaired_agents())
     # The table is written every few seconds; the ingestor knows the latest committed seq now.
-    committed = state.committed()
     return json_response(
         {
             "agents": [
@@ -46,8 +46,8 @@ async def agents(request: web.Request) -> web.Response:
                     "seconds_since_seen": round(float(age), 3),
                     "spool_depth": spool,
                     "dropped_results": dropped,
-                    "last_seq": max(last_seq, committed.get(a, 0)),
-                    "connected": a in connected,
+                    "last_seq": max(last_seq, state.committed_seq(region, a)),
+                    "connected": (region, a) in connected,
                     "impaired": a in impaired,
                 }
                 for a, region, version, last_seen, age, spool, dropped, last_seq in rows

@@ -42,6 +42,11 @@ async def readyz(request: web.Request) -> web.Response:
         return json_response({"status": "starting"}, 503)
     if not state.store_ok():
         return json_response({"status": "store unavailable"}, 503)
+    stalled = state.ingest_stalled()
+    if stalled:
+        return json_response(
+            {"status": f"ingest stalled: pending rows have not moved for {stalled:.0f}s"}, 503
+        )
     return json_response({"status": "ready"})
 
 

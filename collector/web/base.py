@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,12 @@ def _always() -> bool:
     return True
 
 
-def _nothing() -> Mapping[str, int]:
-    return {}
+def _zero() -> float:
+    return 0.0
+
+
+def _nothing(region: str, agent_id: str) -> int:
+    return 0
 
 
 @dataclass
@@ -49,11 +53,14 @@ class ApiState:
     store: Store
     token: str = ""
     ready: bool = False
-    # Whether the ingestor's last insert succeeded, and the highest committed seq per agent.
+    # Whether the ingestor's last insert succeeded; the highest committed seq of (region, agent id).
     store_ok: Callable[[], bool] = _always
-    committed: Callable[[], Mapping[str, int]] = _nothing
-    # Agent ids with an open stream right now, and agents the verdict engine calls impaired.
-    connected_agents: Callable[[], Collection[str]] = frozenset
+    committed_seq: Callable[[str, str], int] = _nothing
+    # Seconds pending rows have not moved, once ingest counts as stuck; 0 while it moves.
+    ingest_stalled: Callable[[], float] = _zero
+    # Agents (region, agent id) with an open stream right now; agent ids the verdict engine
+    # calls impaired.
+    connected_agents: Callable[[], Collection[tuple[str, str]]] = frozenset
     impaired_agents: Callable[[], Collection[str]] = frozenset
     # The live evaluator (latest evaluation, open events); None without verdicts.
     evaluator: Evaluator | None = None

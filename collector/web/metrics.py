@@ -70,7 +70,7 @@ class CollectorMetrics:
             buckets=TICK_BUCKETS,
             registry=self.registry,
         )
-        self._caught_up: dict[str, float] = {}
+        self._caught_up: dict[tuple[str, str], float] = {}
         self._samples: deque[tuple[float, int]] = deque(maxlen=64)
         self.registry.register(_LiveValues(self))
         ingestor.on_insert = self._observe_insert
@@ -92,17 +92,16 @@ class CollectorMetrics:
         first_t, first_rows = self._samples[0]
         return (rows - first_rows) / (now - first_t) if now - first_t > 0 else 0.0
 
-    def ack_lag(self, now: float) -> dict[str, tuple[int, float]]:
-        """Per agent: results received but not yet acknowledged, and for how long there were some."""
+    def ack_lag(self, now: float) -> dict[tuple[str, str], tuple[int, float]]:
+        """Per agent (region, agent id): results received but not yet acknowledged, and for how
+        long there were some."""
         ingestor = self.ingestor
-        # The ingestor keeps the highest seq queued per agent privately; read it, never write it.
-        submitted: dict[str, int] = getattr(ingestor, "_submitted", {})
-        lags: dict[str, tuple[int, float]] = {}
-        for agent_id, committed in list(ingestor.committed.items()):
-            behind = max(0, submitted.get(agent_id, committed) - committed)
+        lags: dict[tuple[str, str], tuple[int, float]] = {}
+        for who, committed in list(ingestor.committed.items()):
+            behind = max(0, ingestor.submitted_mark(who) - committed)
             if behind == 0:
-                self._caught_up[agent_id] = now
-            lags[agent_id] = (behind, now - self._caught_up.setdefault(agent_id, now))
+                self._caught_up[who] = now
+            lags[who] = (behind, now - self._caught_up.setdefault(who, now))
         return lags
 
 
@@ -131,21 +130,41 @@ class _LiveValues(PromCollector):
         yield _gauge(
             "probenet_ingest_pending_rows", "Rows received and not yet committed.", ingestor.pending_rows
         )
+        yield _gauge(
+            "probenet_ingest_pending_bytes",
+            "Encoded size of the results received and not yet committed.",
+            ingestor.pending_bytes,
+        )
+        yield _gauge(
+            "probenet_ingest_stalled_seconds",
+            "How long pending rows have not moved, once ingest counts as stuck (else 0).",
+            ingestor.stalled(now),
+        )
         yield _gauge("probenet_store_up", "1 if the last insert succeeded.", int(ingestor.store_ok))
         yield _gauge("probenet_agents_connected", "Agents with an open stream.", len(m.service.streams))
+        yield _counter(
+            "probenet_tls_handshakes",
+            "TLS handshakes begun on the agents' port (minus connections: the refused ones).",
+            m.service.tls_handshakes,
+        )
+        yield _counter(
+            "probenet_agent_connections",
+            "Agent connections that opened a stream (so passed the TLS handshake, if any).",
+            m.service.connections,
+        )
         lag_results = GaugeMetricFamily(
             "probenet_agent_ack_lag_results",
             "Results received from the agent and not yet acknowledged.",
-            labels=["agent_id"],
+            labels=["region", "agent_id"],
         )
         lag_seconds = GaugeMetricFamily(
             "probenet_agent_ack_lag_seconds",
             "Time the agent has had unacknowledged results.",
-            labels=["agent_id"],
+            labels=["region", "agent_id"],
         )
-        for agent_id, (behind, seconds) in sorted(m.ack_lag(now).items()):
-            lag_results.add_metric([agent_id], behind)
-            lag_seconds.add_metric([agent_id], seconds)
+        for who, (behind, seconds) in sorted(m.ack_lag(now).items()):
+            lag_results.add_metric(list(who), behind)
+            lag_seconds.add_metric(list(who), seconds)
         yield lag_results
         yield lag_seconds
         yield _open_events(m)

@@ -62,14 +62,6 @@ class Running:
         return f"127.0.0.1:{self.port}"
 
 
-def _server_credentials(config: CollectorConfig) -> grpc.ServerCredentials:
-    return grpc.ssl_server_credentials(
-        [(Path(config.tls.key).read_bytes(), Path(config.tls.cert).read_bytes())],
-        root_certificates=Path(config.tls.ca).read_bytes(),
-        require_client_auth=True,
-    )
-
-
 @contextlib.asynccontextmanager
 async def running_collector(
     store: Store,
@@ -88,7 +80,7 @@ async def running_collector(
     service = CollectorService(ingestor, lambda: holder["config"], limits)
     server = grpc.aio.server()
     add_to_server(service, server)
-    creds = None if config.insecure else _server_credentials(config)
+    creds = None if config.insecure else service.server_credentials(config.tls)
     if creds is None:
         port = server.add_insecure_port(f"127.0.0.1:{port}")
     else:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from collector.ingest.ingestor import Ingestor
+from collector.ingest.ingestor import Identity, Ingestor
 from collector.store import Store
 from collector.store.rows import RESULT_COLUMNS, frame_rows, result_row
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
@@ -24,6 +24,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     s.migrate()
     yield s
     s.close()
+
+
+A1, A2, A3, A4, A5 = (Identity("it", f"a{n}") for n in range(1, 6))
 
 
 def _closed_port() -> int:
@@ -48,13 +51,13 @@ def test_commit_then_ack_and_replays_are_dropped(store: Store) -> None:
     async def scenario() -> Ingestor:
         ingestor = Ingestor(store, batch_rows=100, flush_interval=0.05)
         assert await ingestor.prepare()
-        assert await ingestor.open_agent("a1") == 0
-        assert ingestor.submit("a1", _batch("a1", 1, 150)) == 150
-        assert ingestor.committed["a1"] == 0  # nothing acknowledged before the store has it
-        assert ingestor.submit("a1", _batch("a1", 100, 160)) == 10  # overlap with what is queued
+        assert await ingestor.open_agent(A1) == 0
+        assert ingestor.submit(A1, _batch("a1", 1, 150)) == 150
+        assert ingestor.committed[A1] == 0  # nothing acknowledged before the store has it
+        assert ingestor.submit(A1, _batch("a1", 100, 160)) == 10  # overlap with what is queued
         await ingestor.flush_once()
-        assert await ingestor.wait_committed("a1", 0, 1.0) == 160
-        assert ingestor.submit("a1", _batch("a1", 1, 160)) == 0
+        assert await ingestor.wait_committed(A1, 0, 1.0) == 160
+        assert ingestor.submit(A1, _batch("a1", 1, 160)) == 0
         assert ingestor.duplicates_dropped == 51 + 160
         ingestor.close()
         return ingestor
@@ -67,15 +70,15 @@ def test_restarted_ingestor_reads_the_high_water_mark_from_the_store(store: Stor
     async def scenario() -> None:
         first = Ingestor(store, flush_interval=0.05)
         await first.prepare()
-        await first.open_agent("a2")
-        first.submit("a2", _batch("a2", 1, 40))
+        await first.open_agent(A2)
+        first.submit(A2, _batch("a2", 1, 40))
         await first.flush_once()
         first.close()
         # A new collector process: it knows nothing but what the store says.
         second = Ingestor(store, flush_interval=0.05)
         await second.prepare()
-        assert await second.open_agent("a2") == 40
-        assert second.submit("a2", _batch("a2", 1, 60)) == 20
+        assert await second.open_agent(A2) == 40
+        assert second.submit(A2, _batch("a2", 1, 60)) == 20
         await second.flush_once()
         second.close()
 
@@ -87,12 +90,12 @@ def test_refused_tail_moves_the_mark(store: Store) -> None:
     async def scenario() -> int:
         ingestor = Ingestor(store, flush_interval=0.05)
         await ingestor.prepare()
-        await ingestor.open_agent("a3")
-        ingestor.submit("a3", _batch("a3", 1, 5), last_seq=9)  # 6..9 refused by validation
-        ingestor.submit("a3", [], last_seq=12)
+        await ingestor.open_agent(A3)
+        ingestor.submit(A3, _batch("a3", 1, 5), last_seq=9)  # 6..9 refused by validation
+        ingestor.submit(A3, [], last_seq=12)
         await ingestor.flush_once()
         ingestor.close()
-        return ingestor.committed["a3"]
+        return ingestor.committed[A3]
 
     assert asyncio.run(scenario()) == 12
     assert _stored(store, "a3") == (5, 5, 5)
@@ -104,8 +107,8 @@ def test_same_chunk_retried_is_stored_once(store: Store) -> None:
     async def scenario() -> None:
         ingestor = Ingestor(store, flush_interval=0.05)
         await ingestor.prepare()
-        await ingestor.open_agent("a4")
-        ingestor.submit("a4", _batch("a4", 1, 30))
+        await ingestor.open_agent(A4)
+        ingestor.submit(A4, _batch("a4", 1, 30))
         chunk = ingestor._take_chunk()
         assert chunk is not None
         chunk.table = await ingestor._converted(chunk)
@@ -126,10 +129,10 @@ def test_store_down_holds_acks_and_bounds_memory() -> None:
         assert not ingestor.store_ok
         run = asyncio.create_task(ingestor.run())
         for first in range(1, 400, 100):
-            ingestor.submit("a5", _batch("a5", first, first + 99))
+            ingestor.submit(A5, _batch("a5", first, first + 99))
         assert ingestor.overloaded
         await ingestor.wait_for_room(0.3)
-        assert ingestor.overloaded and ingestor.committed.get("a5", 0) == 0
+        assert ingestor.overloaded and ingestor.committed.get(A5, 0) == 0
         assert ingestor.rows_committed == 0
         run.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -200,3 +203,28 @@ def test_protobuf_ingest_stores_the_same_row_as_the_python_conversion(store: Sto
         f"SELECT {columns} FROM probe_results WHERE seq = 2 AND agent_id IN ('py-1', 'pb-1')"
     )
     assert len(plain_rows) == 2 and plain_rows[0] == plain_rows[1]
+
+
+def test_pending_work_is_bounded_in_bytes_too(store: Store) -> None:
+    """Issue 11: 200 results with big strings held gigabytes while the row bound was far away."""
+
+    async def scenario() -> tuple[bool, bool, int]:
+        ingestor = Ingestor(store, batch_rows=10_000, max_pending_rows=100_000, max_pending_bytes=256 << 10)
+        await ingestor.prepare()
+        who = Identity("it", "a6")
+        await ingestor.open_agent(who)
+        heavy = _batch("a6", 1, 100)
+        for r in heavy:
+            r.error = "e" * 4096
+        ingestor.submit(who, heavy)
+        over = ingestor.overloaded
+        pending_bytes = ingestor.pending_bytes
+        await ingestor.flush_once()
+        after = ingestor.overloaded
+        ingestor.close()
+        return over, after, pending_bytes
+
+    over, after, pending_bytes = asyncio.run(scenario())
+    assert over and not after
+    assert pending_bytes > 100 * 4096
+    assert _stored(store, "a6") == (100, 100, 100)

@@ -56,8 +56,9 @@ def test_ingest_counters_and_histograms(collector: Collector) -> None:
     assert ("probenet_ingest_rows_per_second", ()) in samples
     # Every agent was acknowledged up to its last result.
     for agent in ("de-1", "fr-2", "it-1"):
-        assert samples[("probenet_agent_ack_lag_results", (("agent_id", agent),))] == 0
-        assert ("probenet_agent_ack_lag_seconds", (("agent_id", agent),)) in samples
+        labels = (("agent_id", agent), ("region", agent[:2]))
+        assert samples[("probenet_agent_ack_lag_results", labels)] == 0
+        assert ("probenet_agent_ack_lag_seconds", labels) in samples
 
 
 def test_open_events_by_scope_and_evaluation_ticks(collector: Collector) -> None:

@@ -18,7 +18,7 @@ from collector.reload import watch_config
 from collector.store import Store
 from collector.web import ApiState
 from probenet.v1 import stream_pb2, stream_pb2_grpc
-from tests.collector.stream_kit import hello, running_collector
+from tests.collector.stream_kit import batch, hello, insecure_config, result, running_collector
 
 
 def _write(path: Path, checks: list[dict[str, object]], **extra: object) -> None:
@@ -94,3 +94,66 @@ def test_agents_get_new_checks_on_change_and_on_sighup_and_bad_files_are_refused
     seen = asyncio.run(scenario())
     assert seen == [["shop"], ["shop", "video"], ["api"]]
     assert f"file={path} key=checks[1].probe reason=unknown probe 'smtp'" in caplog.text
+
+
+def test_limits_changes_apply_and_every_hello_gets_the_config_empty_included(
+    tmp_path: Path, store: Store
+) -> None:
+    """Issue 11: `limits:` reloaded but not applied; an empty central config was never sent."""
+    path = tmp_path / "collector.yaml"
+    _write(path, [_check("shop")])
+
+    async def scenario() -> tuple[list[str], list[str], int, grpc.StatusCode | None]:
+        config = load_config(path)
+        async with running_collector(store, config) as col:
+            collector = Collector(config, store, col.ingestor, col.service, ApiState(store))
+            col.service._config = lambda: collector.config
+            watcher = asyncio.create_task(
+                watch_config(collector.current_config, collector.apply_config, 0.05)
+            )
+            async with grpc.aio.insecure_channel(col.address) as channel:
+                connected = stream_pb2_grpc.CollectorStub(channel).Stream()
+                await connected.write(hello("it-7", "it"))
+                before = [c.id for c in (await _next_config(connected)).checks]
+                # Every central check removed, and a tighter batch limit.
+                _write(path, [], limits={"max_batch_results": 3})
+                after = [c.id for c in (await _next_config(connected)).checks]
+                connected.cancel()
+                # A new stream: its hello gets the (empty) config and the new limit, which applies.
+                call = stream_pb2_grpc.CollectorStub(channel).Stream()
+                await call.write(hello("it-8", "it"))
+                first = await asyncio.wait_for(call.read(), 10)
+                empty = await _next_config(call)
+                assert empty.version and not empty.checks and not empty.use_local_checks
+                await call.write(batch([result(s) for s in range(1, 5)]))
+                code = None
+                try:
+                    while await asyncio.wait_for(call.read(), 10) is not grpc.aio.EOF:
+                        pass
+                except grpc.aio.AioRpcError as exc:
+                    code = exc.code()
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
+            return before, after, first.ack.max_batch_results, code
+
+    before, after, max_batch, code = asyncio.run(scenario())
+    assert before == ["shop"]
+    assert after == []
+    assert max_batch == 3
+    assert code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_a_collector_without_a_checks_key_tells_every_hello_to_use_local_checks(store: Store) -> None:
+    async def scenario() -> stream_pb2.CheckConfig:
+        async with (
+            running_collector(store, insecure_config()) as col,
+            grpc.aio.insecure_channel(col.address) as channel,
+        ):
+            call = stream_pb2_grpc.CollectorStub(channel).Stream()
+            await call.write(hello("it-9", "it"))
+            config = await _next_config(call)
+            call.cancel()
+            return config
+
+    config = asyncio.run(scenario())
+    assert config.use_local_checks and list(config.checks) == []

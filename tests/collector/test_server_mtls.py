@@ -9,9 +9,11 @@ from pathlib import Path
 
 import grpc
 import pytest
+from prometheus_client import generate_latest
 
 from collector import ca
 from collector.store import Store
+from collector.web import CollectorMetrics
 from tests.collector.stream_kit import (
     Pki,
     acks,
@@ -128,3 +130,29 @@ def test_our_ca_certificate_without_identity_is_unauthenticated(pki: Pki, store:
         asyncio.run(_send(pki, store, server_cert, ("it-1", "it"), [result(99)]))
     # The collector certificate lacks clientAuth usage, so TLS or identity refuses it.
     assert info.value.code() in (grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.UNAVAILABLE)
+
+
+def test_refused_tls_handshakes_are_counted_in_metrics(pki: Pki, store: Store, tmp_path: Path) -> None:
+    """Issue 11: gRPC refuses a foreign or missing client certificate itself; /metrics shows it."""
+    foreign = Pki.create(tmp_path / "foreign").agent("it", "it-1")
+
+    async def scenario() -> bytes:
+        async with running_collector(store, mtls_config(pki)) as col:
+            for creds in (pki.credentials(foreign), pki.credentials(None)):
+                async with grpc.aio.secure_channel(col.address, creds) as channel:
+                    with pytest.raises(grpc.aio.AioRpcError):
+                        await exchange(channel, [hello("it-1", "it")], until_ack=0, timeout=5)
+            good = pki.credentials(pki.agent("it", "it-m"))
+            async with grpc.aio.secure_channel(col.address, good) as channel:
+                assert acks(await exchange(channel, [hello("it-m", "it")], until_ack=0)) == [0]
+            metrics = CollectorMetrics(col.ingestor, col.service, None)
+            return generate_latest(metrics.registry)
+
+    text = asyncio.run(scenario()).decode()
+    values = {
+        line.split()[0]: float(line.split()[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["probenet_agent_connections_total"] == 1
+    assert values["probenet_tls_handshakes_total"] - values["probenet_agent_connections_total"] >= 2

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from collector.store import Store
+import pytest
+
+from collector.store import Store, clickhouse
 from collector.store.migrations import MIGRATIONS, render
 from collector.store.rows import RESULT_COLUMNS, result_row
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
@@ -71,5 +73,36 @@ def test_migrate_is_idempotent_and_rows_round_trip(tmp_path: Path) -> None:
         assert ProbeResult.FromString(rows[0][7]) == result
         _, rollup = store.query("SELECT countMerge(results), countIfMerge(partials) FROM probe_results_1m")
         assert rollup == [(1, 1)]
+    finally:
+        store.close()
+
+
+def test_agents_table_moves_to_region_and_agent_id_keeping_its_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 5: a store made before it (agents ORDER BY agent_id) keeps every agent row and
+    from then on keeps `it-1` of two regions apart."""
+    store = Store(f"chdb://{tmp_path / 'store'}")
+    try:
+        before = [m for m in MIGRATIONS if m.version != 5]
+        monkeypatch.setattr(clickhouse, "MIGRATIONS", before)
+        store.migrate()
+        columns = [
+            "agent_id",
+            "region",
+            "version",
+            "capabilities",
+            "last_seen",
+            "spool_depth",
+            "dropped_results",
+            "last_seq",
+        ]
+        now = datetime.now(UTC)
+        store.insert("agents", [["it-1", "it", "v1", [], now, 3, 0, 42]], columns)
+        monkeypatch.setattr(clickhouse, "MIGRATIONS", MIGRATIONS)
+        assert store.migrate() == [4]
+        store.insert("agents", [["it-1", "fr", "v1", [], now, 0, 0, 7]], columns)
+        _, rows = store.query("SELECT region, agent_id, last_seq FROM agents FINAL ORDER BY region")
+        assert rows == [("fr", "it-1", 7), ("it", "it-1", 42)]
     finally:
         store.close()

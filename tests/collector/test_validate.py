@@ -160,3 +160,68 @@ def _check_batch_invariants(results: list[ProbeResult], after: int) -> None:
         assert now - v.limits.max_age_s <= r.started_at.seconds <= now + v.limits.max_future_s
     # Whatever passed converts into store rows.
     assert len({tuple(map(str, result_row(r, datetime.now(UTC)))) for r in fresh}) == len(fresh)
+
+
+def test_one_region_certificate_with_many_agent_ids_shares_one_rate() -> None:
+    """Issue 11: ten ids behind one region certificate got ten times the per-agent rate."""
+    v = Validator(
+        Limits(
+            rate_per_agent=100.0,
+            burst_per_agent=200.0,
+            rate_per_certificate=100.0,
+            burst_per_certificate=200.0,
+        )
+    )
+    pauses = [v.throttle(("fr", f"fr-{n}"), 100, certificate="region-fr-cert", now=0.0) for n in range(10)]
+    assert pauses[:2] == [0.0, 0.0]
+    assert all(p > 0 for p in pauses[2:])
+    # Without a shared certificate (agent certificates) each id has its own bucket.
+    assert all(v.throttle(("it", f"it-{n}"), 100, now=0.0) == 0.0 for n in range(10))
+
+
+def test_seq_past_the_bound_or_too_far_ahead_stops_the_batch_unsettled() -> None:
+    v = Validator()
+    far = v.check("it-1", "it", [_result(1), _result(2**64 - 1), _result(2**64 - 1)], 0, NOW)
+    assert [r.seq for r in far.accepted] == [1]
+    assert far.last_seq == 1 and far.stopped is not None
+    assert far.counts[validate.SEQ_TOO_FAR] == 2
+    step = v.check("it-1", "it", [_result(11), _result(11 + validate.MAX_SEQ_STEP + 1)], 10, NOW)
+    assert step.last_seq == 11 and step.stopped is not None
+    ok = v.check("it-1", "it", [_result(10 + validate.MAX_SEQ_STEP)], 10, NOW)
+    assert ok.last_seq == 10 + validate.MAX_SEQ_STEP and ok.stopped is None
+
+
+def test_oversized_strings_and_repeated_fields_are_cut_and_long_ids_refused() -> None:
+    big = _result(1, error="e" * 1_000_000)
+    big.http.final_url = "https://x.test/" + "a" * 10_000
+    for n in range(500):
+        big.http.redirects.add(url=f"https://x.test/{n}", status_code=302)
+    cert = big.tls.chain.add(subject="CN=x")
+    cert.sans.extend(f"n{n}.test" for n in range(1_000))
+    cert.sans.append("s" * 9_000)
+    for n in range(40):
+        big.tls.chain.add(subject=f"CN={n}")
+    small = _result(2, error="refused")
+    long_id = _result(3, check_id="c" * (validate.MAX_ID + 1))
+    checked = Validator().check("it-1", "it", [big, small, long_id], 0, NOW)
+    cut, kept = checked.accepted
+    assert len(cut.error) == validate.MAX_TEXT
+    assert len(cut.http.final_url) == validate.MAX_TEXT
+    assert len(cut.http.redirects) == 32
+    assert len(cut.tls.chain) == 16
+    assert len(cut.tls.chain[0].sans) == 100
+    assert kept == small and kept.error == "refused"
+    assert checked.counts[validate.TRUNCATED] == 1
+    assert checked.counts[validate.LONG_ID] == 1
+    assert checked.last_seq == 3
+    assert checked.nbytes == cut.ByteSize() + kept.ByteSize()
+    assert cut.ByteSize() < 64 * 1024
+
+
+def test_impossible_heartbeat_values_are_not_believed() -> None:
+    v = Validator()
+    assert v.gauges(2**64 - 1, 2**64 - 1) == (0, 0)
+    assert v.gauges(1_000, 7) == (1_000, 7)
+    assert v.counts[validate.BAD_GAUGE] == 2
+    assert v.text("x" * 1_000) == "x" * validate.MAX_ID
+    assert len(v.capabilities(["http"] * 100)) == validate.MAX_CAPABILITIES

@@ -120,6 +120,11 @@ def test_schema_rejects_a_wrong_type_or_value(helm: Helm, setting: str) -> None:
         (["--set", "collector.enabled=false"], "agents.collectorAddress is required"),
         (["--set", "collector.replicaCount=2"], "collector.replicaCount must be 1 with store.type=embedded"),
         (
+            ["--set", "externalClickhouse.host=ch.example"],
+            "externalClickhouse.host is set but store.type is embedded",
+        ),
+        (["--set", "clickhouse.enabled=true"], "clickhouse.enabled is true but store.type is embedded"),
+        (
             ["--set", "collector.enabled=false", "--set", "agents.collectorAddress=collector.example:4317"],
             "agents.regions[name=default].tls.existingSecret is required",
         ),

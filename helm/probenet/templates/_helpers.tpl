@@ -237,12 +237,16 @@ store:
   batch_rows: {{ int .Values.store.batchRows }}
   flush_interval: {{ .Values.store.flushInterval | quote }}
   max_pending_rows: {{ int .Values.store.maxPendingRows }}
+  max_pending_bytes: {{ int64 .Values.store.maxPendingBytes }}
   cluster: {{ .Values.store.cluster | quote }}
 evaluate_every: {{ .Values.collector.evaluateEvery | quote }}
 webhooks: {{ .Values.collector.webhooks | toJson }}
 notify: {{ .Values.collector.notify | toJson }}
 maintenance: {{ .Values.collector.maintenance | toJson }}
-checks: {{ .Values.collector.checks | toJson }}
+{{- /* No checks: no `checks:` key, so agents run their local checks (agents.checks). */}}
+{{- with .Values.collector.checks }}
+checks: {{ . | toJson }}
+{{- end }}
 {{- end }}
 
 {{/* The agents' config file (probe_agent/config.py); agent_id and region come from flags. */}}
@@ -269,6 +273,12 @@ checks: {{ .Values.agents.checks | toJson }}
 {{- define "probenet.validate" -}}
 {{- if and .Values.collector.enabled (eq .Values.store.type "embedded") (gt (int .Values.collector.replicaCount) 1) }}
 {{- fail "collector.replicaCount must be 1 with store.type=embedded: only one process may open a chDB directory; use store.type=clickhouse to scale out" }}
+{{- end }}
+{{- if and (eq .Values.store.type "embedded") .Values.externalClickhouse.host }}
+{{- fail "externalClickhouse.host is set but store.type is embedded: the collector would store into its own chDB and never use that ClickHouse; set store.type=clickhouse, or unset externalClickhouse.host" }}
+{{- end }}
+{{- if and (eq .Values.store.type "embedded") .Values.clickhouse.enabled }}
+{{- fail "clickhouse.enabled is true but store.type is embedded: the bundled ClickHouse would run unused; set store.type=clickhouse, or clickhouse.enabled=false" }}
 {{- end }}
 {{- if and (not .Values.collector.enabled) (not .Values.agents.enabled) }}
 {{- fail "nothing to install: enable collector.enabled and/or agents.enabled" }}
