@@ -82,7 +82,7 @@ async def _scenario(store: Store, tmp_path: Path) -> tuple[dict[str, Any], str, 
         stop = asyncio.Event()
         tasks = [asyncio.create_task(a.run(stop)) for a in agents]
         try:
-            await _until(lambda: set(col.service.streams) == {"it-1", "fr-1"})
+            await _until(lambda: {who.agent_id for who in col.service.streams} == {"it-1", "fr-1"})
             event = _event("ev-path", 1, ("it",))
             insert_events(store, [event])
             evaluator.on_changes([event])

@@ -100,7 +100,7 @@ def test_agents_table_moves_to_region_and_agent_id_keeping_its_rows(
         now = datetime.now(UTC)
         store.insert("agents", [["it-1", "it", "v1", [], now, 3, 0, 42]], columns)
         monkeypatch.setattr(clickhouse, "MIGRATIONS", MIGRATIONS)
-        assert store.migrate() == [4]
+        assert store.migrate() == [5]
         store.insert("agents", [["it-1", "fr", "v1", [], now, 0, 0, 7]], columns)
         _, rows = store.query("SELECT region, agent_id, last_seq FROM agents FINAL ORDER BY region")
         assert rows == [("fr", "it-1", 7), ("it", "it-1", 42)]
