@@ -23,8 +23,8 @@ from probenet.v1.stream_pb2 import CheckConfig, PathTraceRequest
 log = logging.getLogger(__name__)
 
 LOCAL_VERSION = "local"
-# On shutdown, how long to keep streaming what is in the spool before leaving it for next time.
-DRAIN_S = 3.0
+# How often a draining agent looks at the spool's depth (acks shrink it from the stream's task).
+DRAIN_POLL_S = 0.05
 
 
 class Agent:
@@ -49,6 +49,7 @@ class Agent:
         self.tracer = PathTracer(self.context)
         self._traces: set[asyncio.Task[None]] = set()
         self.config_version = LOCAL_VERSION
+        self.stopping = False
         self.metrics = AgentMetrics(
             LiveSources(
                 lambda: self.spool.depth,
@@ -87,7 +88,8 @@ class Agent:
             version, checks = LOCAL_VERSION, list(self.config.checks)
         else:
             version, checks = config.version, list(config.checks)
-        if version == self.config_version:
+        # A config pushed while draining must not start probing again.
+        if version == self.config_version or self.stopping:
             return
         source = "local checks" if config.use_local_checks else f"central config {version}"
         log.info("applying %s: %d checks", source, len(checks))
@@ -97,7 +99,8 @@ class Agent:
             log.error("not running %s checks %s: %s", probe, ids, self.unavailable[probe])
         self.scheduler.set_checks([c for c in checks if c.probe not in self.unavailable])
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, give_up: asyncio.Event | None = None) -> None:
+        """Probe and stream until `stop`, then drain the spool (see `_drain`) and close."""
         if self.config.insecure:
             log.warning("insecure: true - results travel in plaintext without client identity")
         if self.config.metrics_listen:
@@ -105,17 +108,30 @@ class Agent:
         self.scheduler.set_checks(self.config.checks)
         exporter = asyncio.create_task(self.exporter.run(), name="exporter")
         await stop.wait()
+        self.stopping = True
+        deadline = asyncio.get_running_loop().time() + self.config.shutdown_grace
         await self.scheduler.stop()
-        deadline = asyncio.get_running_loop().time() + DRAIN_S
-        # Polls two conditions under a deadline; no single event covers them.
-        while self.spool.depth and self.exporter.connected and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
-            await asyncio.sleep(0.05)
+        await self._drain(deadline, give_up or asyncio.Event())
         exporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await exporter
         self.spool.close()
         self.metrics.close()
         log.info("agent stopped; %d results left in the spool for next time", self.spool.depth)
+
+    async def _drain(self, deadline: float, give_up: asyncio.Event) -> None:
+        """Keep streaming (and reconnecting) until the collector acknowledged the whole spool,
+        the deadline passed or `give_up` is set; what is left stays on disk for the next start."""
+        left = deadline - asyncio.get_running_loop().time()
+        if not self.spool.depth or left <= 0:
+            return
+        log.info("draining %d spooled results for up to %.1fs", self.spool.depth, left)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout_at(deadline):
+                # Polled: acks arrive on the stream's task and a second signal may cut the
+                # drain short; no single event covers both.
+                while self.spool.depth and not give_up.is_set():  # noqa: ASYNC110
+                    await asyncio.sleep(DRAIN_POLL_S)
 
 
 def _unavailable_probes(local_checks: tuple[CheckSpec, ...]) -> dict[str, str]:
@@ -135,8 +151,16 @@ def _unavailable_probes(local_checks: tuple[CheckSpec, ...]) -> dict[str, str]:
 
 
 async def run_agent(config: AgentConfig) -> None:
-    stop = asyncio.Event()
+    """Run until SIGTERM/SIGINT; a second signal ends the drain at once (as uvicorn does)."""
+    stop, give_up = asyncio.Event(), asyncio.Event()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("second signal: leaving the rest of the spool for next time")
+            give_up.set()
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await Agent(config).run(stop)
+        loop.add_signal_handler(sig, on_signal)
+    await Agent(config).run(stop, give_up)

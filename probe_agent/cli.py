@@ -53,6 +53,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--collector", help="host:port of the collector (overrides the file)")
     run.add_argument("--region")
     run.add_argument("--agent-id")
+    run.add_argument(
+        "--shutdown-grace",
+        metavar="DURATION",
+        help="on SIGTERM, keep streaming the spool this long, e.g. 25s (overrides the file)",
+    )
     check = sub.add_parser(
         "check",
         help="run one probe now and print the full result",
@@ -457,7 +462,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args)
         if args.command == "trace":
             return _trace(args)
-        overrides = {"collector": args.collector, "region": args.region, "agent_id": args.agent_id}
+        overrides = {
+            "collector": args.collector,
+            "region": args.region,
+            "agent_id": args.agent_id,
+            "shutdown_grace": args.shutdown_grace,
+        }
         config = load_config(args.config, overrides)
         run_async(run_agent(config))
     except AgentError as exc:

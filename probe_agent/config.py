@@ -8,6 +8,7 @@ The YAML file looks like::
     insecure: false                 # plaintext gRPC; only for local labs
     tls: {ca: ca.pem, cert: agent.pem, key: agent-key.pem}
     spool: {dir: /var/lib/probenet/spool, max_results: 1000000, max_bytes: 536870912}
+    shutdown_grace: 10s             # on SIGTERM, keep streaming the spool this long (0 = leave at once)
     checks:                         # local checks (the collector's central config overrides them)
       - {id: shop, probe: http, target: "https://shop.example/", interval: 30s}
 
@@ -41,6 +42,8 @@ from probenet.v1 import probe_pb2
 
 DEFAULT_INTERVAL_S = 30.0
 DEFAULT_TIMEOUT_S = 10.0
+# Time a stopping agent keeps streaming its spool; Kubernetes' default grace is 30 s.
+DEFAULT_SHUTDOWN_GRACE_S = 10.0
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
@@ -71,13 +74,14 @@ class AgentConfig:
     max_concurrency: int = 256
     dns_server: str = ""
     metrics_listen: str = ""
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
     checks: tuple[probe_pb2.CheckSpec, ...] = ()
 
 
 _TOP_KEYS = {f.name for f in dataclasses.fields(AgentConfig)}
 
 
-def parse_duration_seconds(value: object, file: str, key: str) -> float:
+def parse_duration_seconds(value: object, file: str, key: str, allow_zero: bool = False) -> float:
     if isinstance(value, bool):
         raise ConfigError(file, key, f"expected a duration like 2s or 500ms, got {value!r}")
     if isinstance(value, int | float):
@@ -87,8 +91,8 @@ def parse_duration_seconds(value: object, file: str, key: str) -> float:
         if not match:
             raise ConfigError(file, key, f"expected a duration like 2s or 500ms, got {value!r}")
         seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    if seconds <= 0:
-        raise ConfigError(file, key, f"must be positive, got {value!r}")
+    if seconds < 0 or (seconds == 0 and not allow_zero):
+        raise ConfigError(file, key, f"must be {'zero or more' if allow_zero else 'positive'}, got {value!r}")
     return seconds
 
 
@@ -222,6 +226,10 @@ def config_from_mapping(raw: Mapping[str, Any], file: str) -> AgentConfig:
     for key in ("batch_size", "max_concurrency"):
         if key in values and values[key] < 1:
             raise ConfigError(file, key, "must be at least 1")
+    if "shutdown_grace" in raw:
+        values["shutdown_grace"] = parse_duration_seconds(
+            raw["shutdown_grace"], file, "shutdown_grace", allow_zero=True
+        )
     values["tls"] = _sub(raw.get("tls"), TlsFiles, file, "tls")
     values["spool"] = _spool(raw.get("spool"), file)
     if not values.get("insecure") and not (values["tls"].cert and values["tls"].key and values["tls"].ca):

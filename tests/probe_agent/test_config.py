@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from probe_agent.config import load_config
+from probe_agent.config import DEFAULT_SHUTDOWN_GRACE_S, load_config
 from probe_agent.errors import ConfigError
 
 GOOD = """
@@ -41,6 +41,13 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     assert (config.agent_id, config.region, config.collector) == ("fr-9", "fr", "127.0.0.1:4317")
 
 
+def test_shutdown_grace_defaults_accepts_zero_and_takes_the_flag(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).shutdown_grace == DEFAULT_SHUTDOWN_GRACE_S
+    assert load_config(write(tmp_path, GOOD + "shutdown_grace: 0\n")).shutdown_grace == 0.0
+    flagged = load_config(write(tmp_path, GOOD + "shutdown_grace: 1m\n"), {"shutdown_grace": "25s"})
+    assert flagged.shutdown_grace == 25.0
+
+
 @pytest.mark.parametrize(
     ("text", "key", "reason"),
     [
@@ -49,6 +56,12 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
         ("agent_id: a\nregion: it\n", "tls", "ca, cert and key are required"),
         ("agent_id: a\nregion: it\ninsecure: yes please\n", "insecure", "expected bool"),
         ("agent_id: a\nregion: it\ninsecure: true\nbatch_size: 0\n", "batch_size", "at least 1"),
+        (
+            "agent_id: a\nregion: it\ninsecure: true\nshutdown_grace: soon\n",
+            "shutdown_grace",
+            "expected a duration",
+        ),
+        ("agent_id: a\nregion: it\ninsecure: true\nshutdown_grace: -5\n", "shutdown_grace", "zero or more"),
         ("agent_id: a\nregion: it\ninsecure: true\nspool: {dir: 5}\n", "spool.dir", "expected str"),
         ("agent_id: a\nregion: it\ninsecure: true\nspool: {size: 5}\n", "spool.size", "unknown key"),
         (
