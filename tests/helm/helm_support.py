@@ -52,6 +52,10 @@ class Rendered:
             if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == component
         ]
 
+    def agent_workloads(self) -> list[dict[str, Any]]:
+        """The agents' StatefulSets or Deployments (agents.kind), one per region."""
+        return self.component("StatefulSet", "agent") + self.component("Deployment", "agent")
+
 
 @dataclass(frozen=True)
 class Helm:

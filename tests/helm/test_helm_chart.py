@@ -31,6 +31,7 @@ EXPECTED_CI_FILES = {
     "agents-only-values.yaml",
     "three-regions-values.yaml",
     "existing-secrets-values.yaml",
+    "stateless-agents-values.yaml",
 }
 # Oldest (Chart.yaml kubeVersion) and newest schemas kubernetes-validate bundles.
 KUBE_VERSIONS = ("1.25.0", "1.37.0")
@@ -106,6 +107,8 @@ def test_schema_rejects_a_misspelled_key(helm: Helm, setting: str, offending: st
         "store.type=mysql",
         "agents.regions[0].name=Not_A_Label",
         "store.flushInterval=soon",
+        "agents.kind=ReplicaSet",
+        "agents.persistence.size=lots",
     ],
 )
 def test_schema_rejects_a_wrong_type_or_value(helm: Helm, setting: str) -> None:
@@ -117,7 +120,6 @@ def test_schema_rejects_a_wrong_type_or_value(helm: Helm, setting: str) -> None:
     ("args", "message"),
     [
         (["--set", "store.type=clickhouse"], "externalClickhouse.host is required"),
-        (["--set", "collector.enabled=false"], "agents.collectorAddress is required"),
         (["--set", "collector.replicaCount=2"], "collector.replicaCount must be 1 with store.type=embedded"),
         (
             ["--set", "externalClickhouse.host=ch.example"],
@@ -192,13 +194,14 @@ def test_custom_resources_have_their_required_fields(render: Render, values_file
 
 
 @ci_files
-def test_one_agent_deployment_per_region(render: Render, values_file: Path) -> None:
+def test_one_agent_workload_per_region(render: Render, values_file: Path) -> None:
     values = values_of(values_file)
     rendered = render(values_file)
-    deployments = rendered.component("Deployment", "agent")
-    by_region = {d["metadata"]["labels"]["probenet.io/region"]: d for d in deployments}
+    workloads = rendered.agent_workloads()
+    assert {w["kind"] for w in workloads} == {values["agents"]["kind"]}
+    by_region = {d["metadata"]["labels"]["probenet.io/region"]: d for d in workloads}
     expected = [r["name"] for r in values["agents"]["regions"]]
-    assert sorted(by_region) == sorted(expected) and len(deployments) == len(expected)
+    assert sorted(by_region) == sorted(expected) and len(workloads) == len(expected)
     for region in values["agents"]["regions"]:
         deployment = by_region[region["name"]]
         assert deployment["spec"]["replicas"] == region.get("replicas", values["agents"]["replicas"])
@@ -212,6 +215,145 @@ def test_one_agent_deployment_per_region(render: Render, values_file: Path) -> N
         assert env["PROBENET_REGION"]["value"] == region["name"]
         if "nodeSelector" in region:
             assert pod_spec(deployment)["nodeSelector"] == region["nodeSelector"]
+
+
+def _spool_volume(workload: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Where the agent's spool lives: ("pvc", its claim template) or ("emptyDir", the volume)."""
+    claims = {c["metadata"]["name"]: c for c in workload["spec"].get("volumeClaimTemplates", [])}
+    volumes = {v["name"]: v for v in pod_spec(workload)["volumes"]}
+    (container,) = pod_spec(workload)["containers"]
+    assert {"name": "spool", "mountPath": "/var/lib/probenet/spool"} in container["volumeMounts"]
+    assert ("spool" in claims) != ("spool" in volumes), "exactly one spool volume"
+    return ("pvc", claims["spool"]) if "spool" in claims else ("emptyDir", volumes["spool"])
+
+
+@ci_files
+def test_agents_are_statefulsets_with_a_pvc_spool_unless_stateless(render: Render, values_file: Path) -> None:
+    values = values_of(values_file)
+    agents = values["agents"]
+    rendered = render(values_file)
+    for workload in rendered.agent_workloads():
+        region = workload["metadata"]["labels"]["probenet.io/region"]
+        kind, spool = _spool_volume(workload)
+        if workload["kind"] == "Deployment":
+            assert kind == "emptyDir" and spool["emptyDir"]["sizeLimit"] == agents["spool"]["sizeLimit"]
+            assert "podManagementPolicy" not in workload["spec"]
+            continue
+        assert workload["spec"]["podManagementPolicy"] == "Parallel"
+        assert workload["spec"]["updateStrategy"]["type"] == "RollingUpdate"
+        headless = rendered.named("Service", workload["spec"]["serviceName"])
+        assert headless["spec"]["clusterIP"] == "None"
+        assert headless["spec"]["selector"] == workload["spec"]["selector"]["matchLabels"]
+        if not agents["persistence"]["enabled"]:
+            assert kind == "emptyDir"
+            continue
+        assert kind == "pvc"
+        assert spool["spec"]["resources"]["requests"]["storage"] == agents["persistence"]["size"]
+        assert spool["spec"]["accessModes"] == agents["persistence"]["accessModes"]
+        assert spool["spec"].get("storageClassName", "") == agents["persistence"]["storageClass"]
+        assert spool["metadata"]["labels"]["probenet.io/region"] == region
+
+
+def test_persistence_off_keeps_the_statefulset_and_its_ids_on_an_emptydir(render: Render) -> None:
+    rendered = render(None, "--set", "agents.persistence.enabled=false")
+    (workload,) = rendered.agent_workloads()
+    assert workload["kind"] == "StatefulSet" and _spool_volume(workload)[0] == "emptyDir"
+
+
+def _pod_names(workload: dict[str, Any]) -> list[str]:
+    """The pods a StatefulSet creates, hence the agent ids: <name>-<ordinal>."""
+    return [f"{workload['metadata']['name']}-{i}" for i in range(workload["spec"]["replicas"])]
+
+
+def test_agent_ids_are_stable_pod_names_across_rollouts(render: Render) -> None:
+    three = CHART / "ci" / "three-regions-values.yaml"
+    before = render(three)
+    after = render(three, "--set", "agents.logLevel=DEBUG", "--set", "image.tag=0.1.1")
+    ids: list[str] = []
+    for old, new in zip(before.agent_workloads(), after.agent_workloads(), strict=True):
+        # The rollout changes the pod template, never the names that make ids, PVCs and DNS.
+        assert old["spec"]["template"] != new["spec"]["template"]
+        for key in ("serviceName", "volumeClaimTemplates"):
+            assert old["spec"][key] == new["spec"][key]
+        assert _pod_names(old) == _pod_names(new)
+        ids += _pod_names(new)
+    region_of = {
+        w["metadata"]["name"]: w["metadata"]["labels"]["probenet.io/region"] for w in after.agent_workloads()
+    }
+    assert sorted(ids) == sorted(
+        f"{RELEASE}-probenet-agent-{region}-{i}"
+        for region, n in (("it", 2), ("fr", 3), ("us", 2))
+        for i in range(n)
+    )
+    assert set(region_of.values()) == {"it", "fr", "us"}
+
+
+def test_long_names_still_make_valid_statefulset_pod_names(render: Render) -> None:
+    rendered = render(
+        None, "--set", f"fullnameOverride={'x' * 63}", "--set", f"agents.regions[0].name={'r' * 20}"
+    )
+    (workload,) = rendered.agent_workloads()
+    # controller-revision-hash = <name>-<10 characters> must fit a 63-character label.
+    assert len(workload["metadata"]["name"]) <= 52
+    assert workload["metadata"]["name"].endswith("-agent-" + "r" * 20)
+    assert all(len(name) <= 63 for name in _pod_names(workload))
+
+
+@pytest.mark.parametrize(("grace", "expected"), [(30, 25.0), (120, 115.0), (3, 0.0)])
+def test_shutdown_grace_follows_the_termination_grace(render: Render, grace: int, expected: float) -> None:
+    from probe_agent.config import config_from_mapping as agent_config
+
+    for kind in ("StatefulSet", "Deployment"):
+        rendered = render(
+            None,
+            "--set", f"agents.terminationGracePeriodSeconds={grace}",
+            "--set", f"agents.kind={kind}",
+            "--set", f"agents.persistence.enabled={kind == 'StatefulSet'}".lower(),
+        )  # fmt: skip
+        (workload,) = rendered.agent_workloads()
+        assert workload["kind"] == kind
+        assert pod_spec(workload)["terminationGracePeriodSeconds"] == grace
+        raw = yaml.safe_load(config_map_file(rendered, "agent", "agent.yaml"))
+        assert (
+            agent_config({**raw, "agent_id": "a-0", "region": "default"}, "agent.yaml").shutdown_grace
+            == expected
+        )
+
+
+@pytest.mark.parametrize(
+    ("args", "offending"),
+    [
+        # A Deployment cannot keep a PVC per agent.
+        (["--set", "agents.kind=Deployment"], "persistence.enabled"),
+        # Agents-only: nowhere to report to.
+        (["--set", "collector.enabled=false"], "agents.collectorAddress"),
+        (
+            ["--set", "collector.enabled=false", "--set", "agents.collectorAddress="],
+            "agents.collectorAddress",
+        ),
+    ],
+)
+def test_schema_refuses_contradictory_settings(helm: Helm, args: list[str], offending: str) -> None:
+    for command in (["lint", "--strict", str(CHART)], ["template", RELEASE, str(CHART)]):
+        result = helm.run(*command, *args)
+        output = result.stdout + result.stderr
+        assert result.returncode != 0, f"{args} was accepted"
+        assert "schema" in output.lower() and offending in output, output
+
+
+def test_schema_accepts_the_consistent_neighbours(helm: Helm) -> None:
+    for settings in (
+        ("agents.kind=Deployment", "agents.persistence.enabled=false"),
+        (
+            "collector.enabled=false",
+            "agents.collectorAddress=collector.example:4317",
+            "tls.certManager.enabled=true",
+            "tls.certManager.issuerRef.name=probenet-ca",
+        ),
+    ):
+        args = [arg for setting in settings for arg in ("--set", setting)]
+        result = helm.run("lint", "--strict", str(CHART), *args)
+        assert result.returncode == 0, result.stdout + result.stderr
 
 
 @ci_files
@@ -256,7 +398,7 @@ def test_secrets_are_mounted_where_used(render: Render, values_file: Path) -> No
                 if ref:
                     assert ref["name"] in available, f"{env['name']} refers to unknown Secret {ref['name']}"
     if values["tls"]["enabled"]:
-        for deployment in rendered.component("Deployment", "agent"):
+        for deployment in rendered.agent_workloads():
             spec = pod_spec(deployment)
             (container,) = spec["containers"]
             assert {"name": "tls", "mountPath": "/etc/probenet/tls", "readOnly": True} in container[
@@ -339,10 +481,26 @@ def test_embedded_store_is_a_statefulset_on_a_pvc(render: Render) -> None:
     assert {p["name"]: p["port"] for p in service["spec"]["ports"]} == {"grpc": 4317, "http": 8080}
 
 
+@ci_files
+def test_each_region_has_a_pod_disruption_budget(render: Render, values_file: Path) -> None:
+    rendered = render(values_file)
+    budgets = rendered.component("PodDisruptionBudget", "agent")
+    workloads = rendered.agent_workloads()
+    assert len(budgets) == len(workloads)
+    for workload in workloads:
+        (budget,) = [b for b in budgets if b["metadata"]["name"] == workload["metadata"]["name"]]
+        assert budget["spec"]["selector"]["matchLabels"] == workload["spec"]["selector"]["matchLabels"]
+        assert budget["spec"]["maxUnavailable"] == 1
+
+
 def test_pdbs_networkpolicies_and_monitors_are_optional(render: Render) -> None:
     defaults = render(None)
-    for kind in ("PodDisruptionBudget", "NetworkPolicy", "ServiceMonitor", "PodMonitor", "Ingress"):
+    assert not defaults.component("PodDisruptionBudget", "collector")
+    for kind in ("NetworkPolicy", "ServiceMonitor", "PodMonitor", "Ingress"):
         assert not defaults.of_kind(kind), kind
+    assert not render(None, "--set", "agents.podDisruptionBudget.enabled=false").of_kind(
+        "PodDisruptionBudget"
+    )
     full = render(CHART / "ci" / "external-clickhouse-values.yaml")
     assert {p["spec"].get("minAvailable") for p in full.component("PodDisruptionBudget", "collector")} == {1}
     assert len(full.component("PodDisruptionBudget", "agent")) == 1
@@ -424,46 +582,67 @@ def test_rendered_agent_config_loads(render: Render, values_file: Path) -> None:
     rendered = render(values_file)
     raw = yaml.safe_load(config_map_file(rendered, "agent", "agent.yaml"))
     assert "agent_id" not in raw and "region" not in raw  # they come from each pod's flags
-    for deployment in rendered.component("Deployment", "agent"):
+    for deployment in rendered.agent_workloads():
         args = pod_spec(deployment)["containers"][0]["args"]
         flags = dict(a.removeprefix("--").split("=", 1) for a in args if a.startswith("--") and "=" in a)
         config = agent_config({**raw, "agent_id": "pod-0", "region": flags["region"]}, "agent.yaml")
         assert config.region == deployment["metadata"]["labels"]["probenet.io/region"]
-        assert config.spool.dir.startswith("/var/lib/probenet/")
+        assert config.spool.dir == "/var/lib/probenet/spool"  # where the spool volume is mounted
         assert config.collector == values_of(values_file)["agents"][
             "collectorAddress"
         ] or config.collector.endswith("-collector:4317")
 
 
-def test_notes_render(helm: Helm, tmp_path: Path) -> None:
+def _notes(helm: Helm, tmp_path: Path, *args: str) -> str:
     """NOTES.txt only renders on install; render it through tpl in a copy of the chart."""
     chart = tmp_path / "probenet"
-    shutil.copytree(CHART, chart)
-    (chart / "notes.src").write_text((CHART / "templates" / "NOTES.txt").read_text())
-    (chart / "templates" / "zz-notes.yaml").write_text(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
-        'data:\n  notes: {{ tpl (.Files.Get "notes.src") . | toJson }}\n'
+    if not chart.exists():
+        shutil.copytree(CHART, chart)
+        (chart / "notes.src").write_text((CHART / "templates" / "NOTES.txt").read_text())
+        (chart / "templates" / "zz-notes.yaml").write_text(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: notes}\n"
+            'data:\n  notes: {{ tpl (.Files.Get "notes.src") . | toJson }}\n'
+        )
+    result = helm.run(
+        "template",
+        RELEASE,
+        str(chart),
+        "--api-versions",
+        "cert-manager.io/v1",
+        "--show-only",
+        "templates/zz-notes.yaml",
+        *args,
     )
+    assert result.returncode == 0, result.stderr
+    notes: str = yaml.safe_load(result.stdout)["data"]["notes"]
+    return notes
+
+
+def test_notes_render(helm: Helm, tmp_path: Path) -> None:
     for values_file in (
         None,
         CHART / "ci" / "three-regions-values.yaml",
         CHART / "ci" / "agents-only-values.yaml",
+        CHART / "ci" / "stateless-agents-values.yaml",
     ):
-        args = ["-f", str(values_file)] if values_file else []
-        result = helm.run(
-            "template",
-            RELEASE,
-            str(chart),
-            "--api-versions",
-            "cert-manager.io/v1",
-            "--show-only",
-            "templates/zz-notes.yaml",
-            *args,
-        )
-        assert result.returncode == 0, result.stderr
-        notes = yaml.safe_load(result.stdout)["data"]["notes"]
+        notes = _notes(helm, tmp_path, *(["-f", str(values_file)] if values_file else []))
         assert "helm test" in notes
         assert "region" in notes
+        assert "one-time migration" not in notes  # only on upgrades
+
+
+def test_notes_name_the_stable_ids_the_grace_and_the_migration(helm: Helm, tmp_path: Path) -> None:
+    installed = _notes(helm, tmp_path)
+    assert f"statefulset/{RELEASE}-probenet-agent-default" in installed
+    assert f"{RELEASE}-probenet-agent-<region>-<ordinal>" in installed and "a PVC per agent" in installed
+    assert "up to 25s" in installed
+    upgraded = _notes(helm, tmp_path, "--is-upgrade")
+    assert "one-time migration" in upgraded and "old agent ids" in upgraded and "lost" in upgraded
+    stateless = _notes(
+        helm, tmp_path, "-f", str(CHART / "ci" / "stateless-agents-values.yaml"), "--is-upgrade"
+    )
+    assert f"deployment/{RELEASE}-probenet-agent-edge" in stateless and "stateless" in stateless
+    assert "one-time migration" not in stateless
 
 
 def test_clusters_older_than_the_chart_supports_are_refused(helm: Helm) -> None:

@@ -78,15 +78,13 @@ def test_each_region_gets_a_generated_certificate_the_collector_accepts(
         assert pem(secret, "ca.crt") == pem(rendered.named("Secret", CA_SECRET), "tls.crt")
         identity = ca.identity_from_pem(pem(secret, "tls.crt"))
         assert identity == ca.CertIdentity(region, None)
-        assert identity.resolve(f"{RELEASE}-probenet-agent-{region}-7c9d-x1", region)[1] == region
+        assert identity.resolve(f"{RELEASE}-probenet-agent-{region}-0", region)[1] == region
         _assert_mounted_by_its_region(rendered, region, agent_secret(region))
 
 
 def _assert_mounted_by_its_region(rendered: Rendered, region: str, secret_name: str) -> None:
     (deployment,) = [
-        d
-        for d in rendered.component("Deployment", "agent")
-        if d["metadata"]["labels"]["probenet.io/region"] == region
+        d for d in rendered.agent_workloads() if d["metadata"]["labels"]["probenet.io/region"] == region
     ]
     volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
     assert volumes["tls"]["secret"]["secretName"] == secret_name

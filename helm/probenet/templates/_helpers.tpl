@@ -84,9 +84,28 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- include "probenet.componentName" (list . "clickhouse") }}
 {{- end }}
 
-{{/* Agent Deployment name of one region. Call with (list $ "region"). */}}
+{{/*
+Agent StatefulSet/Deployment name of one region, at most 52 characters: a StatefulSet adds a
+10-character hash to its name in the controller-revision-hash label (63 at most). Its pods are
+<name>-<ordinal>, which is each agent's id. Call with (list $ "region").
+*/}}
 {{- define "probenet.agentName" -}}
-{{- include "probenet.componentName" (list (index . 0) (printf "agent-%s" (index . 1))) }}
+{{- $suffix := printf "agent-%s" (index . 1) }}
+{{- $full := include "probenet.fullname" (index . 0) }}
+{{- printf "%s-%s" ($full | trunc (int (max 1 (sub 51 (len $suffix))))) $suffix | trunc 52 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Headless Service governing a region's agent StatefulSet. Call with (list $ "region"). */}}
+{{- define "probenet.agentHeadlessName" -}}
+{{- printf "%s-hl" (include "probenet.agentName" .) }}
+{{- end }}
+
+{{/*
+shutdown_grace of the agents: the pod's termination grace minus a margin for closing down
+(cancelling the stream, closing the spool, exiting) before the kubelet's SIGKILL.
+*/}}
+{{- define "probenet.agentShutdownGrace" -}}
+{{- max 0 (sub (int .Values.agents.terminationGracePeriodSeconds) 5) }}s
 {{- end }}
 
 {{/* host:port agents dial. */}}
@@ -265,6 +284,7 @@ spool:
 batch_size: {{ int .Values.agents.batchSize }}
 max_concurrency: {{ int .Values.agents.maxConcurrency }}
 dns_server: {{ .Values.agents.dnsServer | quote }}
+shutdown_grace: {{ include "probenet.agentShutdownGrace" . | quote }}
 metrics_listen: {{ ternary (printf "0.0.0.0:%d" (int .Values.agents.metrics.port)) "" .Values.agents.metrics.enabled | quote }}
 checks: {{ .Values.agents.checks | toJson }}
 {{- end }}
