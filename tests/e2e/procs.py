@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -112,9 +113,9 @@ class Collector:
             time.sleep(0.1)
         raise AssertionError(f"collector not ready in {wait}s:\n{self.proc.output()}")
 
-    def stop(self, sig: int = signal.SIGTERM) -> int:
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
         assert self.proc is not None
-        return self.proc.stop(sig)
+        return self.proc.stop(sig, timeout)
 
     def query(self, sql: str) -> list[dict[str, Any]]:
         """Run SQL through the real `probe-collector query` command."""
@@ -144,6 +145,46 @@ def start_agent(
     path = workdir / f"agent-{agent_id}.yaml"
     path.write_text(yaml.safe_dump(config))
     return spawn(agent_id, [str(BIN / "probe-agent"), "run", "--config", str(path)], workdir)
+
+
+def refused_checks(count: int = 4) -> list[dict[str, Any]]:
+    """Fast checks against a closed port: each run is a tcp_refused result, a failure being data."""
+    closed = free_port()
+    return [
+        {
+            "id": f"refused-{i}",
+            "probe": "http",
+            "target": f"http://127.0.0.1:{closed}/{i}",
+            "interval": "100ms",
+            "timeout": "100ms",
+        }
+        for i in range(count)
+    ]
+
+
+def spool_state(workdir: Path, agent_id: str) -> tuple[int, int, int]:
+    """(last seq handed out, results still in the spool, results dropped), read from the spool
+    file `start_agent` gives this agent (read-only, so it may run beside the agent)."""
+    path = workdir / f"spool-{agent_id}" / "spool.db"
+    if not path.exists():
+        return 0, 0, 0
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        top, depth = db.execute("SELECT max(seq), count(*) FROM results").fetchone()
+    finally:
+        db.close()
+    last = max(top or 0, meta.get("acked_seq", 0), meta.get("last_seq", 0))
+    return last, depth, meta.get("dropped", 0)
+
+
+def stored_seqs(collector: Collector, agent_id: str) -> dict[str, int]:
+    """What the store holds of one agent: rows, distinct seqs, lowest and highest seq."""
+    rows = collector.query(
+        "SELECT count() AS n, uniqExact(seq) AS distinct_seqs, min(seq) AS lo, max(seq) AS hi "
+        f"FROM probe_results WHERE agent_id = '{agent_id}'"
+    )
+    return {k: int(v) for k, v in rows[0].items()}
 
 
 def wait_until(predicate: Any, timeout: float, message: str, interval: float = 0.25) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import contextlib
 import signal
-import sqlite3
 import subprocess
 import urllib.error
 import urllib.request
@@ -15,51 +14,25 @@ from pathlib import Path
 import grpc
 import pytest
 
-from tests.e2e.procs import BIN, Collector, Proc, free_port, spawn, start_agent, stopped_on_exit, wait_until
+from tests.e2e.procs import (
+    BIN,
+    Collector,
+    Proc,
+    free_port,
+    refused_checks,
+    spawn,
+    spool_state,
+    start_agent,
+    stopped_on_exit,
+    stored_seqs,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
 
-def _checks(count: int = 4) -> list[dict[str, object]]:
-    """Fast checks against a closed port: each run is a tcp_refused result, a failure being data."""
-    closed = free_port()
-    return [
-        {
-            "id": f"refused-{i}",
-            "probe": "http",
-            "target": f"http://127.0.0.1:{closed}/{i}",
-            "interval": "100ms",
-            "timeout": "100ms",
-        }
-        for i in range(count)
-    ]
-
-
-def _spool(workdir: Path, agent_id: str) -> tuple[int, int, int]:
-    """(last seq handed out, results still in the spool, results dropped) read from the spool file."""
-    path = workdir / f"spool-{agent_id}" / "spool.db"
-    if not path.exists():
-        return 0, 0, 0
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        top, depth = db.execute("SELECT max(seq), count(*) FROM results").fetchone()
-    finally:
-        db.close()
-    last = max(top or 0, meta.get("acked_seq", 0), meta.get("last_seq", 0))
-    return last, depth, meta.get("dropped", 0)
-
-
-def _stored(collector: Collector, agent_id: str) -> dict[str, int]:
-    rows = collector.query(
-        "SELECT count() AS n, uniqExact(seq) AS distinct_seqs, min(seq) AS lo, max(seq) AS hi "
-        f"FROM probe_results WHERE agent_id = '{agent_id}'"
-    )
-    return {k: int(v) for k, v in rows[0].items()}
-
-
 def _count(collector: Collector, agent_id: str) -> int:
-    return _stored(collector, agent_id)["n"]
+    return stored_seqs(collector, agent_id)["n"]
 
 
 def _drain_and_prove(workdir: Path, collector: Collector, agent: Proc, agent_id: str, region: str) -> int:
@@ -67,24 +40,27 @@ def _drain_and_prove(workdir: Path, collector: Collector, agent: Proc, agent_id:
     agent.stop(signal.SIGTERM)
     drainer = start_agent(workdir, agent_id, region, collector.address, [])
     with stopped_on_exit(drainer):
-        wait_until(lambda: _spool(workdir, agent_id)[1] == 0, 60, f"{agent_id} spool drained")
+        wait_until(lambda: spool_state(workdir, agent_id)[1] == 0, 60, f"{agent_id} spool drained")
         drainer.stop(signal.SIGTERM)
-    last, depth, dropped = _spool(workdir, agent_id)
+    last, depth, dropped = spool_state(workdir, agent_id)
     assert depth == 0 and dropped == 0 and last > 0
-    assert _stored(collector, agent_id) == {"n": last, "distinct_seqs": last, "lo": 1, "hi": last}
+    assert stored_seqs(collector, agent_id) == {"n": last, "distinct_seqs": last, "lo": 1, "hi": last}
     return last
 
 
 def test_collector_down_for_a_while_then_everything_arrives_once(tmp_path: Path) -> None:
     collector = Collector(tmp_path).start()
     agents = {
-        aid: start_agent(tmp_path, aid, aid[:2], collector.address, _checks()) for aid in ("it-1", "fr-1")
+        aid: start_agent(tmp_path, aid, aid[:2], collector.address, refused_checks())
+        for aid in ("it-1", "fr-1")
     }
     with stopped_on_exit(collector, *agents.values()):
         wait_until(lambda: all(_count(collector, a) > 20 for a in agents), 60, "results from both agents")
         collector.stop()
         # Well past the spool's first flush: results pile up in the spools meanwhile.
-        wait_until(lambda: all(_spool(tmp_path, a)[1] > 150 for a in agents), 60, "spools filling while down")
+        wait_until(
+            lambda: all(spool_state(tmp_path, a)[1] > 150 for a in agents), 60, "spools filling while down"
+        )
         collector.start()
         for agent_id, proc in agents.items():
             _drain_and_prove(tmp_path, collector, proc, agent_id, agent_id[:2])
@@ -93,7 +69,8 @@ def test_collector_down_for_a_while_then_everything_arrives_once(tmp_path: Path)
 def test_collector_kill_9_mid_stream_repeatedly(tmp_path: Path) -> None:
     collector = Collector(tmp_path).start()
     agents = {
-        aid: start_agent(tmp_path, aid, aid[:2], collector.address, _checks(6)) for aid in ("it-1", "de-1")
+        aid: start_agent(tmp_path, aid, aid[:2], collector.address, refused_checks(6))
+        for aid in ("it-1", "de-1")
     }
     with stopped_on_exit(collector, *agents.values()):
         for _ in range(3):
@@ -139,16 +116,16 @@ def test_store_unavailable_holds_everything_then_a_working_store_gets_it_once(tm
     broken.proc = spawn(
         "collector-broken", [str(BIN / "probe-collector"), "serve", "--config", str(config)], tmp_path
     )
-    agent = start_agent(tmp_path, "it-1", "it", broken.address, _checks())
+    agent = start_agent(tmp_path, "it-1", "it", broken.address, refused_checks())
     with stopped_on_exit(broken, agent):
         wait_until(
             lambda: _get(f"{broken.api}/readyz")[0] == 503 if _up(broken) else False, 60, "collector up"
         )
         status, body = _get(f"{broken.api}/readyz")
         assert status == 503 and "store unavailable" in body
-        wait_until(lambda: _spool(tmp_path, "it-1")[1] > 50, 60, "agent spooling")
+        wait_until(lambda: spool_state(tmp_path, "it-1")[1] > 50, 60, "agent spooling")
         rss_early = _rss_kb(broken.proc.popen.pid), _rss_kb(agent.popen.pid)
-        wait_until(lambda: _spool(tmp_path, "it-1")[1] > 250, 60, "agent keeps spooling")
+        wait_until(lambda: spool_state(tmp_path, "it-1")[1] > 250, 60, "agent keeps spooling")
         # Bounded on both sides: the collector holds nothing, the agent spools to disk.
         assert _rss_kb(broken.proc.popen.pid) - rss_early[0] < 64 * 1024
         assert _rss_kb(agent.popen.pid) - rss_early[1] < 64 * 1024
@@ -166,15 +143,15 @@ def _up(collector: Collector) -> bool:
     return False
 
 
-def test_agent_kill_9_and_restart_replays_its_spool(tmp_path: Path) -> None:
+def test_agent_kill_9_and_restart_replays_itsspool_state(tmp_path: Path) -> None:
     collector = Collector(tmp_path).start()
-    agent = start_agent(tmp_path, "it-1", "it", collector.address, _checks())
+    agent = start_agent(tmp_path, "it-1", "it", collector.address, refused_checks())
     with stopped_on_exit(collector, agent):
         for _ in range(2):
             floor = _count(collector, "it-1")
             wait_until(lambda f=floor: _count(collector, "it-1") > f + 30, 60, "agent delivering")  # type: ignore[misc]
             agent.stop(signal.SIGKILL)
-            agent = start_agent(tmp_path, "it-1", "it", collector.address, _checks())
+            agent = start_agent(tmp_path, "it-1", "it", collector.address, refused_checks())
         wait_until(lambda: _count(collector, "it-1") > floor + 60, 60, "restarted agent delivering")
         _drain_and_prove(tmp_path, collector, agent, "it-1", "it")
 
@@ -205,7 +182,7 @@ def test_mtls_refuses_wrong_ca_missing_certificate_and_a_foreign_region(tmp_path
             "key": str(certs / f"agent-{cert_id}-key.pem"),
         }
         return start_agent(
-            tmp_path, agent_id, region, collector.address, _checks(2), insecure=False, tls=files
+            tmp_path, agent_id, region, collector.address, refused_checks(2), insecure=False, tls=files
         )
 
     honest = agent("it-1", "it", pki, "it-1")
