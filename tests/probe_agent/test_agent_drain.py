@@ -99,7 +99,9 @@ def test_zero_grace_leaves_at_once_and_an_empty_spool_needs_no_wait(tmp_path: Pa
 def test_config_pushed_while_draining_starts_no_probe(tmp_path: Path) -> None:
     agent = Agent(_config(tmp_path, "drain-6", "127.0.0.1:1", grace=1.0))
     agent.stopping = True
-    pushed = CheckConfig(version="v2", checks=[CheckSpec(id="shop", probe="http", target="https://shop.test/")])
+    pushed = CheckConfig(
+        version="v2", checks=[CheckSpec(id="shop", probe="http", target="https://shop.test/")]
+    )
     agent._apply_central_config(pushed)
     assert agent.config_version == LOCAL_VERSION
     agent.spool.close()

@@ -110,6 +110,7 @@ def _spooled(tmp_path: Path, check: dict[str, Any]) -> ProbeResult:
             "collector": f"127.0.0.1:{closed_port()}",
             "insecure": True,
             "spool": {"dir": str(tmp_path / "spool")},
+            "shutdown_grace": 0,  # no collector to drain to: leave at once
             "checks": [{"id": "hostile", "interval": "1s", "timeout": "900ms", **check}],
         },
         "agent.yaml",
