@@ -24,6 +24,7 @@ from probenet.v1 import stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger(__name__)
 
+MIN_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 15.0
 HEARTBEAT_S = 5.0
 # Results sent but not yet acknowledged. The collector acknowledges per commit (every
@@ -100,11 +101,15 @@ class Exporter:
 
     async def run(self) -> None:
         """Keep a session up until cancelled, reconnecting with jittered exponential backoff."""
-        backoff = 0.5
+        backoff = MIN_BACKOFF_S
         while True:
             started = time.monotonic()
             try:
                 await self._session()
+                if self._welcomed.is_set():
+                    # The collector ended a stream it had accepted (its graceful stop): it is
+                    # restarting, so come back soon rather than after an escalated backoff.
+                    backoff = MIN_BACKOFF_S
             except asyncio.CancelledError:
                 raise
             except StreamEnded as exc:
@@ -117,7 +122,7 @@ class Exporter:
                 # gRPC may turn our cancellation into a call error on its way out: stop anyway.
                 raise asyncio.CancelledError
             if time.monotonic() - started > 10:
-                backoff = 0.5
+                backoff = MIN_BACKOFF_S
             await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 

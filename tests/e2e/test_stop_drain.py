@@ -4,13 +4,10 @@ stopped and started over and over. Each ends with SQL proving every result arriv
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -80,21 +77,15 @@ def test_statefulset_agent_stopped_while_the_collector_is_down_loses_nothing(tmp
     )
 
 
-def _agents_status(collector: Collector) -> dict[str, dict[str, Any]]:
-    with urllib.request.urlopen(f"{collector.api}/api/v1/agents", timeout=10) as response:
-        return {a["agent_id"]: a for a in json.load(response)["agents"]}
+def _all_connected(collector: Collector, ids: tuple[str, ...]) -> bool:
+    """Every agent has opened its stream to this run of the collector (its log starts afresh)."""
+    log = collector.proc.output() if collector.proc else ""
+    return all(f"agent {a} ({a[:2]}) connected" in log for a in ids)
 
 
-def _streaming_past(collector: Collector, floor: dict[str, int]) -> dict[str, int] | None:
-    """Each agent's committed seq, once every agent is connected and has committed past `floor`."""
-    try:
-        status = _agents_status(collector)
-    except OSError:
-        return None
-    seqs = {a: status[a]["last_seq"] for a in floor if a in status and status[a]["connected"]}
-    return seqs if len(seqs) == len(floor) and all(seqs[a] > floor[a] for a in floor) else None
-
-
+# Thirty collector starts dominate (2-7 s each on a busy 2-core machine): bounded above the
+# suite's 300 s default.
+@pytest.mark.timeout(600)
 def test_thirty_stops_of_a_loaded_collector_are_quick_clean_and_lose_nothing(tmp_path: Path) -> None:
     collector = Collector(tmp_path).start()
     ids = ("it-0", "fr-0", "de-0")
@@ -104,13 +95,11 @@ def test_thirty_stops_of_a_loaded_collector_are_quick_clean_and_lose_nothing(tmp
     ]
     durations: list[float] = []
     errors = 0
-    floor = dict.fromkeys(ids, 0)
     with stopped_on_exit(collector, *agents):
         for cycle in range(CYCLES):
-            # Under load: every agent is streaming into this run of the collector when it is stopped.
-            floor = wait_until(
-                lambda f=floor: _streaming_past(collector, f), 60, f"cycle {cycle}: agents streaming"
-            )  # type: ignore[misc]
+            # Under load: every agent is streaming (first what it spooled while the collector was
+            # down) into this run of the collector when it is stopped.
+            wait_until(lambda: _all_connected(collector, ids), 60, f"cycle {cycle}: agents streaming", 0.05)
             started = time.monotonic()
             code = collector.stop(signal.SIGTERM, timeout=COLLECTOR_STOP_S)
             durations.append(time.monotonic() - started)
