@@ -11,7 +11,7 @@ PING_SYSCTL = "net.ipv4.ping_group_range"
 
 
 def _agent_pods(rendered: Rendered) -> list[dict[str, Any]]:
-    return [d["spec"]["template"]["spec"] for d in rendered.component("Deployment", "agent")]
+    return [d["spec"]["template"]["spec"] for d in rendered.agent_workloads()]
 
 
 def test_off_by_default_no_sysctl_and_capabilities_stay_dropped(render: Callable[..., Rendered]) -> None:
