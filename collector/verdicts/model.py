@@ -251,6 +251,13 @@ class Verdict:
     regions: tuple[str, ...]  # affected regions, sorted
     cause: Cause | None
     region_states: tuple[RegionVerdict, ...] = ()
+    # Regions whose latest results disagree with their confirmed state in a way that would change
+    # this verdict (a first failure after successes, an agent held at an incident's onset): the
+    # evidence has not settled there yet, so events wait for it (DESIGN section 4).
+    pending: tuple[str, ...] = ()
+    # Estimated start of the failures behind this verdict (earliest first failing result of its
+    # failing agents): what the latency budget of a deferred opening counts from.
+    onset: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,6 +265,7 @@ class Verdict:
             "status": self.status,
             "scope": self.scope,
             "regions": list(self.regions),
+            "pending_regions": list(self.pending),
             "cause": self.cause.to_dict() if self.cause else None,
             "region_states": {
                 r.region: {"state": r.state, "agents": r.agents, "failing": r.failing, "partial": r.partial}
