@@ -198,6 +198,8 @@ def check_verdict(
         scope = REGIONAL
     views = [v for region in affected for v in by_region[region].bad]
     failures = [f for v in views for f in v.failures]
+    # Each failing agent's streak began `confirm_span` before its latest failure (at the evaluation
+    # that confirms it): the earliest start is the fault's first sign.
     starts = [f.at - (confirm_span if v.state == FAIL else 0.0) for v in views for f in v.failures]
     onset = min(starts) if starts else None
     return Verdict(check_id, status, scope, tuple(affected), dominant_cause(failures), ordered, onset=onset)
@@ -570,7 +572,11 @@ class Engine:
             fine_elsewhere = 0
             for s in failing:
                 quorum = self.options[s.check_id].region_quorum
-                others = [region_state(o, quorum) for o in by_check[s.check_id] if o.region != region]
+                # As they will be once their latest failures confirm: a region with failures still
+                # pending is not "fine" yet (it may be the next region of a global outage).
+                others = [
+                    region_state(confirmed(o), quorum) for o in by_check[s.check_id] if o.region != region
+                ]
                 others += [q for q in quiet.get(s.check_id, ()) if q.region != region]
                 fine = sum(o.state == UP and settled.fine(s.check_id, o.region) for o in others)
                 if others and fine * 2 > len(others):

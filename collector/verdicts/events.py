@@ -31,9 +31,11 @@ from collector.verdicts.model import (
     DEFAULT_CLOSE_AFTER,
     DEFAULT_OPEN_AFTER,
     GLOBAL,
+    NO_DATA,
     REGIONAL,
     STATUS_OK,
     STATUS_UNKNOWN,
+    UNDETERMINED,
     Cause,
     CheckOptions,
     Evaluation,
@@ -176,6 +178,7 @@ class Signal:
     agent: str = ""
     pending: tuple[str, ...] = ()
     onset: float | None = None
+    seen: tuple[str, ...] = ()  # regions with data (what scope is judged over)
 
     @property
     def key(self) -> str:
@@ -200,6 +203,7 @@ def signals(evaluation: Evaluation) -> tuple[dict[str, Signal], dict[str, tuple[
                 verdict.cause,
                 pending=verdict.pending,
                 onset=verdict.onset,
+                seen=tuple(r.region for r in verdict.region_states if r.state != NO_DATA),
             )
             bad[s.key] = s
     for v in evaluation.vantage:
@@ -228,6 +232,7 @@ class _Track:
     bad_streak: int = 0
     ok_streak: int = 0
     deferred_since: float | None = None  # first evaluation of the current wait for settled evidence
+    deadline: float = math.inf  # the latest an opening may wait until (the latency budget)
     close_deferred: bool = False
     gone: dict[str, int] = field(default_factory=dict)  # region -> evaluations not affected
     lower: int = 0  # evaluations with a lower status than the event's
@@ -327,15 +332,16 @@ class EventTracker:
         if opts is None or not (signal.pending or unseen):
             track.deferred_since = None
             return False
-        since = now if track.deferred_since is None else track.deferred_since
-        if now - since >= opts.interval * 0.999:
+        if track.deferred_since is None:
+            track.deferred_since = now
+            # Pending regions are evidence of what comes next: wait up to confirm + 1 intervals
+            # from the fault's first sign. Regions merely not probed yet are not: wait only as long
+            # as the budget holds even if the fault came an interval before its first sign.
+            onset = signal.onset if opening and signal.onset is not None else math.inf
+            track.deadline = onset + (opts.confirm + (1 if signal.pending else 0)) * opts.interval
+        if now - track.deferred_since >= opts.interval * 0.999:
             return False
-        if opening and signal.onset is not None:
-            budget = signal.onset + (opts.confirm + 1) * opts.interval
-            if now + self._period(signal.check) > budget + 1e-6:
-                return False
-        track.deferred_since = since
-        return True
+        return now + self._period(signal.check) <= track.deadline + 1e-6
 
     def _bad(self, key: str, signal: Signal, now: float) -> list[Event]:
         track = self._tracks.setdefault(key, _Track())
@@ -404,12 +410,12 @@ class EventTracker:
                 event, status=signal.status, scope=signal.scope, regions=signal.regions, cause=signal.cause
             )
         regions = tuple(sorted(set(kept) | set(signal.regions)))
-        if regions == signal.regions:
+        if regions == signal.regions or not signal.seen:
             scope = signal.scope
-        elif signal.scope == GLOBAL or (event.scope == GLOBAL and set(regions) <= set(event.regions)):
-            scope = GLOBAL
+        elif len(signal.seen) < 2:
+            scope = UNDETERMINED
         else:
-            scope = REGIONAL if len(regions) > 1 or event.scope == REGIONAL else event.scope
+            scope = GLOBAL if set(signal.seen) <= set(regions) else REGIONAL
         raise_status = _status_rank(signal.status) > _status_rank(event.status)
         status = signal.status if raise_status or lower else event.status
         cause = signal.cause if not recovering else event.cause

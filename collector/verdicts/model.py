@@ -255,8 +255,8 @@ class Verdict:
     # this verdict (a first failure after successes, an agent held at an incident's onset): the
     # evidence has not settled there yet, so events wait for it (DESIGN section 4).
     pending: tuple[str, ...] = ()
-    # Estimated start of the failures behind this verdict (earliest first failing result of its
-    # failing agents): what the latency budget of a deferred opening counts from.
+    # The earliest start of its failing agents' failure streaks (the fault's first sign): what a
+    # deferred opening's latency budget counts from.
     onset: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
