@@ -3,25 +3,34 @@
 Pure: no clock, no I/O. `now` is an argument, and so is the previous evaluation (the vantage
 memory: suspects and recovering impairments); the same inputs always give the same output.
 
-Vantage hysteresis. An incident on a vantage point's own network does not fail all its checks
-at once: they fail (and recover) one after another as their probe slots come round, so for an
-evaluation or two the point fails some checks but not yet "almost everything". So that those
-checks do not open (or update) check events meanwhile, a vantage point is *held*, left out of
-check verdicts like an impaired one but with no event of its own:
+Settled evidence (DESIGN section 4). A region or agent is *pending* while its latest result
+disagrees with its confirmed state. Each verdict names its pending regions (`Verdict.pending`:
+regions whose state changes once their latest failures confirm) and the fault's first sign
+(`Verdict.onset`); the event tracker waits for them within the latency budget (events.py). The
+vantage rules use the same notion, with the previous evaluation as memory (`Settled`): a peer
+whose success is the first after failing a check (it failed there at the previous evaluation)
+does not "see the check OK", and a region affected at the previous evaluation, or one whose
+failures are still pending, is not "fine elsewhere" — so a point still failing while the others
+recover from a check outage, or the first region of a global one, is never impaired.
+
+A vantage point's own incident breaks (and heals) its checks one after another as their probe
+slots come round; meanwhile it is pending and *held*, left out of check verdicts like an
+impaired one but with no event of its own:
 
 - *onset*: an agent (or every non-impaired agent of a region) whose latest result failed,
   confirmed or not, on >= 80 % of its >= 3 checks, with the impairment rule's "others see them
   OK" judged on latest results too, is held while that lasts, for at most `hold_limit` seconds
   (the longest confirm x interval of the checks) from the first evaluation of that streak; one
-  at >= 50 % (rising toward it) is held for that first evaluation only;
+  at >= 50 % (rising toward it) is held for that first evaluation only; a held agent's failures
+  count as pending in its region;
 - *recovery*: after an impairment ends, the point stays held while any of its checks' latest
   result still failed, for at most `hold_limit` seconds.
 
 A single-check outage is never held (it is < 50 % of >= 3 checks), so detection latency is
 unchanged for it, also during an incident elsewhere; an outage of 50-80 % of a point's checks
 opens one evaluation later; >= 80 % may be held up to `hold_limit`, and once confirmed it is an
-impairment anyway. The memory is the previous Evaluation (`memory`, `Hold` values): None after
-a restart, which only means no hold at the first evaluation.
+impairment anyway. The memory is the previous Evaluation (`memory`, `Hold` values, verdicts):
+None after a restart, which only means no hold and no recovery known at the first evaluation.
 """
 
 from __future__ import annotations
