@@ -28,8 +28,10 @@ class Scheduler:
         sink: Callable[[ProbeResult], None],
         max_concurrency: int = 256,
         rng: random.Random | None = None,
+        phase: float | None = None,
     ) -> None:
         self._ctx = ctx
+        self._phase = phase
         self._sink = sink
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: dict[str, tuple[bytes, asyncio.Task[None]]] = {}
@@ -75,9 +77,11 @@ class Scheduler:
     async def _loop(self, spec: CheckSpec) -> None:
         interval = max(spec.interval.ToMilliseconds() / 1000.0, 0.05)
         probe = PROBE_TYPES[spec.probe]
-        next_slot = time.monotonic() + self._rng.uniform(0, interval)
+        next_slot = self._first_slot(interval)
         while True:
-            jitter = self._rng.uniform(-JITTER_SHARE, JITTER_SHARE) * interval
+            jitter = (
+                0.0 if self._phase is not None else self._rng.uniform(-JITTER_SHARE, JITTER_SHARE) * interval
+            )
             await asyncio.sleep(max(0.0, next_slot + jitter - time.monotonic()))
             async with self._slots:
                 result = await run_probe(probe, spec, self._ctx)
@@ -85,8 +89,19 @@ class Scheduler:
             self._deliver(spec, result)
             next_slot += interval
             now = time.monotonic()
-            if now > next_slot + interval:
+            if now > next_slot + interval:  # (skipping whole intervals keeps a fixed phase)
                 missed = int((now - next_slot) // interval)
                 self.skipped += missed
                 next_slot += missed * interval
                 log.warning("check %s is %d runs behind; skipping them", spec.id, missed)
+
+    def _first_slot(self, interval: float) -> float:
+        """The first run's monotonic time: a fixed phase of the wall clock's interval multiples,
+        or a random point within the first interval."""
+        if self._phase is None:
+            return time.monotonic() + self._rng.uniform(0, interval)
+        wall = time.time()
+        slot = (wall // interval) * interval + self._phase * interval
+        if slot < wall:
+            slot += interval
+        return time.monotonic() + (slot - wall)
