@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.lab.scenario import Expectation
+from collector.lab.scenario import STRICT_KIND, Expectation
 
 
 @dataclass
@@ -131,19 +131,24 @@ def evaluate(expectations: Sequence[Expectation], events: Iterable[EventHistory]
     return outcomes
 
 
-UNEXPECTED = Expectation("", "ok", kind="none")  # the strict rule, reported as one more entry
+UNEXPECTED = Expectation("", "ok", kind=STRICT_KIND)  # the strict rule, reported as one more entry
+
+
+def _asks_for(expectation: Expectation, event: EventHistory) -> bool:
+    """By kind (`check` when not given) and check; a vantage entry also by scope (agent or region)."""
+    if (expectation.kind or "check") != event.kind or (
+        expectation.check and expectation.check != event.check
+    ):
+        return False
+    return (
+        not (event.kind == "vantage" and expectation.scope) or event.latest.get("scope") == expectation.scope
+    )
 
 
 def unexpected_events(expectations: Sequence[Expectation], events: Iterable[EventHistory]) -> ExpectOutcome:
     """The strict rule: every event is one some entry (not `ok`) asks for, by kind and check."""
     asked = [e for e in expectations if e.status != "ok"]
-    extra = [
-        event
-        for event in events
-        if not any(
-            (e.kind or "check") == event.kind and (not e.check or e.check == event.check) for e in asked
-        )
-    ]
+    extra = [event for event in events if not any(_asks_for(e, event) for e in asked)]
     detail = "none" if not extra else "; ".join(_summary(e.latest) for e in extra)
     return ExpectOutcome(UNEXPECTED, not extra, f"unexpected events: {detail}")
 

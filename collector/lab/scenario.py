@@ -45,6 +45,7 @@ VANTAGE_FAULTS = ("agent_offline", "region_offline")
 STATUSES = ("ok", "partial", "outage", "unknown", "impaired", "warning")
 SCOPES = ("global", "regional", "undetermined", "agent", "region")
 EVENT_KINDS = ("check", "vantage", "cert_expiring")
+STRICT_KIND = "strict"  # the kind of the outcome reporting `strict: true` (not an event kind)
 FAILURE_CLASSES = frozenset(n.lower() for n in FailureClass.DESCRIPTOR.values_by_name if n != "NONE") | {
     "tls_cert_expiring"
 }
@@ -110,6 +111,8 @@ class Expectation:
     versions: int = 0  # when > 0: the matching event has exactly this many versions (closing included)
 
     def describe(self) -> str:
+        if self.kind == STRICT_KIND:
+            return "no event expect does not ask for (strict)"
         parts = [f"{self.check or '(any check)'} {self.status}"]
         if self.kind:
             parts.append(f"kind={self.kind}")

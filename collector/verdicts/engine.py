@@ -234,12 +234,16 @@ class Settled(NamedTuple):
 
     bad: Mapping[tuple[str, str], int]
     affected: frozenset[tuple[str, str]]
+    # Regions left out of the previous verdicts (impaired or held): nothing there has settled.
+    left_out: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, previous: Evaluation | None) -> Settled:
         bad: dict[tuple[str, str], int] = {}
         affected: set[tuple[str, str]] = set()
+        left_out: frozenset[str] = frozenset()
         if previous is not None:
+            left_out = previous.impaired_regions | previous.held_regions
             for v in previous.verdicts.values():
                 if v.status not in (STATUS_OUTAGE, STATUS_PARTIAL):
                     continue
@@ -247,15 +251,18 @@ class Settled(NamedTuple):
                 for r in v.region_states:
                     if r.failing or r.partial:
                         bad[(v.check_id, r.region)] = r.failing + r.partial
-        return cls(bad, frozenset(affected))
+        return cls(bad, frozenset(affected), left_out)
 
     def recovered(self, sample: RegionSample) -> int:
-        """Agents of the sample that stopped failing its check since the previous evaluation."""
+        """Agents of the sample that stopped failing its check since the previous evaluation
+        (all of its OK agents, if the region was left out of the previous verdicts)."""
+        if sample.region in self.left_out:
+            return sample.ok
         before = self.bad.get((sample.check_id, sample.region), 0)
         return max(0, before - sample.fail - sample.partial)
 
     def fine(self, check_id: str, region: str) -> bool:
-        return (check_id, region) not in self.affected
+        return (check_id, region) not in self.affected and region not in self.left_out
 
 
 NOTHING_SETTLED = Settled({}, frozenset())

@@ -97,6 +97,10 @@ class Event:
 
     @property
     def signature(self) -> tuple[Any, ...]:
+        """What a responder acts on. For a vantage event that is which agent or region is
+        impaired: its cause (whichever of its checks failed last) is not news."""
+        if self.kind == KIND_VANTAGE:
+            return (self.status, self.scope, self.regions)
         cause = (self.cause.cls, self.cause.host) if self.cause else None
         return (self.status, self.scope, self.regions, cause)
 

@@ -113,3 +113,12 @@ def test_strict_fails_on_events_no_entry_asks_for() -> None:
     # `status: ok` asks for nothing; an entry for another check does not cover this one.
     assert not unexpected_events([Expectation("shop-page", "ok"), impaired], [SHOP, VANTAGE]).met
     assert not unexpected_events([Expectation("static-tls", "outage"), impaired], [SHOP, VANTAGE]).met
+
+
+def test_strict_tells_vantage_events_apart_by_scope() -> None:
+    """An impaired agent is not the impaired region an entry asks for."""
+    region = Expectation("", "impaired", scope="region", kind="vantage")
+    agent = Expectation("", "impaired", scope="agent", kind="vantage")
+    shop = Expectation("shop-page", "partial")
+    assert unexpected_events([shop, region], [SHOP, VANTAGE]).met
+    assert not unexpected_events([shop, agent], [SHOP, VANTAGE]).met

@@ -476,6 +476,22 @@ SCENARIOS += [
         ],
     ),
     Scenario(
+        "a region's network incident whose last agent recovers late: no impaired agent after it",
+        Network(
+            FOUR,
+            checks=FIVE_CHECKS,
+            stagger=2.0,
+            faults=[
+                Fault(60, 150, regions=("de",), cls="tcp_timeout"),
+                Fault(60, 175, agents=("de-1",), cls="tcp_timeout"),
+            ],
+        ),
+        [
+            ("vantage", "de", 1, "impaired", "region", ("de",), "tcp_timeout", False),
+            ("vantage", "de", 2, "impaired", "region", ("de",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
         "flapping down two rounds, up one: one event, no version churn",
         Network(
             FOUR,
