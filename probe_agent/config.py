@@ -73,7 +73,8 @@ class AgentConfig:
     dns_server: str = ""
     metrics_listen: str = ""
     # A fixed probe slot: this share of each interval past its multiples (wall clock), without
-    # jitter, so a lab can place its agents deterministically. None: a random phase per check and
+    # jitter, so a lab can place its agents deterministically (the agent's checks take turns from
+    # there: check i of n, by id, at phase + i/n). None: a random phase per check and
     # jitter (production: many agents should not hit a target in lockstep).
     phase: float | None = None
     checks: tuple[probe_pb2.CheckSpec, ...] = ()
