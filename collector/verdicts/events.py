@@ -240,6 +240,7 @@ class _Track:
     close_deferred: bool = False
     gone: dict[str, int] = field(default_factory=dict)  # region -> evaluations not affected
     lower: int = 0  # evaluations with a lower status than the event's
+    seen: tuple[Any, ...] = ()  # the previous signal's scope and regions (a warning settles on them)
 
 
 @dataclass
@@ -355,6 +356,11 @@ class EventTracker:
         opts = self.options.get(signal.check)
         open_after = opts.open_after if opts and signal.kind != KIND_VANTAGE else DEFAULT_OPEN_AFTER
         if track.event is None:
+            where, track.seen = track.seen, (signal.scope, signal.regions)
+            if signal.kind == KIND_CERT and where != track.seen:
+                # Not urgent (days ahead): it opens once two evaluations agree on where (at a
+                # start some regions have not reported yet, and their warning is the same news).
+                return []
             if track.bad_streak < open_after or self._wait(track, signal, now, opening=True):
                 return []
             track.deferred_since = None

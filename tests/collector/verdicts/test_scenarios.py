@@ -492,6 +492,12 @@ SCENARIOS += [
         ],
     ),
     Scenario(
+        "cert expiring, one region reporting later: the warning opens once, global",
+        Network(FOUR, duration=100, days_left=9.5, silent=lambda t, agent: t < 10 and agent.startswith("us")),
+        [("cert_expiring", "web", 1, "warning", "global", ALL, "tls_cert_expiring", False)],
+        probe="tls",
+    ),
+    Scenario(
         "flapping down two rounds, up one: one event, no version churn",
         Network(
             FOUR,
