@@ -92,6 +92,8 @@ def test_builtin_scenario_meets_its_expect(name: str, tmp_path: Path) -> None:
     assert expect is not None, f"exit {done.returncode}, no expect report:\n{done.stderr[-3000:]}"
     unmet = [e for e in expect["entries"] if not e["met"]]
     assert unmet == [], json.dumps(unmet, indent=1)
+    # Besides its entries (first versions, version counts): no event nobody expected.
+    assert [e["kind"] for e in expect["entries"]].count("strict") == 1
     assert done.returncode == 0, done.stderr[-3000:]
     events = next(line for line in lines if line["type"] == "events")["events"]
     assert events
