@@ -403,8 +403,9 @@ class Engine:
         held_agents = frozenset(h.name for h in holds if h.scope == AGENT and h.held)
         held_regions = frozenset(h.name for h in holds if h.scope == REGION and h.held)
         left_out = impaired_regions | held_regions
-        # Before held agents are left out: a held agent's failures are pending in its region.
-        prospects = self._prospects(by_check, left_out)
+        # Before held agents are left out: a held agent's failures are pending in its region, and
+        # a held region is pending wherever it is down (impaired or not is not settled yet).
+        prospects = self._prospects(by_check, impaired_regions)
         if held_agents:
             self._drop_agents(by_check, set(by_check), held_agents)
         verdicts = {}
@@ -460,7 +461,7 @@ class Engine:
         self, by_check: Mapping[str, Sequence[RegionSample]], left_out: frozenset[str] | set[str]
     ) -> dict[str, dict[str, str]]:
         """Per check, the state of each region with a latest failure not yet confirmed, as it will
-        be once it confirms (regions left out of verdicts are the vantage rules' business)."""
+        be once it confirms (impaired regions are the vantage rules' business)."""
         out: dict[str, dict[str, str]] = {}
         for check_id, ss in by_check.items():
             quorum = self.options[check_id].region_quorum

@@ -11,8 +11,8 @@ results that disagree with their confirmed state), its event is not opened, wide
 escalated or closed on the strength of the others, for at most one check interval and never
 past the latency budget (an opening within `confirm + 1` intervals of the failures' onset, a
 close at most one evaluation after `close_after`). Recovery is settled the way an event closes:
-a region stops being affected after `close_after` evaluations without it (and a status is
-lowered likewise); until then it is listed in `recovering_regions` of the current version, which
+a region stops being affected after `close_after` evaluations without it and two intervals (and
+a status is lowered after `close_after` evaluations); until then it is listed in `recovering_regions` of the current version, which
 changes without making a version. Every version carries the event's peak (`peak_status`,
 `peak_scope`, `peak_regions`: the worst status and scope and every region it ever affected).
 """
@@ -238,7 +238,7 @@ class _Track:
     deferred_since: float | None = None  # first evaluation of the current wait for settled evidence
     deadline: float = math.inf  # the latest an opening may wait until (the latency budget)
     close_deferred: bool = False
-    gone: dict[str, int] = field(default_factory=dict)  # region -> evaluations not affected
+    gone: dict[str, tuple[int, float]] = field(default_factory=dict)  # region -> (evaluations, since)
     lower: int = 0  # evaluations with a lower status than the event's
     seen: tuple[Any, ...] = ()  # the previous signal's scope and regions (a warning settles on them)
 
@@ -390,11 +390,17 @@ class EventTracker:
             if region in signal.regions:
                 track.gone.pop(region, None)
             elif region not in signal.pending:
-                track.gone[region] = track.gone.get(region, 0) + 1
+                count, since = track.gone.get(region, (0, now))
+                track.gone[region] = (count + 1, since)
         track.lower = track.lower + 1 if _status_rank(signal.status) < _status_rank(event.status) else 0
-        # Regions recovering together settle together: one narrowing, not one version each.
+        # Regions recovering together settle together: one narrowing, not one version each. A
+        # recovery has settled after `close_after` evaluations and two intervals of the check (the
+        # regions still affected may be a probe slot and a timeout behind).
         gone = track.gone
-        settled_gone = set(gone) if gone and min(gone.values()) >= close_after else set()
+        opts = self.options.get(event.check)
+        span = 2 * opts.interval * 0.999 if opts else 0.0
+        settled = all(n >= close_after and now - since >= span for n, since in gone.values())
+        settled_gone = set(gone) if gone and settled else set()
         kept = tuple(r for r in event.regions if r not in settled_gone)
         recovering = tuple(r for r in kept if r not in signal.regions)
         candidate = self._candidate(event, signal, kept, recovering, track.lower >= close_after)
