@@ -436,6 +436,11 @@ SCENARIOS += [
         outage("global", ALL),
     ),
     Scenario(
+        "a global outage whose last region recovers an interval and a half later: still no version",
+        Network(FOUR, faults=[Fault(60, 150), Fault(60, 165, regions=("us",))]),
+        outage("global", ALL),
+    ),
+    Scenario(
         "a global outage whose last region stays down: one settled narrowing, then the close",
         Network(FOUR, duration=400, faults=[Fault(60, 150), Fault(60, 250, regions=("us",))]),
         [
