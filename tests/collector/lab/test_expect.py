@@ -122,3 +122,13 @@ def test_strict_tells_vantage_events_apart_by_scope() -> None:
     shop = Expectation("shop-page", "partial")
     assert unexpected_events([shop, region], [SHOP, VANTAGE]).met
     assert not unexpected_events([shop, agent], [SHOP, VANTAGE]).met
+
+
+def test_strict_fails_on_another_event_of_an_expected_check() -> None:
+    """A second event of the same check that never matches its entry (here: another cause)."""
+    impaired = Expectation("", "impaired", kind="vantage")
+    other = EventHistory("e2", "check", "shop-page", [version(1, "partial", ["de"], "timeout")])
+    shop = Expectation("shop-page", "partial", regions=("fr", "it"), cause="tls_cert_expired")
+    assert unexpected_events([shop, impaired], [SHOP, VANTAGE]).met
+    outcome = unexpected_events([shop, impaired], [SHOP, other, VANTAGE])
+    assert not outcome.met and "timeout" in outcome.detail
