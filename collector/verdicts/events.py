@@ -8,7 +8,7 @@ data anywhere (`unknown`) neither opens nor closes an event: no evidence is no n
 
 Settled evidence (a contract): while a check has pending regions (Verdict.pending: latest
 results that disagree with their confirmed state), its event is not opened, widened, narrowed,
-escalated or closed on the strength of the others, for at most one check interval and never
+escalated or closed on the strength of the others, for at most an interval and a timeout of the check and never
 past the latency budget (an opening within `confirm + 1` intervals of the failures' onset, a
 close at most one evaluation after `close_after`). Recovery is settled the way an event closes:
 a region stops being affected after `close_after` evaluations without it and two intervals (and
@@ -320,19 +320,20 @@ class EventTracker:
         return opts.close_after if opts and event.kind != KIND_VANTAGE else DEFAULT_CLOSE_AFTER
 
     def _wait(self, track: _Track, signal: Signal, now: float, opening: bool) -> bool:
-        """Whether to wait for pending regions rather than act now: for at most one interval of
-        the check, and an opening never past `confirm + 1` intervals from the failures' onset.
+        """Whether to wait for pending regions rather than act now: for at most an interval and a
+        timeout of the check, an opening never past `confirm + 1` intervals from the onset.
 
         Before an opening, a region that is not affected has not settled either while less than
-        an interval has passed since the failures' onset: its agents may not have probed since
-        (with `confirm: 1`, or a partial page, a failure counts at once and is never pending)."""
+        an interval and a timeout have passed since the failures' onset: its agents may not have
+        probed since, or their result may still be on its way (with `confirm: 1`, or a partial
+        page, a failure counts at once and is never pending)."""
         opts = self.options.get(signal.check)
         unseen = (
             opening
             and opts is not None
             and signal.scope != GLOBAL
             and signal.onset is not None
-            and now - signal.onset < opts.interval * 0.999
+            and now - signal.onset < (opts.interval + min(opts.timeout, opts.interval)) * 0.999
         )
         if opts is None or not (signal.pending or unseen):
             track.deferred_since = None
@@ -344,7 +345,7 @@ class EventTracker:
             # as the budget holds even if the fault came an interval before its first sign.
             onset = signal.onset if opening and signal.onset is not None else math.inf
             track.deadline = onset + (opts.confirm + (1 if signal.pending else 0)) * opts.interval
-        if now - track.deferred_since >= opts.interval * 0.999:
+        if now - track.deferred_since >= (opts.interval + min(opts.timeout, opts.interval)) * 0.999:
             return False
         return now + self._period(signal.check) <= track.deadline + 1e-6
 

@@ -71,6 +71,7 @@ class CheckOptions:
     close_after: int = DEFAULT_CLOSE_AFTER
     cert_expiry_warn_days: float = DEFAULT_CERT_WARN_DAYS
     regions: tuple[str, ...] = ()
+    timeout: float = 0.0  # the probe's timeout (0: unknown): how late a result may land
 
     @property
     def window(self) -> float:
@@ -91,6 +92,7 @@ class CheckOptions:
             close_after=v.close_after or DEFAULT_CLOSE_AFTER,
             cert_expiry_warn_days=v.cert_expiry_warn_days or DEFAULT_CERT_WARN_DAYS,
             regions=tuple(spec.regions),
+            timeout=_seconds(spec.timeout, 0.0),
         )
 
 
