@@ -33,7 +33,7 @@ class Agent:
         self.unavailable = _unavailable_probes(config.checks)
         self.spool = Spool(config.spool.dir, config.spool.max_results, config.spool.max_bytes)
         self.context = ProbeContext(dns_server=config.dns_server)
-        self.scheduler = Scheduler(self.context, self._accept, config.max_concurrency)
+        self.scheduler = Scheduler(self.context, self._accept, config.max_concurrency, phase=config.phase)
         settings = StreamSettings(
             collector=config.collector,
             agent_id=config.agent_id,

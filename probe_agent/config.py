@@ -9,6 +9,7 @@ The YAML file looks like::
     tls: {ca: ca.pem, cert: agent.pem, key: agent-key.pem}
     spool: {dir: /var/lib/probenet/spool, max_results: 1000000, max_bytes: 536870912}
     shutdown_grace: 10s             # on SIGTERM, keep streaming the spool this long (0 = leave at once)
+    phase: 0.25                     # optional: probe at this share of every interval, no jitter
     checks:                         # local checks (the collector's central config overrides them)
       - {id: shop, probe: http, target: "https://shop.example/", interval: 30s}
 
@@ -75,6 +76,11 @@ class AgentConfig:
     dns_server: str = ""
     metrics_listen: str = ""
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE_S
+    # A fixed probe slot: this share of each interval past its multiples (wall clock), without
+    # jitter, so a lab can place its agents deterministically (the agent's checks take turns from
+    # there: check i of n, by id, at phase + i/n). None: a random phase per check and
+    # jitter (production: many agents should not hit a target in lockstep).
+    phase: float | None = None
     checks: tuple[probe_pb2.CheckSpec, ...] = ()
 
 
@@ -230,6 +236,13 @@ def config_from_mapping(raw: Mapping[str, Any], file: str) -> AgentConfig:
         values["shutdown_grace"] = parse_duration_seconds(
             raw["shutdown_grace"], file, "shutdown_grace", allow_zero=True
         )
+    if raw.get("phase") is not None:
+        phase = raw["phase"]
+        if isinstance(phase, bool) or not isinstance(phase, int | float) or not 0 <= phase < 1:
+            raise ConfigError(
+                file, "phase", f"expected a number in [0, 1) (a share of the interval), got {phase!r}"
+            )
+        values["phase"] = float(phase)
     values["tls"] = _sub(raw.get("tls"), TlsFiles, file, "tls")
     values["spool"] = _spool(raw.get("spool"), file)
     if not values.get("insecure") and not (values["tls"].cert and values["tls"].key and values["tls"].ca):

@@ -28,8 +28,10 @@ class Scheduler:
         sink: Callable[[ProbeResult], None],
         max_concurrency: int = 256,
         rng: random.Random | None = None,
+        phase: float | None = None,
     ) -> None:
         self._ctx = ctx
+        self._phase = phase
         self._sink = sink
         self._slots = asyncio.Semaphore(max_concurrency)
         self._tasks: dict[str, tuple[bytes, asyncio.Task[None]]] = {}
@@ -51,9 +53,13 @@ class Scheduler:
             if spec is None or spec.SerializeToString(deterministic=True) != fingerprint:
                 task.cancel()
                 del self._tasks[check_id]
+        order = sorted(wanted)
         for check_id, spec in wanted.items():
             if check_id not in self._tasks:
-                task = asyncio.create_task(self._loop(spec), name=f"check:{check_id}")
+                # With a fixed phase the agent's checks still take turns over the interval (so one
+                # agent never fires them all at once); each check keeps the agent's phase offset.
+                share = order.index(check_id) / len(order)
+                task = asyncio.create_task(self._loop(spec, share), name=f"check:{check_id}")
                 self._tasks[check_id] = (spec.SerializeToString(deterministic=True), task)
 
     async def stop(self) -> None:
@@ -72,12 +78,14 @@ class Scheduler:
             if self._say.log(logging.ERROR, "sink", "check %s: its result could not be stored", spec.id):
                 log.exception("the error was")
 
-    async def _loop(self, spec: CheckSpec) -> None:
+    async def _loop(self, spec: CheckSpec, share: float = 0.0) -> None:
         interval = max(spec.interval.ToMilliseconds() / 1000.0, 0.05)
         probe = PROBE_TYPES[spec.probe]
-        next_slot = time.monotonic() + self._rng.uniform(0, interval)
+        next_slot = self._first_slot(interval, share)
         while True:
-            jitter = self._rng.uniform(-JITTER_SHARE, JITTER_SHARE) * interval
+            jitter = (
+                0.0 if self._phase is not None else self._rng.uniform(-JITTER_SHARE, JITTER_SHARE) * interval
+            )
             await asyncio.sleep(max(0.0, next_slot + jitter - time.monotonic()))
             async with self._slots:
                 result = await run_probe(probe, spec, self._ctx)
@@ -85,8 +93,20 @@ class Scheduler:
             self._deliver(spec, result)
             next_slot += interval
             now = time.monotonic()
-            if now > next_slot + interval:
+            if now > next_slot + interval:  # (skipping whole intervals keeps a fixed phase)
                 missed = int((now - next_slot) // interval)
                 self.skipped += missed
                 next_slot += missed * interval
                 log.warning("check %s is %d runs behind; skipping them", spec.id, missed)
+
+    def _first_slot(self, interval: float, share: float = 0.0) -> float:
+        """The first run's monotonic time: at (phase + share) of the wall clock's interval
+        multiples (share: the check's turn among the agent's checks), or a random point within
+        the first interval."""
+        if self._phase is None:
+            return time.monotonic() + self._rng.uniform(0, interval)
+        wall = time.time()
+        slot = (wall // interval) * interval + ((self._phase + share) % 1.0) * interval
+        if slot < wall:
+            slot += interval
+        return time.monotonic() + (slot - wall)

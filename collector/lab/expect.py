@@ -2,7 +2,14 @@
 
 An entry whose status is not `ok` is met when some version of some event of that check has
 that status and, where given, that scope, exactly those regions and that cause class (and
-that kind, that cause host - a target name). `status: ok` is met when no event was opened for that check during the run.
+that kind, that cause host - a target name). `status: ok` is met when no event was opened for
+that check during the run.
+
+Compatible extensions: `first: true` asks that the matching version be the event's first (it
+opened right), `versions: N` that the event had exactly N versions (the closing one included);
+a scenario with `strict: true` also fails on any event no entry asks for (by kind, `check`
+when not given, and check, with some version matching the entry): no false events, no vantage
+event unless expected.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collector.lab.scenario import Expectation
+from collector.lab.scenario import STRICT_KIND, Expectation
 
 
 @dataclass
@@ -59,6 +66,15 @@ def version_matches(expectation: Expectation, version: Mapping[str, Any]) -> boo
     return not expectation.cause or cause_class(version) == expectation.cause
 
 
+def _hit(expectation: Expectation, event: EventHistory) -> bool:
+    versions = event.versions[:1] if expectation.first else event.versions
+    if not any(version_matches(expectation, v) for v in versions):
+        return False
+    if expectation.versions and len(event.versions) != expectation.versions:
+        return False
+    return not expectation.closed or bool(event.latest.get("closed_at"))
+
+
 def _concerns(expectation: Expectation, event: EventHistory) -> bool:
     if expectation.kind and event.kind != expectation.kind:
         return False
@@ -83,6 +99,8 @@ class ExpectOutcome:
             "cause": e.cause or None,
             "host": e.host or None,
             "kind": e.kind or None,
+            "first": e.first,
+            "versions": e.versions or None,
             "met": self.met,
             "detail": self.detail,
         }
@@ -97,22 +115,42 @@ def evaluate(expectations: Sequence[Expectation], events: Iterable[EventHistory]
             met = not related
             detail = "no event" if met else "events: " + "; ".join(_summary(e.latest) for e in related)
         else:
-            hits = [
-                e
-                for e in related
-                if any(version_matches(expectation, v) for v in e.versions)
-                and (not expectation.closed or e.latest.get("closed_at"))
-            ]
+            hits = [e for e in related if _hit(expectation, e)]
             met = bool(hits)
             if met:
                 detail = f"event {hits[0].id}"
             elif related:
-                seen = {_summary(v) for e in related for v in e.versions}
+                seen = {
+                    f"v{v.get('version')}/{len(e.versions)} {_summary(v)}"
+                    for e in related
+                    for v in e.versions
+                }
                 detail = "no matching version; saw: " + "; ".join(sorted(seen))
             else:
                 detail = "no event for this check"
         outcomes.append(ExpectOutcome(expectation, met, detail))
     return outcomes
+
+
+UNEXPECTED = Expectation("", "ok", kind=STRICT_KIND)  # the strict rule, reported as one more entry
+
+
+def _asks_for(expectation: Expectation, event: EventHistory) -> bool:
+    """By kind (`check` when not given) and check, and some version of it matches the entry: a
+    second event of an expected check for another reason (another cause, elsewhere) is unexpected."""
+    if (expectation.kind or "check") != event.kind:
+        return False
+    if expectation.check and expectation.check != event.check:
+        return False
+    return any(version_matches(expectation, v) for v in event.versions)
+
+
+def unexpected_events(expectations: Sequence[Expectation], events: Iterable[EventHistory]) -> ExpectOutcome:
+    """The strict rule: every event is one some entry (not `ok`) asks for, by kind and check."""
+    asked = [e for e in expectations if e.status != "ok"]
+    extra = [event for event in events if not any(_asks_for(e, event) for e in asked)]
+    detail = "none" if not extra else "; ".join(_summary(e.latest) for e in extra)
+    return ExpectOutcome(UNEXPECTED, not extra, f"unexpected events: {detail}")
 
 
 def _summary(version: Mapping[str, Any]) -> str:

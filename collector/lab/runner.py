@@ -404,6 +404,9 @@ class Lab:
             "dns_server": f"{dns_address(self.agent_numbers[agent])}:{self.port}",
             "batch_size": 200,
         }
+        phase = self.scenario.phase(agent)
+        if phase is not None:
+            config["phase"] = round(phase, 4)
         config_file = self.workdir / f"agent-{agent}.yaml"
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
         child = _Child(
@@ -574,10 +577,16 @@ class Lab:
             wall_s=time.monotonic() - self.started_monotonic,
             startup_s=self.clock_start - self.started_monotonic,
             events=events,
-            expect=expect_mod.evaluate(self.scenario.expect, events),
+            expect=self._expect(events),
             latencies=[f for f in (self._latency(e) for e in events) if f is not None],
             queries=queries,
         )
+
+    def _expect(self, events: list[EventHistory]) -> list[ExpectOutcome]:
+        outcomes = expect_mod.evaluate(self.scenario.expect, events)
+        if self.scenario.strict:
+            outcomes.append(expect_mod.unexpected_events(self.scenario.expect, events))
+        return outcomes
 
     def _latency(self, event: EventHistory) -> LatencyFigure | None:
         opened = _epoch(event.opened_at)

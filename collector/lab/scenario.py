@@ -37,6 +37,7 @@ PLAIN_FAULTS = (
     "grpc_not_serving",
 )
 _PARAM_NAMES = {"http_status": "code", "slow": "ms", "flap": "period"}
+DEFAULT_PHASE_SPREAD = 0.9
 CERT_FAULTS = ("cert_expired", "cert_not_yet_valid", "cert_wrong_host", "cert_untrusted")
 # Faults about the vantage point (agents, their network), not about one target.
 VANTAGE_FAULTS = ("agent_offline", "region_offline")
@@ -44,6 +45,7 @@ VANTAGE_FAULTS = ("agent_offline", "region_offline")
 STATUSES = ("ok", "partial", "outage", "unknown", "impaired", "warning")
 SCOPES = ("global", "regional", "undetermined", "agent", "region")
 EVENT_KINDS = ("check", "vantage", "cert_expiring")
+STRICT_KIND = "strict"  # the kind of the outcome reporting `strict: true` (not an event kind)
 FAILURE_CLASSES = frozenset(n.lower() for n in FailureClass.DESCRIPTOR.values_by_name if n != "NONE") | {
     "tls_cert_expiring"
 }
@@ -105,8 +107,12 @@ class Expectation:
     kind: str = ""
     closed: bool = False  # also require the matching event to be closed by the end of the run
     host: str = ""  # the target the cause concerns (for a page: the failing asset host)
+    first: bool = False  # the matching version must be the event's first (right from the start)
+    versions: int = 0  # when > 0: the matching event has exactly this many versions (closing included)
 
     def describe(self) -> str:
+        if self.kind == STRICT_KIND:
+            return "no event expect does not ask for (strict)"
         parts = [f"{self.check or '(any check)'} {self.status}"]
         if self.kind:
             parts.append(f"kind={self.kind}")
@@ -118,6 +124,10 @@ class Expectation:
             parts.append(f"cause={self.cause}")
         if self.host:
             parts.append(f"on {self.host}")
+        if self.first:
+            parts.append("from its first version")
+        if self.versions:
+            parts.append(f"in {self.versions} versions")
         if self.closed:
             parts.append("then closed")
         return " ".join(parts)
@@ -136,6 +146,17 @@ class Scenario:
     description: str = ""
     source: str = "<memory>"
     speed: float = 1.0
+    # Agent k of n (in `agents` order) probes at phase_spread x k/(n-1) of every interval; None:
+    # the scheduler's random phases and jitter. Spread is what production looks like.
+    phase_spread: float | None = DEFAULT_PHASE_SPREAD
+    # Every event must be one an entry of `expect` asks for (by kind and check): nothing else fails.
+    strict: bool = False
+
+    def phase(self, agent_id: str) -> float | None:
+        if self.phase_spread is None:
+            return None
+        order = [a for a, _ in self.agents]
+        return self.phase_spread * order.index(agent_id) / max(len(order) - 1, 1)
 
     @property
     def agents(self) -> list[tuple[str, str]]:
@@ -212,6 +233,8 @@ _TOP_KEYS = (
     "checks",
     "faults",
     "expect",
+    "phase_spread",
+    "strict",
 )
 
 
@@ -234,6 +257,9 @@ def scenario_from_mapping(raw: object, file: str) -> Scenario:
     checks = _checks(raw.get("checks"), targets, interval, file)
     faults = _faults(raw.get("faults"), regions, targets, duration, file)
     expect = _expectations(raw.get("expect"), checks, regions, targets, file)
+    strict = raw.get("strict", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(file, "strict", f"expected true or false, got {strict!r}")
     return Scenario(
         name=name,
         interval=interval,
@@ -245,7 +271,17 @@ def scenario_from_mapping(raw: object, file: str) -> Scenario:
         expect=expect,
         description=description.strip(),
         source=file,
+        phase_spread=_phase_spread(raw.get("phase_spread", DEFAULT_PHASE_SPREAD), file),
+        strict=strict,
     )
+
+
+def _phase_spread(raw: object, file: str) -> float | None:
+    if raw == "random":
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw < 1:
+        raise ConfigError(file, "phase_spread", f"expected a number in [0, 1) or 'random', got {raw!r}")
+    return float(raw)
 
 
 def _known_keys(raw: Mapping[Any, Any], known: tuple[str, ...], file: str, prefix: str) -> None:
@@ -472,7 +508,10 @@ def _expectations(
         key = f"expect[{i}]"
         spec = _mapping(item, file, key)
         _known_keys(
-            spec, ("check", "status", "scope", "regions", "cause", "host", "kind", "closed"), file, key
+            spec,
+            ("check", "status", "scope", "regions", "cause", "host", "kind", "closed", "first", "versions"),
+            file,
+            key,
         )
         kind = spec.get("kind", "")
         if kind and kind not in EVENT_KINDS:
@@ -497,9 +536,23 @@ def _expectations(
         closed = spec.get("closed", False)
         if not isinstance(closed, bool):
             raise ConfigError(file, f"{key}.closed", f"expected true or false, got {closed!r}")
-        if status == "ok" and (scope or cause or host or closed or expected_regions is not None):
-            raise ConfigError(file, key, "status: ok takes no scope, regions, cause, host or closed")
-        expectations.append(Expectation(check, status, scope, expected_regions, cause, kind, closed, host))
+        first = spec.get("first", False)
+        if not isinstance(first, bool):
+            raise ConfigError(file, f"{key}.first", f"expected true or false, got {first!r}")
+        versions = spec.get("versions", 0)
+        if isinstance(versions, bool) or not isinstance(versions, int) or versions < 0:
+            raise ConfigError(
+                file, f"{key}.versions", f"expected a number of versions (>= 1), got {versions!r}"
+            )
+        if status == "ok" and (
+            scope or cause or host or closed or first or versions or expected_regions is not None
+        ):
+            raise ConfigError(
+                file, key, "status: ok takes no scope, regions, cause, host, closed, first or versions"
+            )
+        expectations.append(
+            Expectation(check, status, scope, expected_regions, cause, kind, closed, host, first, versions)
+        )
     return tuple(expectations)
 
 

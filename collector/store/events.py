@@ -28,6 +28,10 @@ EVENT_COLUMNS = (
     "opened_at",
     "updated_at",
     "closed_at",
+    "peak_status",
+    "peak_scope",
+    "peak_regions",
+    "recovering_regions",
 )
 NOTIFY_COLUMNS = ("sink", "event_id", "version", "delivered", "attempts", "error", "sent_at")
 
@@ -53,6 +57,10 @@ class EventLike(Protocol):
     opened_at: float
     updated_at: float
     closed_at: float | None
+    peak_status: str
+    peak_scope: str
+    peak_regions: tuple[str, ...]
+    recovering_regions: tuple[str, ...]
 
 
 class DeliveryLike(Protocol):
@@ -91,6 +99,10 @@ def event_row(event: EventLike) -> list[Any]:
         _dt(event.opened_at),
         _dt(event.updated_at),
         _dt(event.closed_at),
+        event.peak_status,
+        event.peak_scope,
+        list(event.peak_regions),
+        list(event.recovering_regions),
     ]
 
 
@@ -112,7 +124,11 @@ def event_fields(row: Sequence[Any]) -> dict[str, Any]:
         opened,
         updated,
         closed,
-    ) = row[:14]
+        peak_status,
+        peak_scope,
+        peak_regions,
+        recovering,
+    ) = row[:18]
     return {
         "id": event_id,
         "version": int(version),
@@ -126,6 +142,11 @@ def event_fields(row: Sequence[Any]) -> dict[str, Any]:
         "updated_at": _ts(updated) or 0.0,
         "closed_at": _ts(closed),
         "agent": agent,
+        # Empty in rows from before the peak existed: the event's own state (Event.to_dict).
+        "peak_status": peak_status,
+        "peak_scope": peak_scope,
+        "peak_regions": tuple(sorted(peak_regions)),
+        "recovering_regions": tuple(sorted(recovering)),
     }
 
 

@@ -278,6 +278,27 @@ TTL toDateTime(started_at) + INTERVAL {ttl_days} DAY
 """,
         ),
     ),
+    # Every version carries its event's peak (what it ever affected) and the regions recovering
+    # as it was made; rows from before read as their own state (empty peak) and no recovery.
+    Migration(
+        13,
+        "outage_events_peak",
+        (
+            """
+ALTER TABLE outage_events {on_cluster}
+    ADD COLUMN IF NOT EXISTS peak_status LowCardinality(String) DEFAULT '' AFTER closed_at,
+    ADD COLUMN IF NOT EXISTS peak_scope LowCardinality(String) DEFAULT '' AFTER peak_status,
+    ADD COLUMN IF NOT EXISTS peak_regions Array(String) DEFAULT [] AFTER peak_scope,
+    ADD COLUMN IF NOT EXISTS recovering_regions Array(String) DEFAULT [] AFTER peak_regions
+""",
+            """
+CREATE OR REPLACE VIEW outage_events_latest {on_cluster} AS
+SELECT * FROM outage_events FINAL
+ORDER BY event_id, version DESC
+LIMIT 1 BY event_id
+""",
+        ),
+    ),
     # 20-29: API and operations. Silences made through /api/v1/silences; a delete is a newer row
     # with deleted = 1, so the latest row per id (FINAL) is the silence's state.
     Migration(

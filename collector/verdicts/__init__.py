@@ -36,7 +36,13 @@ An event's JSON form (`Event.to_dict()`) is a stable contract:
      "status": ok-less status | "impaired" (vantage) | "warning" (cert_expiring),
      "scope": "global"|"regional"|"undetermined" | "agent"|"region" (vantage),
      "regions": [sorted], "cause": {"class", "host", "error"} | null,
-     "opened_at", "updated_at", "closed_at" (ISO 8601 UTC or null)}
+     "opened_at", "updated_at", "closed_at" (ISO 8601 UTC or null),
+     "peak_status", "peak_scope", "peak_regions" (the worst it ever was, every region it affected),
+     "recovering_regions" (regions of this version recovering, not yet settled)}
+
+Versions are made only for settled changes (see events.py): a check's event waits for its
+pending regions (`Verdict.pending`) within the latency budget, and a recovery in progress
+updates `recovering_regions` of the current version instead of making one.
 """
 
 from collector.verdicts.engine import Engine, agent_state, dominant_cause

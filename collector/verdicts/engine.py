@@ -3,31 +3,42 @@
 Pure: no clock, no I/O. `now` is an argument, and so is the previous evaluation (the vantage
 memory: suspects and recovering impairments); the same inputs always give the same output.
 
-Vantage hysteresis. An incident on a vantage point's own network does not fail all its checks
-at once: they fail (and recover) one after another as their probe slots come round, so for an
-evaluation or two the point fails some checks but not yet "almost everything". So that those
-checks do not open (or update) check events meanwhile, a vantage point is *held*, left out of
-check verdicts like an impaired one but with no event of its own:
+Settled evidence (DESIGN section 4). A region or agent is *pending* while its latest result
+disagrees with its confirmed state. Each verdict names its pending regions (`Verdict.pending`:
+regions whose state changes once their latest failures confirm) and the fault's first sign
+(`Verdict.onset`); the event tracker waits for them within the latency budget (events.py). The
+vantage rules use the same notion, with the previous evaluation as memory (`Settled`): a peer
+whose success is the first after failing a check (it failed there at the previous evaluation)
+does not "see the check OK", and a region affected at the previous evaluation, or one whose
+failures are still pending, is not "fine elsewhere" — so a point still failing while the others
+recover from a check outage, or the first region of a global one, is never impaired.
+
+A vantage point's own incident breaks (and heals) its checks one after another as their probe
+slots come round; meanwhile it is pending and *held*, left out of check verdicts like an
+impaired one but with no event of its own:
 
 - *onset*: an agent (or every non-impaired agent of a region) whose latest result failed,
   confirmed or not, on >= 80 % of its >= 3 checks, with the impairment rule's "others see them
   OK" judged on latest results too, is held while that lasts, for at most `hold_limit` seconds
   (the longest confirm x interval of the checks) from the first evaluation of that streak; one
-  at >= 50 % (rising toward it) is held for that first evaluation only;
+  at >= 50 % (rising toward it) is held for that first evaluation only; a held agent's failures
+  count as pending in its region;
 - *recovery*: after an impairment ends, the point stays held while any of its checks' latest
   result still failed, for at most `hold_limit` seconds.
 
 A single-check outage is never held (it is < 50 % of >= 3 checks), so detection latency is
 unchanged for it, also during an incident elsewhere; an outage of 50-80 % of a point's checks
 opens one evaluation later; >= 80 % may be held up to `hold_limit`, and once confirmed it is an
-impairment anyway. The memory is the previous Evaluation (`memory`, `Hold` values): None after
-a restart, which only means no hold at the first evaluation.
+impairment anyway. The memory is the previous Evaluation (`memory`, `Hold` values, verdicts):
+None after a restart, which only means no hold and no recovery known at the first evaluation.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import NamedTuple
 
 from collector.verdicts.model import (
     DOWN,
@@ -173,8 +184,13 @@ def region_state(sample: RegionSample, quorum: float) -> RegionVerdict:
 
 
 def check_verdict(
-    check_id: str, states: Sequence[RegionVerdict], by_region: Mapping[str, RegionSample]
+    check_id: str,
+    states: Sequence[RegionVerdict],
+    by_region: Mapping[str, RegionSample],
+    confirm_span: float = 0.0,
 ) -> Verdict:
+    """`confirm_span` is (confirm - 1) x interval: how long before its latest failure a FAIL
+    agent's failing streak began (at the evaluation that confirms it)."""
     ordered = tuple(sorted(states))
     with_data = [r for r in ordered if r.state != NO_DATA]
     affected = [r.region for r in with_data if r.state in (DOWN, REGION_PARTIAL)]
@@ -189,8 +205,67 @@ def check_verdict(
         scope = GLOBAL
     else:
         scope = REGIONAL
-    failures = (f for region in affected for v in by_region[region].bad for f in v.failures)
-    return Verdict(check_id, status, scope, tuple(affected), dominant_cause(failures), ordered)
+    views = [v for region in affected for v in by_region[region].bad]
+    failures = [f for v in views for f in v.failures]
+    # Each failing agent's streak began `confirm_span` before its latest failure (at the evaluation
+    # that confirms it): the earliest start is the fault's first sign.
+    starts = [f.at - (confirm_span if v.state == FAIL else 0.0) for v in views for f in v.failures]
+    onset = min(starts) if starts else None
+    return Verdict(check_id, status, scope, tuple(affected), dominant_cause(failures), ordered, onset=onset)
+
+
+def confirmed(sample: RegionSample) -> RegionSample:
+    """The sample as it will be if every agent's latest failure confirms (what pending means)."""
+    bad = {v.agent_id: v.state for v in sample.bad}
+    was_ok = sum(a not in bad for a in sample.down)
+    was_partial = sum(bad.get(a) == PARTIAL for a in sample.down)
+    if not was_ok and not was_partial:
+        return sample
+    return sample._replace(
+        ok=sample.ok - was_ok, partial=sample.partial - was_partial, fail=sample.fail + was_ok + was_partial
+    )
+
+
+class Settled(NamedTuple):
+    """What the previous evaluation says about recoveries: a check's failing agents per region
+    (`bad`: FAIL + PARTIAL) and its affected regions. An agent that failed a check there at the
+    previous evaluation and sees it OK now is pending (a first success after failures): it is
+    no evidence that a peer is alone, nor is a just-recovered region evidence that another is."""
+
+    bad: Mapping[tuple[str, str], int]
+    affected: frozenset[tuple[str, str]]
+    # Regions left out of the previous verdicts (impaired or held): nothing there has settled.
+    left_out: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, previous: Evaluation | None) -> Settled:
+        bad: dict[tuple[str, str], int] = {}
+        affected: set[tuple[str, str]] = set()
+        left_out: frozenset[str] = frozenset()
+        if previous is not None:
+            left_out = previous.impaired_regions | previous.held_regions
+            for v in previous.verdicts.values():
+                if v.status not in (STATUS_OUTAGE, STATUS_PARTIAL):
+                    continue
+                affected.update((v.check_id, r) for r in v.regions)
+                for r in v.region_states:
+                    if r.failing or r.partial:
+                        bad[(v.check_id, r.region)] = r.failing + r.partial
+        return cls(bad, frozenset(affected), left_out)
+
+    def recovered(self, sample: RegionSample) -> int:
+        """Agents of the sample that stopped failing its check since the previous evaluation
+        (all of its OK agents, if the region was left out of the previous verdicts)."""
+        if sample.region in self.left_out:
+            return sample.ok
+        before = self.bad.get((sample.check_id, sample.region), 0)
+        return max(0, before - sample.fail - sample.partial)
+
+    def fine(self, check_id: str, region: str) -> bool:
+        return (check_id, region) not in self.affected and region not in self.left_out
+
+
+NOTHING_SETTLED = Settled({}, frozenset())
 
 
 def _without(sample: RegionSample, agents: set[str] | frozenset[str]) -> RegionSample:
@@ -219,19 +294,20 @@ def _without(sample: RegionSample, agents: set[str] | frozenset[str]) -> RegionS
     )
 
 
-def _seeing_ok(sample: RegionSample) -> int:
-    """Agents here that are OK and whose latest result did not fail (an unconfirmed failure keeps
-    an agent OK, but it does not "see the check OK")."""
+def _seeing_ok(sample: RegionSample, settled: Settled) -> int:
+    """Agents here that are OK, whose latest result did not fail and that did not fail this check
+    at the previous evaluation: an unconfirmed failure keeps an agent OK, but it does not "see
+    the check OK", and neither does a first success after failures (both are pending)."""
     failing = {v.agent_id for v in sample.bad}
-    return sample.ok - sum(a not in failing for a in sample.down)
+    return sample.ok - sum(a not in failing for a in sample.down) - settled.recovered(sample)
 
 
-def _others_see_ok(failing: Sequence[RegionSample]) -> bool:
+def _others_see_ok(failing: Sequence[RegionSample], settled: Settled) -> bool:
     """For at least half of an agent's failing checks, at least half of its region peers see them OK."""
     seen_ok = 0
     for s in failing:
         peers = s.agents - 1
-        if peers and _seeing_ok(s) * 2 >= peers:
+        if peers and _seeing_ok(s, settled) * 2 >= peers:
             seen_ok += 1
     return bool(seen_ok) and seen_ok * 2 >= len(failing)
 
@@ -292,6 +368,7 @@ class Engine:
         """
         quiet = quiet or {}
         memory = {(h.scope, h.name): h for h in previous.memory} if previous else {}
+        settled = Settled.of(previous) if previous else NOTHING_SETTLED
         by_check: dict[str, list[RegionSample]] = defaultdict(list)
         suspect_samples: list[RegionSample] = []
         options = self.options
@@ -308,11 +385,11 @@ class Engine:
             if scope == REGION and self._still_recovering(h, now) and self._region_down(name, by_check)
         }
         judged = [s for s in suspect_samples if s.region not in recovering]
-        impaired_agents, agent_vantage = self._impaired_agents(judged)
+        impaired_agents, agent_vantage = self._impaired_agents(judged, settled)
         if impaired_agents:
             self._drop_agents(by_check, {s.check_id for s in suspect_samples}, impaired_agents)
             suspect_samples = [s for ss in by_check.values() for s in ss if s.suspects]
-        impaired_regions, region_vantage = self._impaired_regions(suspect_samples, by_check, quiet)
+        impaired_regions, region_vantage = self._impaired_regions(suspect_samples, by_check, quiet, settled)
         holds = self._holds(
             now,
             memory,
@@ -321,12 +398,16 @@ class Engine:
             quiet=quiet,
             impaired_agents=impaired_agents,
             impaired_regions=impaired_regions,
+            settled=settled,
         )
         held_agents = frozenset(h.name for h in holds if h.scope == AGENT and h.held)
         held_regions = frozenset(h.name for h in holds if h.scope == REGION and h.held)
+        left_out = impaired_regions | held_regions
+        # Before held agents are left out: a held agent's failures are pending in its region, and
+        # a held region is pending wherever it is down (impaired or not is not settled yet).
+        prospects = self._prospects(by_check, impaired_regions)
         if held_agents:
             self._drop_agents(by_check, set(by_check), held_agents)
-        left_out = impaired_regions | held_regions
         verdicts = {}
         certs = []
         for check_id, opts in options.items():
@@ -337,7 +418,9 @@ class Engine:
             region_samples = by_check[check_id]
             if left_out:
                 region_samples = [s for s in region_samples if s.region not in left_out]
-            verdicts[check_id] = self._verdict(opts, region_samples, quiet_states)
+            verdicts[check_id] = self._verdict(
+                opts, region_samples, quiet_states, prospects.get(check_id, {})
+            )
             if opts.probe == "tls" and region_samples:
                 cert = self._cert_warning(opts, {s.region: s for s in region_samples})
                 if cert:
@@ -374,18 +457,43 @@ class Engine:
             return Verdict(opts.check_id, STATUS_UNKNOWN, UNDETERMINED, (), None, ())
         return Verdict(opts.check_id, STATUS_OK, "", (), None, states)
 
+    def _prospects(
+        self, by_check: Mapping[str, Sequence[RegionSample]], left_out: frozenset[str] | set[str]
+    ) -> dict[str, dict[str, str]]:
+        """Per check, the state of each region with a latest failure not yet confirmed, as it will
+        be once it confirms (impaired regions are the vantage rules' business)."""
+        out: dict[str, dict[str, str]] = {}
+        for check_id, ss in by_check.items():
+            quorum = self.options[check_id].region_quorum
+            for s in ss:
+                if s.down and s.region not in left_out:
+                    state = region_state(confirmed(s), quorum).state
+                    if state != UP:
+                        out.setdefault(check_id, {})[s.region] = state
+        return out
+
     def _verdict(
-        self, opts: CheckOptions, samples: Sequence[RegionSample], quiet_states: tuple[RegionVerdict, ...]
+        self,
+        opts: CheckOptions,
+        samples: Sequence[RegionSample],
+        quiet_states: tuple[RegionVerdict, ...],
+        prospects: Mapping[str, str],
     ) -> Verdict:
-        if all(s.fail == 0 and s.partial == 0 for s in samples):
-            # The common case, kept cheap: every region with data is UP.
+        if not prospects and all(s.fail == 0 and s.partial == 0 for s in samples):
+            # The common case, kept cheap: every region with data is UP and settled.
             states = (*quiet_states, *(RegionVerdict(s.region, UP, s.ok) for s in samples))
             return self._quiet_verdict(opts, tuple(sorted(states)))
         by_region = {s.region: s for s in samples}
         region_states = [*quiet_states, *(region_state(s, opts.region_quorum) for s in samples)]
         known = {r.region for r in region_states}
         region_states += [RegionVerdict(r, NO_DATA) for r in opts.regions if r not in known]
-        return check_verdict(opts.check_id, region_states, by_region)
+        verdict = check_verdict(opts.check_id, region_states, by_region, (opts.confirm - 1) * opts.interval)
+        if prospects:
+            now_states = {r.region: r.state for r in verdict.region_states}
+            pending = tuple(sorted(r for r, st in prospects.items() if now_states.get(r, NO_DATA) != st))
+            if pending:
+                verdict = replace(verdict, pending=pending)
+        return verdict
 
     # --- impaired vantage points ---
 
@@ -416,7 +524,9 @@ class Engine:
             return 0.0
         return sum(agent in s.down for s, _, _ in entries) / len(entries)
 
-    def _impaired_agents(self, samples: Sequence[RegionSample]) -> tuple[set[str], list[VantageVerdict]]:
+    def _impaired_agents(
+        self, samples: Sequence[RegionSample], settled: Settled
+    ) -> tuple[set[str], list[VantageVerdict]]:
         """An agent failing almost everything while its own region's other agents see those checks OK
         (their state is OK and their latest result did not fail).
 
@@ -429,7 +539,7 @@ class Engine:
             if not self._mostly_failing([st for _, st, _ in entries]):
                 continue
             failing = [(s, v) for s, st, v in entries if st == FAIL]
-            if _others_see_ok([s for s, _ in failing]):
+            if _others_see_ok([s for s, _ in failing], settled):
                 impaired.add(agent_id)
                 cause = dominant_cause(f for _, v in failing if v for f in v.failures)
                 region = entries[0][0].region
@@ -464,8 +574,10 @@ class Engine:
         suspect_samples: Sequence[RegionSample],
         by_check: Mapping[str, Sequence[RegionSample]],
         quiet: Mapping[str, tuple[RegionVerdict, ...]],
+        settled: Settled,
     ) -> tuple[set[str], list[VantageVerdict]]:
-        """A region whose agents all fail almost everything while the other regions are fine."""
+        """A region whose agents all fail almost everything while the other regions are fine (UP,
+        and not just recovered from this check's outage: that is pending)."""
         impaired: set[str] = set()
         verdicts = []
         for region, (region_samples, agents) in self._region_candidates(
@@ -477,9 +589,14 @@ class Engine:
             fine_elsewhere = 0
             for s in failing:
                 quorum = self.options[s.check_id].region_quorum
-                others = [region_state(o, quorum) for o in by_check[s.check_id] if o.region != region]
+                # As they will be once their latest failures confirm: a region with failures still
+                # pending is not "fine" yet (it may be the next region of a global outage).
+                others = [
+                    region_state(confirmed(o), quorum) for o in by_check[s.check_id] if o.region != region
+                ]
                 others += [q for q in quiet.get(s.check_id, ()) if q.region != region]
-                if others and sum(o.state == UP for o in others) * 2 > len(others):
+                fine = sum(o.state == UP and settled.fine(s.check_id, o.region) for o in others)
+                if others and fine * 2 > len(others):
                     fine_elsewhere += 1
             if fine_elsewhere and fine_elsewhere * 2 >= len(failing):
                 impaired.add(region)
@@ -503,6 +620,7 @@ class Engine:
         quiet: Mapping[str, tuple[RegionVerdict, ...]],
         impaired_agents: set[str],
         impaired_regions: set[str],
+        settled: Settled,
     ) -> list[Hold]:
         """This evaluation's memory: impaired, suspect and recovering vantage points."""
         holds = [
@@ -521,12 +639,13 @@ class Engine:
                 holds.append(Hold(scope, name, RECOVERING, h.since if h.phase == RECOVERING else now))
         taken = {(h.scope, h.name) for h in holds}
         kept = [s for s in suspect_samples if s.region not in impaired_regions]
-        for region, share in self._region_suspicion(kept, by_check, quiet).items():
+        for region, share in self._region_suspicion(kept, by_check, quiet, settled).items():
             if (REGION, region) not in taken:
                 holds.append(self._onset(memory, REGION, region, share, now))
                 taken.add((REGION, region))
         regions_held = {h.name for h in holds if h.scope == REGION and h.held} | impaired_regions
-        for agent, share in self._agent_suspicion(s for s in kept if s.region not in regions_held).items():
+        unheld = (s for s in kept if s.region not in regions_held)
+        for agent, share in self._agent_suspicion(unheld, settled).items():
             if (AGENT, agent) not in taken:
                 holds.append(self._onset(memory, AGENT, agent, share, now))
         return holds
@@ -552,14 +671,14 @@ class Engine:
         held = now - since < self.hold_limit and (pending or since == now)
         return Hold(scope, name, ONSET if held else RELEASED, since)
 
-    def _agent_suspicion(self, samples: Iterable[RegionSample]) -> dict[str, float]:
+    def _agent_suspicion(self, samples: Iterable[RegionSample], settled: Settled) -> dict[str, float]:
         """Agents down on >= SUSPECT_SHARE of >= 3 checks while their region peers see them OK."""
         out = {}
         for agent, entries in self._suspect_views(samples).items():
             share = self._down_share(agent, entries)
             if share < SUSPECT_SHARE:
                 continue
-            if _others_see_ok([s for s, _, _ in entries if agent in s.down]):
+            if _others_see_ok([s for s, _, _ in entries if agent in s.down], settled):
                 out[agent] = share
         return out
 
@@ -568,6 +687,7 @@ class Engine:
         suspect_samples: Sequence[RegionSample],
         by_check: Mapping[str, Sequence[RegionSample]],
         quiet: Mapping[str, tuple[RegionVerdict, ...]],
+        settled: Settled,
     ) -> dict[str, float]:
         """Regions whose every agent is down on >= SUSPECT_SHARE of >= 3 checks while most other
         regions' agents are not down on most of those checks: the lowest agent share."""
@@ -582,8 +702,15 @@ class Engine:
             fine_elsewhere = 0
             for s in down:
                 quorum = self.options[s.check_id].region_quorum
-                others = [len(o.down) < quorum * o.agents for o in by_check[s.check_id] if o.region != region]
-                others += [True for q in quiet.get(s.check_id, ()) if q.region != region]
+                check_id = s.check_id
+                others = [
+                    len(o.down) < quorum * o.agents and settled.fine(check_id, o.region)
+                    for o in by_check[check_id]
+                    if o.region != region
+                ]
+                others += [
+                    settled.fine(check_id, q.region) for q in quiet.get(check_id, ()) if q.region != region
+                ]
                 if others and sum(others) * 2 > len(others):
                     fine_elsewhere += 1
             if fine_elsewhere and fine_elsewhere * 2 >= len(down):

@@ -71,6 +71,7 @@ class CheckOptions:
     close_after: int = DEFAULT_CLOSE_AFTER
     cert_expiry_warn_days: float = DEFAULT_CERT_WARN_DAYS
     regions: tuple[str, ...] = ()
+    timeout: float = 0.0  # the probe's timeout (0: unknown): how late a result may land
 
     @property
     def window(self) -> float:
@@ -91,6 +92,7 @@ class CheckOptions:
             close_after=v.close_after or DEFAULT_CLOSE_AFTER,
             cert_expiry_warn_days=v.cert_expiry_warn_days or DEFAULT_CERT_WARN_DAYS,
             regions=tuple(spec.regions),
+            timeout=_seconds(spec.timeout, 0.0),
         )
 
 
@@ -251,6 +253,13 @@ class Verdict:
     regions: tuple[str, ...]  # affected regions, sorted
     cause: Cause | None
     region_states: tuple[RegionVerdict, ...] = ()
+    # Regions whose latest results disagree with their confirmed state in a way that would change
+    # this verdict (a first failure after successes, an agent held at an incident's onset): the
+    # evidence has not settled there yet, so events wait for it (DESIGN section 4).
+    pending: tuple[str, ...] = ()
+    # The earliest start of its failing agents' failure streaks (the fault's first sign): what a
+    # deferred opening's latency budget counts from.
+    onset: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -258,6 +267,7 @@ class Verdict:
             "status": self.status,
             "scope": self.scope,
             "regions": list(self.regions),
+            "pending_regions": list(self.pending),
             "cause": self.cause.to_dict() if self.cause else None,
             "region_states": {
                 r.region: {"state": r.state, "agents": r.agents, "failing": r.failing, "partial": r.partial}

@@ -235,6 +235,17 @@ def test_live_evaluation_restart_and_webhooks(live: dict[str, Any]) -> None:
     assert out["unsent_at_crash"] < len(made)
     json_versions = [(b["event"]["id"], b["event"]["version"]) for p, b in receiver.bodies if p == "/json"]
     assert sorted(json_versions) == sorted((e.id, e.version) for e in made)
+    # The closing version remembers the event's peak (stored, read back, sent).
+    closing = next(
+        b["event"]
+        for p, b in receiver.bodies
+        if p == "/json" and b["event"]["check"] == "web" and b["event"]["closed_at"]
+    )
+    assert (closing["scope"], closing["peak_scope"], closing["peak_regions"]) == (
+        "regional",
+        "global",
+        ["de", "fr", "it"],
+    )
     slack = next(b for p, b in receiver.bodies if p == "/slack")
     assert slack["text"] and slack["attachments"][0]["fields"]
 
@@ -249,6 +260,12 @@ def test_events_api_filters_and_pages(live: dict[str, Any]) -> None:
     assert {first["events"][0]["check"], second["events"][0]["check"]} == {"web", "api"}
     versions = api["versions"][1]["events"]
     assert [e["version"] for e in versions] == [4, 3, 2, 1]
+    assert [(e["scope"], e["peak_scope"], e["peak_regions"]) for e in versions] == [
+        ("regional", "global", ["de", "fr", "it"]),
+        ("regional", "global", ["de", "fr", "it"]),
+        ("global", "global", ["de", "fr", "it"]),
+        ("regional", "regional", ["it"]),
+    ]
     assert api["bad"][0] == 400
 
 

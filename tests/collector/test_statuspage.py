@@ -130,6 +130,10 @@ def test_regional_outage_is_red_in_its_region_and_the_event_names_the_cause(
     assert "connection refused" in text
     # The whole-page partial outage of `assets` is visible too, with its sub-resource cause.
     assert "tls_cert_expired" in page.locator('#open-events-list li[data-check="assets"]').inner_text()
+    # The timeline tells each event by its peak (what it ever affected).
+    page.wait_for_selector("#timeline svg title", state="attached", timeout=15_000)
+    tips = page.locator("#timeline svg title").all_text_contents()
+    assert any(t.startswith("shop: peak outage regional it") for t in tips), tips
 
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "statuspage-overview.png"), full_page=True)

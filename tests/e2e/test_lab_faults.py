@@ -35,12 +35,18 @@ faults:
   - {at: 4s, until: 16s, target: rogue, regions: [us], fault: cert_untrusted}
   - {at: 4s, until: 16s, target: hole, regions: [it, fr], fault: blackhole}
   - {at: 4s, until: 16s, target: sluggish, regions: [fr], fault: "slow:5000"}
+strict: true
 expect:
-  - {check: wrong-tls, status: outage, scope: regional, regions: [it], cause: tls_hostname_mismatch}
-  - {check: early-tls, status: outage, scope: regional, regions: [fr], cause: tls_cert_not_yet_valid}
-  - {check: rogue-tls, status: outage, scope: regional, regions: [us], cause: tls_untrusted}
+  - {check: wrong-tls, status: outage, scope: regional, regions: [it], cause: tls_hostname_mismatch,
+     first: true, versions: 2}
+  - {check: early-tls, status: outage, scope: regional, regions: [fr], cause: tls_cert_not_yet_valid,
+     first: true, versions: 2}
+  - {check: rogue-tls, status: outage, scope: regional, regions: [us], cause: tls_untrusted,
+     first: true, versions: 2}
+  # A blackhole's results land a timeout late, one agent per region: the second region may still
+  # join a version later (known gap: the wait for unheard regions counts from the first failure).
   - {check: hole-http, status: outage, scope: regional, regions: [fr, it]}
-  - {check: sluggish-http, status: outage, scope: regional, regions: [fr]}
+  - {check: sluggish-http, status: outage, scope: regional, regions: [fr], first: true, versions: 2}
 """
 
 

@@ -80,6 +80,8 @@ EXPECT: dict[str, Callable[[Rows], bool]] = {
         and r["closed"] is not None
         and r["duration_s"] >= 1
         and "outage" in r["statuses"]
+        and (r["peak_status"], r["peak_regions"]) == ("outage", ["it"])
+        and r["peak_scope"] in r["scopes"]
         for r in rows
     ),
     "Agents that went silent": lambda rows: (

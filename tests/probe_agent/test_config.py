@@ -36,6 +36,12 @@ def test_good_config_loads_with_defaults(tmp_path: Path) -> None:
     assert list(api.http.valid_status_codes) == [200, 204]
 
 
+def test_a_fixed_phase_is_read_and_defaults_to_none(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD)).phase is None
+    fixed = load_config(write(tmp_path, "agent_id: a\nregion: it\ninsecure: true\nphase: 0.25\n"))
+    assert fixed.phase == 0.25
+
+
 def test_flags_override_the_file(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, GOOD), {"region": "fr", "agent_id": "fr-9", "collector": None})
     assert (config.agent_id, config.region, config.collector) == ("fr-9", "fr", "127.0.0.1:4317")
@@ -118,6 +124,8 @@ def test_shutdown_grace_defaults_accepts_zero_and_takes_the_flag(tmp_path: Path)
             "checks[1].id",
             "duplicate check id",
         ),
+        ("agent_id: a\nregion: it\ninsecure: true\nphase: 1.5\n", "phase", "expected a number in [0, 1)"),
+        ("agent_id: a\nregion: it\ninsecure: true\nphase: soon\n", "phase", "expected a number in [0, 1)"),
         ("agent_id: [a\n", "-", "invalid YAML"),
         ("- a\n- b\n", "-", "top level must be a mapping"),
     ],

@@ -146,3 +146,19 @@ def test_a_failing_sink_never_stops_a_check(caplog: pytest.LogCaptureFixture) ->
     lines = [r for r in caplog.records if "could not be stored" in r.getMessage()]
     assert len(lines) == 1  # rate-limited
     assert "No space left on device" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("phase", "first", "second"), [(0.25, 52.2, 54.7), (0.01, 59.8, 52.3), (0.0, 59.7, 52.2)]
+)
+def test_a_fixed_phase_puts_the_first_slot_at_that_share_of_the_wall_clock_interval(
+    monkeypatch: pytest.MonkeyPatch, phase: float, first: float, second: float
+) -> None:
+    """Wall clock 1000.3 s, monotonic 50 s, interval 10 s: the slot is the next 1000 + k*10 +
+    phase*10 (so agents given different phases probe at fixed, different points of the interval)."""
+    monkeypatch.setattr("probe_agent.scheduler.time.time", lambda: 1000.3)
+    monkeypatch.setattr("probe_agent.scheduler.time.monotonic", lambda: 50.0)
+    scheduler = Scheduler(ProbeContext(), lambda r: None, phase=phase)
+    assert scheduler._first_slot(10.0) == pytest.approx(first)
+    # The agent's second of four checks takes its turn a quarter of the interval later.
+    assert scheduler._first_slot(10.0, 0.25) == pytest.approx(second)

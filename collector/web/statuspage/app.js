@@ -114,12 +114,30 @@ function renderSummary(status) {
   );
 }
 
+// What an event was at its worst: a closed one is told by its peak, not by its last version
+// (a post-mortem reads "regional in fr, it", not the "fr" it narrowed to before closing).
+function peakOf(ev) {
+  return {
+    status: ev.peak_status || ev.status,
+    scope: ev.peak_scope || ev.scope,
+    regions: ev.peak_regions && ev.peak_regions.length ? ev.peak_regions : ev.regions || [],
+  };
+}
+
+function stateText(s) {
+  const regions = (s.regions || []).join(", ");
+  return `${s.status} (${s.scope}${regions ? " in " + regions : ""})`;
+}
+
 function eventItem(ev) {
   const closed = parseTime(ev.closed_at);
   const opened = parseTime(ev.opened_at);
-  const regions = (ev.regions || []).join(", ");
   const what = ev.kind === "vantage" ? `vantage ${ev.agent || "point"}` : ev.check;
-  const title = `${what}: ${ev.status} (${ev.scope}${regions ? " in " + regions : ""})`;
+  const peak = peakOf(ev);
+  const title = `${what}: ${stateText(closed ? peak : ev)}`;
+  const notes = [];
+  if (!closed && stateText(peak) !== stateText(ev)) notes.push(`peak: ${stateText(peak)}`);
+  if (!closed && (ev.recovering_regions || []).length) notes.push(`recovering: ${ev.recovering_regions.join(", ")}`);
   const when = closed
     ? `opened ${opened ? opened.toISOString() : "?"}, closed after ${duration(opened, closed)}`
     : `open since ${opened ? ago(opened) : "?"}${ev.version > 1 ? `, version ${ev.version}` : ""}`;
@@ -129,6 +147,7 @@ function eventItem(ev) {
     class: `event status-${ev.status}${closed ? " closed" : ""}`,
     dataset: { id: ev.id || "", check: ev.check || "", scope: ev.scope || "", status: ev.status || "" },
   }, link, el("div", { class: "cause" }, causeText(ev.cause) ? `cause: ${causeText(ev.cause)}` : ""),
+  el("div", { class: "peak" }, notes.join("; ")),
   el("div", { class: "when" }, when));
 }
 
@@ -234,14 +253,15 @@ function renderTimeline(events) {
     const opened = Math.max(start, (parseTime(ev.opened_at) || new Date(now)).getTime());
     const closed = (parseTime(ev.closed_at) || new Date(now)).getTime();
     const y = i * rowH + 2;
+    const peak = peakOf(ev);
     const name = svg("text", { x: 4, y: y + 12 });
-    name.textContent = `${ev.kind === "vantage" ? `vantage ${ev.agent || ""}` : ev.check} (${ev.scope})`;
+    name.textContent = `${ev.kind === "vantage" ? `vantage ${ev.agent || ""}` : ev.check} (${peak.scope})`;
     chart.append(name);
-    const color = ev.status === "outage" ? "#d93025" : ev.status === "partial" ? "#e8a317" : "#b0b4ba";
+    const color = peak.status === "outage" ? "#d93025" : peak.status === "partial" ? "#e8a317" : "#b0b4ba";
     const bar = svg("rect", { x: x(opened), y, width: Math.max(3, x(closed) - x(opened)), height: rowH - 5,
       fill: color, rx: 2 });
     const tip = svg("title", {});
-    tip.textContent = `${ev.check}: ${ev.status} ${ev.scope} ${(ev.regions || []).join(",")} ${causeText(ev.cause)}`;
+    tip.textContent = `${ev.check}: peak ${peak.status} ${peak.scope} ${peak.regions.join(",")} ${causeText(ev.cause)}`;
     bar.append(tip);
     chart.append(bar);
   });

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from collector.lab.expect import EventHistory, evaluate
+from collector.lab.expect import EventHistory, evaluate, unexpected_events
 from collector.lab.scenario import Expectation
 
 
@@ -88,3 +89,46 @@ def test_an_open_event_does_not_meet_closed() -> None:
     )
     assert not evaluate([Expectation("api", "outage", closed=True)], [still_open])[0].met
     assert evaluate([Expectation("api", "outage")], [still_open])[0].met
+
+
+def test_first_asks_for_the_opening_version() -> None:
+    both = Expectation("shop-page", "partial", regions=("fr", "it"), cause="tls_cert_expired")
+    assert met(both)
+    assert not met(dataclasses.replace(both, first=True))  # it opened on fr alone
+    assert met(Expectation("shop-page", "partial", regions=("fr",), first=True))
+
+
+def test_versions_counts_every_version_the_closing_one_included() -> None:
+    fr = Expectation("shop-page", "partial", regions=("fr",))
+    assert met(dataclasses.replace(fr, versions=3))
+    assert not met(dataclasses.replace(fr, versions=2))
+
+
+def test_strict_fails_on_events_no_entry_asks_for() -> None:
+    shop = Expectation("shop-page", "partial")
+    impaired = Expectation("", "impaired", kind="vantage")
+    assert not unexpected_events([shop], [SHOP, VANTAGE]).met  # a vantage event nobody expected
+    assert "impaired" in unexpected_events([shop], [SHOP, VANTAGE]).detail
+    assert unexpected_events([shop, impaired], [SHOP, VANTAGE]).met
+    # `status: ok` asks for nothing; an entry for another check does not cover this one.
+    assert not unexpected_events([Expectation("shop-page", "ok"), impaired], [SHOP, VANTAGE]).met
+    assert not unexpected_events([Expectation("static-tls", "outage"), impaired], [SHOP, VANTAGE]).met
+
+
+def test_strict_tells_vantage_events_apart_by_scope() -> None:
+    """An impaired agent is not the impaired region an entry asks for."""
+    region = Expectation("", "impaired", scope="region", kind="vantage")
+    agent = Expectation("", "impaired", scope="agent", kind="vantage")
+    shop = Expectation("shop-page", "partial")
+    assert unexpected_events([shop, region], [SHOP, VANTAGE]).met
+    assert not unexpected_events([shop, agent], [SHOP, VANTAGE]).met
+
+
+def test_strict_fails_on_another_event_of_an_expected_check() -> None:
+    """A second event of the same check that never matches its entry (here: another cause)."""
+    impaired = Expectation("", "impaired", kind="vantage")
+    other = EventHistory("e2", "check", "shop-page", [version(1, "partial", ["de"], "timeout")])
+    shop = Expectation("shop-page", "partial", regions=("fr", "it"), cause="tls_cert_expired")
+    assert unexpected_events([shop, impaired], [SHOP, VANTAGE]).met
+    outcome = unexpected_events([shop, impaired], [SHOP, other, VANTAGE])
+    assert not outcome.met and "timeout" in outcome.detail

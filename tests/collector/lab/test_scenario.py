@@ -215,6 +215,23 @@ def test_fault_targets_regions_and_agents() -> None:
             "expect[0]",
             "status: ok takes no",
         ),
+        (
+            with_(expect=[{"check": "shop-page", "status": "ok", "versions": 2}]),
+            "expect[0]",
+            "status: ok takes no",
+        ),
+        (
+            with_(expect=[{"check": "shop-page", "status": "partial", "versions": "two"}]),
+            "expect[0].versions",
+            "expected a number of versions",
+        ),
+        (
+            with_(expect=[{"check": "shop-page", "status": "partial", "first": "yes"}]),
+            "expect[0].first",
+            "expected true or false",
+        ),
+        (with_(phase_spread=1.0), "phase_spread", "expected a number in [0, 1) or 'random'"),
+        (with_(strict="always"), "strict", "expected true or false"),
     ],
 )
 def test_bad_scenarios_name_file_key_and_reason(raw: Any, key: str, reason: str) -> None:
@@ -241,3 +258,22 @@ def test_builtin_names_resolve_and_unknown_names_fail(tmp_path: Path) -> None:
     own = tmp_path / "mine.yaml"
     own.write_text(yaml.safe_dump(BASE))
     assert load_scenario(resolve_scenario_path(str(own))).name == "t"
+
+
+def test_phase_spread_places_agents_at_fixed_shares_of_the_interval() -> None:
+    spread = scenario_from_mapping(with_(phase_spread=0.6), "s.yaml")
+    assert [spread.phase(a) for a, _ in spread.agents] == pytest.approx([0.0, 0.3, 0.6])
+    # The default is production-like (spread over the interval); `random` is the scheduler's own.
+    assert scenario_from_mapping(BASE, "s.yaml").phase("fr-1") == pytest.approx(0.9)
+    assert scenario_from_mapping(with_(phase_spread="random"), "s.yaml").phase("it-1") is None
+    # Speed divides times, not shares of the interval.
+    assert spread.scaled(4).phase("it-2") == pytest.approx(0.3)
+
+
+def test_every_builtin_scenario_is_strict_and_asks_for_first_versions() -> None:
+    for name in builtin_names():
+        scenario = load_scenario(builtin_path(name))
+        assert scenario.strict, name
+        failing = [e for e in scenario.expect if e.status != "ok"]
+        assert failing and all(e.versions for e in failing), name
+        assert any(e.first for e in failing), name

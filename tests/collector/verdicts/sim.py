@@ -59,6 +59,10 @@ class Network:
     # Seconds between consecutive checks' probe slots in a round: with a stagger a fault reaches
     # the checks one after another, as real agents spread their probes over the interval.
     stagger: float = 0.0
+    # Each agent's probe slots sit at a fixed offset within the interval: agent k of n (regions in
+    # order, so one region's agents probe early and another's late) at phase_spread x k/(n-1) of
+    # it. 0: all agents probe almost in phase (a quiet lab), 0.9: spread as real agents are.
+    phase_spread: float = 0.0
 
     def agents(self) -> list[tuple[str, str]]:
         return [(region, f"{region}-{i}") for region, n in self.regions.items() for i in range(1, n + 1)]
@@ -66,16 +70,23 @@ class Network:
     def results(self) -> list[Result]:
         out = []
         rounds = int(self.duration / self.interval)
+        agents = self.agents()
         for rnd in range(rounds):
             t = rnd * self.interval
-            for index, (region, agent) in enumerate(self.agents()):
+            for index, (region, agent) in enumerate(agents):
                 if self.silent(t, agent):
                     continue
                 for k, check in enumerate(self.checks):
-                    at = t + 1.0 + 0.01 * index + k * self.stagger
+                    at = t + self.phase(index, len(agents)) + k * self.stagger
                     started = START + at + self.skew.get(agent, 0.0)
                     out.append(self._result(at, rnd, started, region=region, agent=agent, check=check))
         return out
+
+    def phase(self, index: int, agents: int) -> float:
+        """Seconds into each round at which agent `index` (of `agents`) probes."""
+        if not self.phase_spread:
+            return 1.0 + 0.01 * index
+        return 0.5 + self.phase_spread * self.interval * index / max(agents - 1, 1)
 
     def _result(self, t: float, rnd: int, started: float, *, region: str, agent: str, check: str) -> Result:
         for fault in self.faults:

@@ -65,7 +65,17 @@ def test_subprocess_regional_outage_json(tmp_path: Path) -> None:
         "opened_at",
         "updated_at",
         "closed_at",
+        "peak_status",
+        "peak_scope",
+        "peak_regions",
+        "recovering_regions",
     }
+    assert (first["peak_status"], first["peak_scope"], first["peak_regions"]) == (
+        "outage",
+        "regional",
+        ["fr", "it"],
+    )
+    assert first["recovering_regions"] == []
     assert first["cause"]["class"] == "tls_cert_expired"
     assert first["cause"]["host"] == "static.example"
     assert first["cause"]["error"]

@@ -9,7 +9,7 @@ agents FAIL, so events open at the 80 s tick.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from collector.cli import main
-from collector.verdicts import CheckOptions, Event, replay
+from collector.verdicts import CheckOptions, Evaluation, Event, EventTracker, replay
 from tests.collector.verdicts.sim import START, Fault, Network, check_yaml, summary, to_proto_json
 
 FOUR = {"it": 3, "fr": 3, "de": 3, "us": 3}
@@ -374,18 +374,196 @@ SCENARIOS = [
 ]
 
 
+THREE_CHECKS = ("web", "api", "cdn")
+PAIRS = {"it": 2, "fr": 2, "de": 2, "us": 2}
+
+
+def each(checks: tuple[str, ...], versions: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The same event history for several checks, as replay orders them (by tick, then key)."""
+    return [(v[0], c, *v[2:]) for v in versions for c in sorted(checks)]
+
+
+# Incidents seen in the lab (issue 14): every region failing at once, recoveries one region
+# after another, a recovery during another incident, flapping.
+SCENARIOS += [
+    Scenario(
+        "all regions at once, three targets refused: three global outages, no vantage event",
+        Network(PAIRS, checks=THREE_CHECKS, faults=[Fault(60, 150)]),
+        each(THREE_CHECKS, outage("global", ALL)),
+    ),
+    Scenario(
+        "all regions at once, 502 everywhere: a global outage",
+        Network(FOUR, faults=[Fault(60, 150, cls="http_status")]),
+        outage("global", ALL, "http_status"),
+    ),
+    Scenario(
+        "an asset host's certificate expired for all regions: the page partial global, the TLS check"
+        " an outage, both global from their first version",
+        Network(
+            FOUR,
+            checks=("shop", "static"),
+            faults=[
+                Fault(
+                    60,
+                    150,
+                    checks=("shop",),
+                    outcome="partial",
+                    cls="subresource_failed",
+                    host="shop.example",
+                    page_hosts=(("static.example", "tls_cert_expired"),),
+                ),
+                Fault(60, 150, checks=("static",), cls="tls_cert_expired", host="static.example"),
+            ],
+        ),
+        [
+            ("check", "shop", 1, "partial", "global", ALL, "tls_cert_expired", False),
+            ("check", "static", 1, "outage", "global", ALL, "tls_cert_expired", False),
+            ("check", "shop", 2, "partial", "global", ALL, "tls_cert_expired", True),
+            ("check", "static", 2, "outage", "global", ALL, "tls_cert_expired", True),
+        ],
+    ),
+    Scenario(
+        "a global outage recovering region by region within an interval: no version until it closes",
+        Network(
+            FOUR,
+            faults=[
+                Fault(60, 150, regions=("it",)),
+                Fault(60, 153, regions=("fr",)),
+                Fault(60, 156, regions=("de",)),
+                Fault(60, 159, regions=("us",)),
+            ],
+        ),
+        outage("global", ALL),
+    ),
+    Scenario(
+        "a global outage whose last region recovers an interval and a half later: still no version",
+        Network(FOUR, faults=[Fault(60, 150), Fault(60, 165, regions=("us",))]),
+        outage("global", ALL),
+    ),
+    Scenario(
+        "a global outage whose last region stays down: one settled narrowing, then the close",
+        Network(FOUR, duration=400, faults=[Fault(60, 150), Fault(60, 250, regions=("us",))]),
+        [
+            ("check", "web", 1, "outage", "global", ALL, "tcp_refused", False),
+            ("check", "web", 2, "outage", "regional", ("us",), "tcp_refused", False),
+            ("check", "web", 3, "outage", "regional", ("us",), "tcp_refused", True),
+        ],
+    ),
+    Scenario(
+        "a recovery during another region's outage of the same check: widened, narrowed once settled",
+        Network(
+            FOUR, duration=400, faults=[Fault(60, 150, regions=("it",)), Fault(120, 250, regions=("fr",))]
+        ),
+        [
+            ("check", "web", 1, "outage", "regional", ("it",), "tcp_refused", False),
+            ("check", "web", 2, "outage", "regional", ("fr", "it"), "tcp_refused", False),
+            ("check", "web", 3, "outage", "regional", ("fr",), "tcp_refused", False),
+            ("check", "web", 4, "outage", "regional", ("fr",), "tcp_refused", True),
+        ],
+    ),
+    Scenario(
+        "a check recovering while another region has a network incident: each event once",
+        Network(
+            FOUR,
+            checks=FIVE_CHECKS,
+            stagger=2.0,
+            duration=400,
+            faults=[
+                Fault(60, 150, regions=("it",), checks=("web",)),
+                Fault(140, 250, regions=("de",), cls="tcp_timeout"),
+            ],
+        ),
+        [
+            ("check", "web", 1, "outage", "regional", ("it",), "tcp_refused", False),
+            ("vantage", "de", 1, "impaired", "region", ("de",), "tcp_timeout", False),
+            ("check", "web", 2, "outage", "regional", ("it",), "tcp_refused", True),
+            ("vantage", "de", 2, "impaired", "region", ("de",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
+        "a region's network incident whose last agent recovers late: no impaired agent after it",
+        Network(
+            FOUR,
+            checks=FIVE_CHECKS,
+            stagger=2.0,
+            faults=[
+                Fault(60, 150, regions=("de",), cls="tcp_timeout"),
+                Fault(60, 175, agents=("de-1",), cls="tcp_timeout"),
+            ],
+        ),
+        [
+            ("vantage", "de", 1, "impaired", "region", ("de",), "tcp_timeout", False),
+            ("vantage", "de", 2, "impaired", "region", ("de",), "tcp_timeout", True),
+        ],
+    ),
+    Scenario(
+        "cert expiring, one region reporting later: the warning opens once, global",
+        Network(FOUR, duration=100, days_left=9.5, silent=lambda t, agent: t < 10 and agent.startswith("us")),
+        [("cert_expiring", "web", 1, "warning", "global", ALL, "tls_cert_expiring", False)],
+        probe="tls",
+    ),
+    Scenario(
+        "flapping down two rounds, up one: one event, no version churn",
+        Network(
+            FOUR,
+            duration=400,
+            faults=[
+                Fault(60, 80, regions=("it",)),
+                Fault(90, 110, regions=("it",)),
+                Fault(120, 140, regions=("it",)),
+            ],
+        ),
+        outage("regional", ("it",)),
+    ),
+]
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario(scenario: Scenario) -> None:
     outcome = replay(_opts(scenario), scenario.network.results())
     assert summary(outcome.events) == scenario.expected
 
 
+def _spread_cases() -> list[Any]:
+    cases = []
+    for s in SCENARIOS:
+        # With confirm 1 a failure counts at once and the budget (2 intervals) leaves no time to
+        # wait for regions not probed yet when evaluations come once an interval: a flapping
+        # fault that begins mid-round opens on the regions that saw its first round.
+        shifts = (0.0,) if s.options.get("confirm") == 1 else (0.0, 3.0, 5.0, 7.0)
+        cases += [
+            pytest.param(s, spread, shift, id=f"{s.name}-{spread}-{shift}")
+            for spread in (0.5, 0.9)
+            for shift in shifts
+        ]
+    return cases
+
+
+@pytest.mark.parametrize(("scenario", "spread", "shift"), _spread_cases())
+def test_scenario_with_spread_probe_times(scenario: Scenario, spread: float, shift: float) -> None:
+    """Agents probing all over the interval (as in production), faults starting anywhere in it:
+    the same events, version for version: nothing unexpected, every first version already right,
+    no extra versions."""
+    faults = [replace(f, at=f.at + shift, until=f.until + shift) for f in scenario.network.faults]
+    network = replace(scenario.network, phase_spread=spread, faults=faults)
+    outcome = replay(_opts(replace(scenario, network=network)), network.results())
+    # Sorted: events of different subjects may now end in another order (their agents' slots).
+    assert sorted(summary(outcome.events)) == sorted(scenario.expected)
+
+
+@pytest.mark.parametrize("spread", [0.0, 0.9])
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.name for s in SCENARIOS])
 def test_scenario_through_classify(
-    scenario: Scenario, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    scenario: Scenario, spread: float, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The same table through `probe-collector classify --json`: proto3 JSON files in, events out."""
+    """The same table through `probe-collector classify --json`: proto3 JSON files in, events out;
+    also with the agents' probe times spread over the interval and the faults starting mid-round
+    (same events, same first versions, same number of versions)."""
     network = scenario.network
+    if spread:
+        shift = 0.0 if scenario.options.get("confirm") == 1 else 5.0
+        faults = [replace(f, at=f.at + shift, until=f.until + shift) for f in network.faults]
+        network = replace(network, phase_spread=spread, faults=faults)
     checks = tmp_path / "checks.yaml"
     spec = check_yaml(
         network.checks, network.interval, scenario.probe, scenario.check_regions, **scenario.options
@@ -400,7 +578,7 @@ def test_scenario_through_classify(
     )
     assert main(["classify", "--checks", str(checks), "--results", str(results), "--json"]) == 0
     events = [Event.from_dict(json.loads(line)) for line in capsys.readouterr().out.splitlines()]
-    assert summary(events) == scenario.expected
+    assert sorted(summary(events)) == sorted(scenario.expected)
 
 
 def test_events_open_within_confirm_plus_one_intervals() -> None:
@@ -493,3 +671,58 @@ def test_mixed_failure_classes_name_the_dominant_host_and_a_sample_error() -> No
     assert cause is not None
     assert (cause.cls, cause.host) == ("tls_cert_expired", "cdn.example")
     assert cause.error.startswith("subresource_failed from ")
+
+
+BUDGET_CASES = [
+    *(
+        s
+        for s in SCENARIOS
+        if s.name.startswith(("all regions", "an asset host", "one region down", "partial page"))
+    ),
+    # With confirm 1 a failure is never pending: regions that have not probed since the onset wait.
+    Scenario("all regions down with confirm 1", Network(FOUR, faults=[Fault(60, 150)]), [], {"confirm": 1}),
+    Scenario(
+        "one region down with confirm 1",
+        Network(FOUR, faults=[Fault(60, 150, regions=("it",))]),
+        [],
+        {"confirm": 1},
+    ),
+]
+
+
+@pytest.mark.parametrize("shift", [0.0, 2.5, 5.0, 7.5])
+@pytest.mark.parametrize("scenario", BUDGET_CASES, ids=[s.name for s in BUDGET_CASES])
+def test_waiting_for_settled_evidence_keeps_the_latency_budget(scenario: Scenario, shift: float) -> None:
+    """Spread agents, faults anywhere in the interval: still open within confirm + 1 intervals."""
+    faults = [replace(f, at=f.at + shift, until=f.until + shift) for f in scenario.network.faults]
+    network = replace(scenario.network, phase_spread=0.9, faults=faults)
+    events = replay(_opts(replace(scenario, network=network)), network.results()).events
+    confirm = scenario.options.get("confirm", 2)
+    fault_at = START + min(f.at for f in faults)
+    openings = [e for e in events if e.version == 1]
+    assert openings
+    for e in openings:
+        assert e.opened_at - fault_at <= (confirm + 1) * network.interval + 1e-6, e
+
+
+def test_recovery_in_progress_is_a_field_of_the_current_version_and_the_peak_stays() -> None:
+    """Global, then every region but us recovers: while they recover they are listed in
+    `recovering_regions` of version 1 (no new version); once settled a version narrows to us,
+    and every later version (the closed one too) remembers the peak."""
+    network = Network(FOUR, duration=400, faults=[Fault(60, 150), Fault(60, 250, regions=("us",))])
+    currents: list[tuple[float, tuple[str, ...], int]] = []
+    engine_opts = _opts(Scenario("", network, []))
+    tracker = EventTracker({o.check_id: o for o in engine_opts})
+
+    def watch(evaluation: Evaluation, changes: list[Event]) -> None:
+        tracker.update(evaluation)
+        for e in tracker.current():
+            currents.append((evaluation.now - START, e.recovering_regions, e.version))
+
+    events = replay(engine_opts, network.results(), on_evaluation=watch).events
+    assert (160.0, ("de", "fr", "it"), 1) in currents
+    narrowed, closed = events[1], events[2]
+    assert (narrowed.version, narrowed.regions, narrowed.recovering_regions) == (2, ("us",), ())
+    for e in (narrowed, closed):
+        assert (e.peak_status, e.peak_scope, e.peak_regions) == ("outage", "global", ALL)
+    assert closed.to_dict()["peak_regions"] == list(ALL)
