@@ -143,8 +143,9 @@ def dominant_cause(failures: Iterable[Failure]) -> Cause | None:
 def samples_from_views(views: Iterable[AgentView]) -> list[RegionSample]:
     """Group agent states per (check, region), as the store's SQL does."""
     fresh = [v for v in views if v.state != STALE]
-    totals: Counter[str] = Counter(v.agent_id for v in fresh)
-    downs: Counter[str] = Counter(v.agent_id for v in fresh if v.down)
+    # An agent is (region, agent id): two regions' `it-1` are two agents (one may be hostile).
+    totals: Counter[tuple[str, str]] = Counter((v.region, v.agent_id) for v in fresh)
+    downs: Counter[tuple[str, str]] = Counter((v.region, v.agent_id) for v in fresh if v.down)
     suspects = {a for a, n in totals.items() if downs[a] and downs[a] >= SUSPECT_SHARE * n}
     grouped: dict[tuple[str, str], list[AgentView]] = defaultdict(list)
     for v in fresh:
@@ -160,7 +161,7 @@ def samples_from_views(views: Iterable[AgentView]) -> list[RegionSample]:
                 fail=sum(v.state == FAIL for v in vs),
                 partial=sum(v.state == PARTIAL for v in vs),
                 bad=tuple(v for v in vs if v.state in (FAIL, PARTIAL)),
-                suspects=tuple(sorted(v.agent_id for v in vs if v.agent_id in suspects)),
+                suspects=tuple(sorted(v.agent_id for v in vs if (v.region, v.agent_id) in suspects)),
                 days_left=min(days) if days else None,
                 down=tuple(sorted(v.agent_id for v in vs if v.down)),
             )
@@ -327,13 +328,13 @@ class Engine:
 
     def views(self, now: float, results: Iterable[Result]) -> list[AgentView]:
         """Agent states from raw results: those started in (now - window, now] of their check."""
-        grouped: dict[tuple[str, str], list[Result]] = defaultdict(list)
+        grouped: dict[tuple[str, str, str], list[Result]] = defaultdict(list)
         for r in results:
             opts = self.options.get(r.check_id)
             if opts is not None and now - opts.window < r.started_at <= now:
-                grouped[(r.check_id, r.agent_id)].append(r)
+                grouped[(r.check_id, r.region, r.agent_id)].append(r)
         views = []
-        for (check_id, _), rs in sorted(grouped.items()):
+        for (check_id, _, _), rs in sorted(grouped.items()):
             rs.sort(key=lambda r: r.started_at, reverse=True)
             views.append(view_from_results(self.options[check_id], rs))
         return views

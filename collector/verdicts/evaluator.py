@@ -91,7 +91,7 @@ FROM (
         GROUP BY check_id, region, agent_id
     )
     WHERE state != 'STALE'
-    WINDOW agent AS (PARTITION BY agent_id)
+    WINDOW agent AS (PARTITION BY region, agent_id)
 )
 GROUP BY check_id, region
 )
@@ -101,10 +101,10 @@ GROUP BY check_id
 # The result that made each failing agent's state, read only from the failing rows of the checks
 # that have failing agents (computing it for every row costs a third of the query above).
 _FAILURES_SQL = """
-SELECT check_id, agent_id,
+SELECT check_id, region, agent_id,
        argMaxIf(detail, started_at, outcome = 'failed'), argMaxIf(detail, started_at, outcome = 'partial')
 FROM (
-    SELECT check_id, agent_id, started_at, outcome,
+    SELECT check_id, region, agent_id, started_at, outcome,
            (failure_class, failure_host, substring(error, 1, 300),
             arrayZip(page_failed_hosts, page_failed_classes), toUnixTimestamp64Milli(started_at)) AS detail
     FROM probe_results
@@ -113,7 +113,7 @@ FROM (
       AND started_at <= fromUnixTimestamp64Milli({until:Int64})
       AND outcome != 'success'
 )
-GROUP BY check_id, agent_id
+GROUP BY check_id, region, agent_id
 """
 
 
@@ -147,10 +147,10 @@ def load_samples(
             }
             _, rows = store.query(_SAMPLES_SQL, params)
             failing_checks = [row[0] for row in rows if any(row[6])]
-            details: dict[tuple[str, str], tuple[Any, Any]] = {}
+            details: dict[tuple[str, str, str], tuple[Any, Any]] = {}
             if failing_checks:
                 _, failures = store.query(_FAILURES_SQL, {**params, "checks": failing_checks})
-                details = {(c, a): (failed, partial) for c, a, failed, partial in failures}
+                details = {(c, r, a): (failed, partial) for c, r, a, failed, partial in failures}
             for row in rows:
                 if row[1]:
                     quiet[row[0]] = layouts.get(row[1]) or layouts.setdefault(row[1], _layout(row[1]))
@@ -164,7 +164,9 @@ def _layout(text: str) -> tuple[RegionVerdict, ...]:
     return tuple(RegionVerdict(region, UP, int(agents)) for region, agents in states)
 
 
-def _samples(row: Sequence[Any], details: dict[tuple[str, str], tuple[Any, Any]]) -> Iterator[RegionSample]:
+def _samples(
+    row: Sequence[Any], details: dict[tuple[str, str, str], tuple[Any, Any]]
+) -> Iterator[RegionSample]:
     check_id, regions, oks, fails, partials, bads, suspects, days, downs = row
     for region, ok, fail, partial, bad, suspect, days_left, down in zip(
         regions, oks, fails, partials, bads, suspects, days, downs, strict=True
@@ -189,9 +191,13 @@ def _samples(row: Sequence[Any], details: dict[tuple[str, str], tuple[Any, Any]]
 
 
 def _failing_view(
-    check_id: str, region: str, agent_id: str, state: str, details: dict[tuple[str, str], tuple[Any, Any]]
+    check_id: str,
+    region: str,
+    agent_id: str,
+    state: str,
+    details: dict[tuple[str, str, str], tuple[Any, Any]],
 ) -> AgentView:
-    failed, partial = details.get((check_id, agent_id), (None, None))
+    failed, partial = details.get((check_id, region, agent_id), (None, None))
     detail = failed if state == FAIL else partial
     if not detail or not detail[4]:  # (argMaxIf gives a zero tuple) it left the window in between
         return AgentView(check_id, region, agent_id, state, ())

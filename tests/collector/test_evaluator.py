@@ -343,6 +343,13 @@ PARITY = {
         duration=200,
         faults=[Fault(60, 150, agents=("it-1",), cls="tcp_timeout")],
     ),
+    "impaired agent named as another region's": Network(
+        {"it": 3, "fr": 3},
+        checks=("a", "b", "c", "d"),
+        duration=200,
+        shared_names=True,
+        faults=[Fault(60, 150, regions=("it",), agents=("a-1",), cls="tcp_timeout")],
+    ),
     "impaired region": Network(
         {"it": 2, "fr": 2, "de": 2},
         checks=("a", "b", "c"),
@@ -437,6 +444,7 @@ def test_sql_agent_states_match_the_pure_engine(tmp_path: Path) -> None:
                 seen |= {v.status for v in got.verdicts.values()}
         assert noticed == {
             "impaired agent": {"agent", "ok", "agent onset"},
+            "impaired agent named as another region's": {"agent", "ok", "agent onset"},
             "impaired region": {"region", "ok", "region onset"},
             "partial page and mixed classes": {"partial", "ok"},
             "cert days": {"cert", "ok"},

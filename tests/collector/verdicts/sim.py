@@ -63,9 +63,15 @@ class Network:
     # order, so one region's agents probe early and another's late) at phase_spread x k/(n-1) of
     # it. 0: all agents probe almost in phase (a quiet lab), 0.9: spread as real agents are.
     phase_spread: float = 0.0
+    # Every region names its agents a-1, a-2...: an agent is (region, agent id), never the id alone.
+    shared_names: bool = False
 
     def agents(self) -> list[tuple[str, str]]:
-        return [(region, f"{region}-{i}") for region, n in self.regions.items() for i in range(1, n + 1)]
+        return [
+            (region, f"a-{i}" if self.shared_names else f"{region}-{i}")
+            for region, n in self.regions.items()
+            for i in range(1, n + 1)
+        ]
 
     def results(self) -> list[Result]:
         out = []
