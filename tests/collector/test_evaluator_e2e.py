@@ -88,7 +88,9 @@ def test_collector_opens_serves_notifies_and_resumes(tmp_path: Path, webhook: st
     }
     collector.start()
     with stopped_on_exit(collector):
-        feed(collector.address, *regional_outage(time.time(), minutes=1.0, step=10.0))
+        # Results up to 90 s ahead (within limits.max_future_s): the outage goes on while a busy
+        # machine runs the test, as a live agent's would, instead of going stale mid-test.
+        feed(collector.address, *regional_outage(time.time() + 90, minutes=2.5, step=10.0))
         _wait(lambda: {e["check_id"] for e in _events(collector)} == {"shop", "assets"}, "two events")
         events = {e["check_id"]: e for e in _events(collector)}
         assert (events["shop"]["status"], events["shop"]["scope"], events["shop"]["regions"]) == (

@@ -77,7 +77,9 @@ def test_windows_and_silences_hold_events_until_they_end(
         bad = get(collector.api, "/api/v1/silences", TOKEN, "POST", {"name": "x", "checks": ["a"]})
         assert bad[:2] == (400, {"error": "silence.end: is required (or a recurring `every`)"})
 
-        feed(collector.address, *regional_outage(time.time(), minutes=1.0, step=10.0))
+        # Results up to 90 s ahead (within limits.max_future_s): the outage goes on while a busy
+        # machine runs the test, as a live agent's would, instead of going stale mid-test.
+        feed(collector.address, *regional_outage(time.time() + 90, minutes=2.5, step=10.0))
         events = wait_until(
             lambda: (
                 {e["check"]: e for e in get(collector.api, "/api/v1/events?open=true", TOKEN)[1]["events"]}
