@@ -20,6 +20,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from tests.collector.feed import feed, regional_outage
+from tests.collector.test_api import get
 from tests.e2e.procs import Collector, stopped_on_exit, wait_until
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -189,11 +190,23 @@ def test_status_from_the_engine_is_sliceable_worst_first(collector: Collector) -
     assert [c["check"] for c in _status(collector.api, "?status=partial,ok")["checks"]] == ["assets", "api"]
 
 
-def test_page_asks_for_the_token_when_the_api_needs_one(tmp_path: Path, page: Page) -> None:
+def test_page_asks_for_the_token_when_the_api_needs_one_and_lists_silences(
+    tmp_path: Path, page: Page
+) -> None:
     guarded = Collector(tmp_path)
     guarded.extra = {"api": {"listen": f"127.0.0.1:{guarded.api_port}", "token": "page-token"}}
     guarded.start()
     with stopped_on_exit(guarded):
+        end = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+        silence = {
+            "name": "db-failover",
+            "checks": ["shop"],
+            "regions": ["fr"],
+            "end": end,
+            "comment": "planned",
+        }
+        status, made, _ = get(guarded.api, "/api/v1/silences", "page-token", "POST", silence)
+        assert status == 201, made
         page.goto(f"{guarded.api}/status/")
         page.wait_for_selector("#auth:not([hidden])", timeout=15_000)
         assert "token" in page.locator("#error").inner_text()
@@ -202,4 +215,8 @@ def test_page_asks_for_the_token_when_the_api_needs_one(tmp_path: Path, page: Pa
         page.wait_for_selector('body[data-loaded="true"]', timeout=15_000)
         assert page.locator("#auth").is_hidden()
         assert page.locator("#summary").inner_text().startswith("0 checks")
+        # A silence made through the API is listed with the windows, active, with its scope.
+        page.wait_for_selector(f'#maintenance-list li.window.active[data-id="{made["id"]}"]', timeout=15_000)
+        listed = page.locator("#maintenance-list").inner_text()
+        assert "silence db-failover: shop in fr" in listed and "planned" in listed
         assert guarded.stop() == 0
