@@ -8,6 +8,7 @@ events open during the range (`outage_events`). Runs on the store's thread (sync
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -315,13 +316,31 @@ def _check_regions(
 ) -> list[dict[str, Any]]:
     """`all`: every region of the check; `worst`: at most WORST_REGIONS that were not simply up."""
     if detail == "worst":
-        range_s = past.end - past.start
-        regions = [
-            r for r in regions if (check, r) in past.timed or past.slots((check, r)) * SLOT_S < range_s
-        ]
+        regions = _worst_regions(past, check, regions, weight)
     rows = [{"region": r, **past.figures((check, r)).to_dict(weight)} for r in regions]
     rows.sort(key=_worst_first)
     return rows if detail == "all" else rows[:WORST_REGIONS]
+
+
+def _worst_regions(past: History, check: str, regions: list[str], weight: float) -> list[str]:
+    """The WORST_REGIONS of the check's regions that were not simply up, in _worst_first order.
+    A region nothing happened to is ranked from its slot count alone (its availability is 100
+    or none, as to_dict would round it), so only the few chosen ones become Figures."""
+    range_s = past.end - past.start
+    slots = past.covered.get(check, {})
+    timed = past.timed
+    keyed = []
+    for region in regions:
+        key = (check, region)
+        if key in timed:
+            row = timed[key].to_dict(weight)
+            keyed.append((_worst_first({**row, "region": region}), region))
+            continue
+        no_data_s = max(0.0, range_s - slots.get(region, 0) * SLOT_S)
+        if no_data_s > 0:
+            ranked = 100.0 if range_s - no_data_s > 0 else 101.0
+            keyed.append(((ranked, -round(no_data_s, 1), region), region))
+    return [region for _, region in heapq.nsmallest(WORST_REGIONS, keyed)]
 
 
 def report(store: Store, scope: Scope, since_s: float, now: float, regions: str = "worst") -> dict[str, Any]:
