@@ -7,30 +7,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import SMALL_DISK_BYTES as VOLUME
 from tests.e2e.procs import free_port, start_agent, stopped_on_exit, wait_until
-
-VOLUME = 2 << 20
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 2 MiB tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "vol"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={VOLUME}", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
 
 
 def _scrape(port: int) -> dict[str, float]:

@@ -7,29 +7,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from probe_agent.spool import Spool
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
-
-VOLUME = 2 << 20
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a 2 MiB tmpfs needs root (CI runs as root)")
-    mount = tmp_path / "vol"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={VOLUME}", "tmpfs", str(mount)], check=True)
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=True)
+from tests.conftest import SMALL_DISK_BYTES as VOLUME
 
 
 def _result(i: int) -> ProbeResult:
