@@ -55,25 +55,17 @@ def alertmanager(workdir: Path, receiver_url: str) -> Iterator[str]:
     }
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "alertmanager.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    proc = spawn(
+    with _running(
         "alertmanager",
         [
             ALERTMANAGER,
             f"--config.file={workdir / 'alertmanager.yml'}",
             f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",  # no gossip: a single instance on loopback
-            "--log.level=warn",
         ],
         workdir,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_ready(proc, f"{url}/-/ready")
+    ) as url:
         yield url
-    finally:
-        proc.stop()
 
 
 @contextlib.contextmanager
@@ -89,18 +81,23 @@ def prometheus(
     }
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    proc = spawn(
+    with _running(
         "prometheus",
         [
             PROMETHEUS,
             f"--config.file={workdir / 'prometheus.yml'}",
             f"--storage.tsdb.path={workdir / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--log.level=warn",
         ],
         workdir,
-    )
+    ) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _running(name: str, argv: list[str], workdir: Path) -> Iterator[str]:
+    """A Prometheus-family server on a free loopback port, ready (`/-/ready`) before it is used."""
+    port = free_port()
+    proc = spawn(name, [*argv, f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"], workdir)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(proc, f"{url}/-/ready")
