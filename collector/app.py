@@ -26,7 +26,7 @@ import grpc
 from aiohttp import web
 
 from collector.config import CollectorConfig
-from collector.ingest import CollectorService, Identity, Ingestor, add_to_server
+from collector.ingest import CollectorService, Identity, Ingestor, add_to_server, grpc_options
 from collector.reload import watch_config
 from collector.store import Store
 from collector.store.paths import TRACE_COLUMNS, trace_rows
@@ -95,7 +95,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     _wire_api(collector, evaluator)
     collector.api_state.maintenance = maintenance
     _wire_path_evidence(collector, evaluator)
-    server = grpc.aio.server(options=[("grpc.max_receive_message_length", 16 << 20)])
+    server = grpc.aio.server(options=grpc_options(config.limits))
     add_to_server(collector.service, server)
     if config.insecure:
         log.warning("insecure: true - agents connect in plaintext and their hello is trusted")

@@ -16,7 +16,8 @@
     evaluate_every: 0s              # verdict tick; 0 = the smallest check interval
     limits: {max_batch_results: 5000, max_age_s: 2592000, max_future_s: 300,
              rate_per_agent: 50000, burst_per_agent: 200000,      # per (region, agent id)
-             rate_per_certificate: 50000, burst_per_certificate: 200000}  # per region cert
+             rate_per_certificate: 50000, burst_per_certificate: 200000,  # per region cert
+             max_message_bytes: 16777216}   # one AgentMessage, encoded; larger: refused, counted
     metrics: {max_check_series: 20000}   # above: verdict series of non-ok checks only
     notify:                         # sinks; the old `webhooks: [{url, format: json|slack}]` still works
       - {type: alertmanager, url: "http://alertmanager:9093", resend: 60s}
@@ -58,6 +59,7 @@ PROBE_TYPES = frozenset({"http", "tls", "page", "dns", "tcp", "grpc", "icmp"})
 DEFAULT_STORE_DIR = "probenet-data"
 STORE_URL_ENV = "PROBENET_STORE_URL"
 API_TOKEN_ENV = "PROBENET_API_TOKEN"
+MIN_MESSAGE_BYTES = 1 << 20
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, None: 1.0}
 
@@ -80,6 +82,9 @@ class Limits:
     # A region certificate speaks for any agent id of its region: all of them together get this.
     rate_per_certificate: float = 50_000.0
     burst_per_certificate: float = 200_000.0
+    # The largest encoded AgentMessage; gRPC's own cap is twice the value at start (see
+    # collector.ingest.server.grpc_options), so every size refusal below that is ours and counted.
+    max_message_bytes: int = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -379,6 +384,13 @@ def config_from_mapping(raw: Mapping[str, Any], file: str, base_dir: Path | None
     for name, value in dataclasses.asdict(config.limits).items():
         if value <= 0:
             raise ConfigError(file, f"limits.{name}", f"must be positive, got {value!r}")
+    if config.limits.max_message_bytes < MIN_MESSAGE_BYTES:
+        raise ConfigError(
+            file,
+            "limits.max_message_bytes",
+            f"must be at least {MIN_MESSAGE_BYTES} (one agent result may encode to 512 KiB), "
+            f"got {config.limits.max_message_bytes}",
+        )
     return dataclasses.replace(
         config,
         tls=tls,

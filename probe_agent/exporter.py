@@ -33,6 +33,9 @@ HEARTBEAT_S = 5.0
 # is latency (send-to-ack ~ results in flight / ingest rate) and what a reconnect resends.
 MAX_UNACKED_RESULTS = 12_000
 MAX_PENDING_TRACES = 64
+# A batch's encoded size, at most; a collector that states its message limit gets half of it
+# at most, so an honest agent never meets the size refusal that ends a stream.
+MAX_BATCH_BYTES = 4 << 20
 # Refusals that a retry cannot fix: say so loudly, then keep retrying slowly (a fixed
 # certificate or config on the collector side heals it without restarting the agent).
 _REFUSALS = {
@@ -74,6 +77,7 @@ class Exporter:
         self._welcomed = asyncio.Event()
         self._pause_until = 0.0
         self._batch_size = settings.batch_size
+        self._batch_bytes = MAX_BATCH_BYTES
         self.connected = False
         self.last_error = ""
         self.sessions = 0
@@ -182,6 +186,8 @@ class Exporter:
                 if limit and limit < self._batch_size:
                     log.info("collector accepts at most %d results per batch", limit)
                     self._batch_size = limit
+                if message.ack.max_message_bytes:
+                    self._batch_bytes = min(MAX_BATCH_BYTES, message.ack.max_message_bytes // 2)
                 if self._welcomed.is_set():
                     self._spool.ack(message.ack.up_to_seq)
                 else:
@@ -220,7 +226,7 @@ class Exporter:
                 await call.write(stream_pb2.AgentMessage(path_trace=self._traces[0]))
                 self._traces.popleft()
                 last_write = time.monotonic()
-            results = self._spool.read_after(sent, self._batch_size)
+            results = self._spool.read_after(sent, self._batch_size, self._batch_bytes)
             if results:
                 self._spool.mark_sent(results[-1].seq)
                 await call.write(stream_pb2.AgentMessage(batch=stream_pb2.ResultBatch(results=results)))

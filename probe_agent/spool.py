@@ -48,6 +48,9 @@ DEFAULT_MAX_BYTES = 512 << 20
 FILE_NAME = "spool.db"
 RESERVE_NAME = "spool.reserve"
 # SQLite's INTEGER is signed 64-bit; the wire's seq is uint64.
+# What a stored result may grow by in a ResultBatch: its tag and length (6 bytes) and a seq
+# field set after reading (11 bytes).
+RESULT_FRAMING = 17
 MAX_SEQ = (1 << 63) - 1
 # How far a collector's "stored up to" may move this agent's numbering (after its spool was
 # lost). No real agent gets near; a larger value is a broken or hostile collector.
@@ -414,7 +417,8 @@ class Spool:
 
     # -- reading and acknowledgements ---------------------------------------------------------
 
-    def read_after(self, seq: int, limit: int) -> list[ProbeResult]:
+    def read_after(self, seq: int, limit: int, max_bytes: int | None = None) -> list[ProbeResult]:
+        """Up to `limit` results after `seq`, stopping before `max_bytes` of them (one at least)."""
         try:
             rows = self._db.execute(
                 "SELECT seq, data FROM results WHERE seq > ? AND length(data) > 0 ORDER BY seq LIMIT ?",
@@ -423,6 +427,8 @@ class Spool:
         except sqlite3.Error as exc:
             self._recover("reading", exc, shed=False)
             return []
+        if max_bytes is not None:
+            rows = _within(rows, max_bytes)
         results = []
         for row_seq, data in rows:
             try:
@@ -615,3 +621,13 @@ def _salvage(path: Path) -> int | None:
             return int(db.execute("SELECT count(*) FROM results WHERE length(data) > 0").fetchone()[0])
     except sqlite3.Error:
         return None
+
+
+def _within(rows: list[tuple[int, bytes]], max_bytes: int) -> list[tuple[int, bytes]]:
+    """The leading rows whose data (plus a field header each) fits in max_bytes; one at least."""
+    total = 0
+    for i, (_, data) in enumerate(rows):
+        total += len(data) + RESULT_FRAMING
+        if total > max_bytes and i > 0:
+            return rows[:i]
+    return rows

@@ -11,9 +11,9 @@ Status codes an agent may see, each logged here:
     INVALID_ARGUMENT    first message not a hello, or a message that does not decode
     UNAUTHENTICATED     no usable client certificate (no probenet identity, expired)
     PERMISSION_DENIED   the hello claims another agent or region than the certificate
-    RESOURCE_EXHAUSTED  a batch over the size limit (ours), or a message over
-                        grpc.max_receive_message_length (gRPC's own: the handler
-                        only sees an end of stream, so it is not counted here)
+    RESOURCE_EXHAUSTED  a batch over max_batch_results or a message over
+                        max_message_bytes (both ours, counted); gRPC's own cap is
+                        twice max_message_bytes and only bounds memory (see grpc_options)
     FAILED_PRECONDITION a seq further ahead than validate.MAX_SEQ_STEP
     (TLS handshake)     a certificate not signed by the collector's CA, or none at all
 
@@ -42,7 +42,7 @@ from collector.ca import IdentityError, identity_from_pem, valid_id
 from collector.config import CollectorConfig, Limits, TlsFiles
 from collector.errors import StoreError
 from collector.ingest.ingestor import AgentStatus, Identity, Ingestor
-from collector.ingest.validate import MALFORMED, Malformed, SeqTooFar, Validator, decode
+from collector.ingest.validate import MESSAGE_TOO_LARGE, Malformed, SeqTooFar, Validator
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,20 @@ OPEN_RETRY_S = 2.0
 MAX_TRACE_HOPS = 64
 # Connections remembered to count each once (peers are ip:port, so each is one connection).
 PEERS_REMEMBERED = 65_536
+GRPC_CAP_FACTOR = 2
 Outbox = asyncio.Queue[stream_pb2.CollectorMessage]
+
+
+def grpc_options(limits: Limits) -> list[tuple[str, int]]:
+    """gRPC's own message cap: twice ours, so every size refusal an agent can meet below it is
+    made (and counted) by the decoder, while gRPC still refuses the absurd from the length prefix
+    alone, before buffering it.
+
+    gRPC's refusal cannot be observed: the handler reads a plain end of stream, exactly as when
+    the agent cancels or its process dies (measured: a 200 MB message costs the collector 1 MB
+    when gRPC refuses it and 600 MB when it is handed to Python).
+    """
+    return [("grpc.max_receive_message_length", GRPC_CAP_FACTOR * limits.max_message_bytes)]
 
 
 def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
@@ -61,7 +74,7 @@ def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
     handlers = {
         "Stream": grpc.stream_stream_rpc_method_handler(
             service.Stream,
-            request_deserializer=decode,
+            request_deserializer=service.validator.decode,
             response_serializer=stream_pb2.CollectorMessage.SerializeToString,
         ),
     }
@@ -88,6 +101,8 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         self._ingestor = ingestor
         self._config = config
         self.validator = Validator(limits)
+        # What grpc_options gave gRPC at start: a reload cannot raise it.
+        self._message_cap = GRPC_CAP_FACTOR * self.validator.limits.max_message_bytes
         self.streams: dict[Identity, Identity] = {}
         self._outboxes: dict[Identity, Outbox] = {}
         self.refused_streams: dict[str, int] = {}
@@ -140,9 +155,23 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
 
     async def notify_config_changed(self) -> None:
         """A reloaded config: its `limits:` apply from the next batch, its checks are pushed."""
-        self.validator.limits = self._config().limits
+        limits = self._config().limits
+        if limits.max_message_bytes > self._message_cap:
+            log.warning(
+                "limits.max_message_bytes %d is over gRPC's cap %d set at start: messages over "
+                "the cap are refused by gRPC, uncounted, until a restart",
+                limits.max_message_bytes,
+                self._message_cap,
+            )
+        self.validator.limits = limits
         changed, self._config_changed = self._config_changed, asyncio.Event()
         changed.set()
+
+    async def _refuse_undecoded(self, context: Any, message: Malformed) -> None:
+        self.validator.count(message.counted_as)
+        too_large = message.counted_as == MESSAGE_TOO_LARGE
+        code = grpc.StatusCode.RESOURCE_EXHAUSTED if too_large else grpc.StatusCode.INVALID_ARGUMENT
+        await self._refuse(context, code, message.reason)
 
     async def _refuse(self, context: Any, code: grpc.StatusCode, why: str) -> None:
         self.refused_streams[code.name] = self.refused_streams.get(code.name, 0) + 1
@@ -181,8 +210,7 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         self._connection(context.peer())
         first = await context.read()
         if isinstance(first, Malformed):
-            self.validator.count(MALFORMED)
-            await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, first.reason)
+            await self._refuse_undecoded(context, first)
         if first is grpc.aio.EOF or first.WhichOneof("msg") != "hello":
             await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, "the first message must be a hello")
         hello = first.hello
@@ -193,7 +221,12 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         log.info("agent %s (%s) connected; stored up to seq %d", who.agent_id, who.region, hwm)
         self.streams[who] = who
         self._outboxes[who] = outbox
-        first_ack = stream_pb2.Ack(up_to_seq=hwm, max_batch_results=self.validator.limits.max_batch_results)
+        limits = self.validator.limits
+        first_ack = stream_pb2.Ack(
+            up_to_seq=hwm,
+            max_batch_results=limits.max_batch_results,
+            max_message_bytes=min(limits.max_message_bytes, self._message_cap),
+        )
         await context.write(stream_pb2.CollectorMessage(ack=first_ack))
         tasks = [
             asyncio.create_task(self._read(who, cert_key, hello, context, outbox)),
@@ -268,8 +301,7 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
             if self._draining.is_set():
                 continue  # read as the stop began: never acknowledged, the agent sends it again
             if isinstance(message, Malformed):
-                self.validator.count(MALFORMED)
-                await self._refuse(context, grpc.StatusCode.INVALID_ARGUMENT, message.reason)
+                await self._refuse_undecoded(context, message)
             kind = message.WhichOneof("msg")
             if kind == "batch":
                 await self._batch(who, cert_key, context, message.batch, outbox)

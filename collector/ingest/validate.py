@@ -4,6 +4,7 @@ What an agent sends is checked per result and per stream, so a bad or flooding a
 ever harms itself:
 
     message that does not decode   -> stream ends INVALID_ARGUMENT         (malformed)
+    message over max_message_bytes -> stream ends RESOURCE_EXHAUSTED       (message_too_large)
     batch over max_batch_results   -> stream ends RESOURCE_EXHAUSTED       (batch_too_large)
     seq 0 or not increasing        -> result refused                       (refused_bad_seq)
     seq over MAX_SEQ (2^63-1), or  -> stream ends FAILED_PRECONDITION,     (refused_seq_too_far)
@@ -57,6 +58,7 @@ from probenet.v1 import stream_pb2
 from probenet.v1.probe_pb2 import FailureClass, Outcome, ProbeResult
 
 MALFORMED = "malformed"
+MESSAGE_TOO_LARGE = "message_too_large"
 BATCH_TOO_LARGE = "batch_too_large"
 BAD_SEQ = "refused_bad_seq"
 EMPTY_CHECK_ID = "refused_empty_check_id"
@@ -86,15 +88,23 @@ _OUTCOMES = frozenset(Outcome.values())
 _FAILURES = frozenset(FailureClass.values())
 
 
+@dataclass(frozen=True)
 class Malformed:
-    """What the decoder returns for bytes that are not an AgentMessage."""
+    """What the decoder returns for bytes it will not make an AgentMessage of, and why."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    reason: str
+    counted_as: str = MALFORMED
 
 
-def decode(data: bytes) -> stream_pb2.AgentMessage | Malformed:
-    """The stream's request deserializer: never raises, so a bad message gets our status."""
+def decode(data: bytes, max_bytes: int | None = None) -> stream_pb2.AgentMessage | Malformed:
+    """The stream's request deserializer: never raises, so a bad message gets our status.
+
+    The size is checked here rather than left to gRPC alone: gRPC's own refusal reaches the
+    handler as a plain end of stream, so it could be neither counted nor told apart.
+    """
+    if max_bytes is not None and len(data) > max_bytes:
+        reason = f"message of {len(data)} bytes exceeds limits.max_message_bytes {max_bytes}"
+        return Malformed(reason, MESSAGE_TOO_LARGE)
     try:
         return stream_pb2.AgentMessage.FromString(data)
     except (DecodeError, RuntimeError, ValueError) as exc:
@@ -127,6 +137,9 @@ class Validator:
 
     def count(self, status: str, n: int = 1) -> None:
         self.counts[status] += n
+
+    def decode(self, data: bytes) -> stream_pb2.AgentMessage | Malformed:
+        return decode(data, self.limits.max_message_bytes)
 
     def batch_too_large(self, size: int) -> str | None:
         if size > self.limits.max_batch_results:

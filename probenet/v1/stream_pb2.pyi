@@ -231,20 +231,27 @@ class Ack(_message.Message):
 
     UP_TO_SEQ_FIELD_NUMBER: _builtins.int
     MAX_BATCH_RESULTS_FIELD_NUMBER: _builtins.int
+    MAX_MESSAGE_BYTES_FIELD_NUMBER: _builtins.int
     up_to_seq: _builtins.int
     max_batch_results: _builtins.int
     """Set on the first ack of a stream: the largest ResultBatch this collector accepts (a larger
     one ends the stream with RESOURCE_EXHAUSTED). 0 = not stated.
+    """
+    max_message_bytes: _builtins.int
+    """Set on the first ack too: the largest encoded AgentMessage this collector accepts (a larger
+    one ends the stream with RESOURCE_EXHAUSTED). The agent keeps its batches well under it.
+    0 = not stated.
     """
     def __init__(
         self,
         *,
         up_to_seq: _builtins.int = ...,
         max_batch_results: _builtins.int = ...,
+        max_message_bytes: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_results", b"max_batch_results", "up_to_seq", b"up_to_seq"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_batch_results", b"max_batch_results", "max_message_bytes", b"max_message_bytes", "up_to_seq", b"up_to_seq"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

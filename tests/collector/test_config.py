@@ -86,6 +86,11 @@ checks:
         ),
         ("insecure: [\n", "-", "invalid YAML"),
         ("insecure: true\nlimits: {max_batch_results: 0}\n", "limits.max_batch_results", "must be positive"),
+        (
+            "insecure: true\nlimits: {max_message_bytes: 1000}\n",
+            "limits.max_message_bytes",
+            "at least 1048576",
+        ),
         ("insecure: true\nlimits: {max_age: 5}\n", "limits.max_age", "unknown key"),
     ],
 )

@@ -28,6 +28,10 @@ def _count(store: Store, agent_id: str) -> int:
 
 
 async def _raw_stream(channel: grpc.aio.Channel, frames: list[bytes]) -> grpc.StatusCode:
+    return (await _refusal(channel, frames)).code()
+
+
+async def _refusal(channel: grpc.aio.Channel, frames: list[bytes]) -> grpc.aio.AioRpcError:
     call = channel.stream_stream(
         "/probenet.v1.Collector/Stream",
         request_serializer=lambda b: b,
@@ -43,8 +47,42 @@ async def _raw_stream(channel: grpc.aio.Channel, frames: list[bytes]) -> grpc.St
             if await asyncio.wait_for(call.read(), 10) is grpc.aio.EOF:
                 break
     except grpc.aio.AioRpcError as exc:
-        return exc.code()
+        return exc
     raise AssertionError("the stream was not refused")
+
+
+def _message_of(nbytes: int) -> bytes:
+    """An AgentMessage (a batch of one result) that encodes to about `nbytes`."""
+    big = result(1)
+    big.error = "x" * nbytes
+    return batch([big]).SerializeToString()
+
+
+def test_a_message_over_max_message_bytes_is_refused_by_the_collector_and_counted(store: Store) -> None:
+    """gRPC's own refusal reaches the handler as a plain end of stream (uncountable): the decoder
+    refuses first, below gRPC's cap of twice the limit, with a status that names the limit."""
+    limit = 1 << 20
+
+    async def scenario() -> tuple[
+        grpc.aio.AioRpcError, grpc.aio.AioRpcError, list[stream_pb2.CollectorMessage], dict[str, int]
+    ]:
+        async with running_collector(store, insecure_config(), Limits(max_message_bytes=limit)) as col:
+            async with grpc.aio.insecure_channel(col.address) as channel:
+                first = hello("big-1", "it").SerializeToString()
+                ours = await _refusal(channel, [first, _message_of(limit + limit // 2)])
+                grpcs = await _refusal(channel, [first, _message_of(3 * limit)])
+                good = await exchange(channel, [hello("good-1", "it"), batch([result(1)])], until_ack=1)
+            return ours, grpcs, good, dict(col.service.validator.counts)
+
+    ours, grpcs, good, counts = asyncio.run(scenario())
+    assert ours.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"exceeds limits.max_message_bytes {limit}" in (ours.details() or "")
+    assert counts[validate.MESSAGE_TOO_LARGE] == 1
+    # Over twice the limit gRPC refuses from the length prefix alone, before buffering it.
+    assert grpcs.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert "larger than max" in (grpcs.details() or "")
+    assert good[0].ack.max_message_bytes == limit
+    assert acks(good)[-1] == 1 and _count(store, "big-1") == 0
 
 
 def test_malformed_and_oversized_messages_end_only_that_stream(store: Store) -> None:

@@ -103,6 +103,17 @@ def test_decoder_turns_garbage_into_malformed() -> None:
     ) == stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3))
 
 
+def test_decoder_refuses_a_message_over_the_current_limit_before_parsing_it() -> None:
+    v = Validator(Limits(max_message_bytes=1 << 20))
+    wire = stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3)).SerializeToString()
+    assert v.decode(wire) == stream_pb2.AgentMessage(heartbeat=stream_pb2.Heartbeat(spool_depth=3))
+    refused = v.decode(b"\xff" * ((1 << 20) + 1))  # not even parseable: the size decides first
+    assert isinstance(refused, Malformed) and refused.counted_as == validate.MESSAGE_TOO_LARGE
+    assert "1048577 bytes exceeds limits.max_message_bytes 1048576" in refused.reason
+    v.limits = Limits(max_message_bytes=2 << 20)  # a reload applies to the next message
+    assert v.decode(b"\xff" * ((1 << 20) + 1)).counted_as == validate.MALFORMED  # type: ignore[union-attr]
+
+
 _results = st.builds(
     ProbeResult,
     check_id=st.text(max_size=8),

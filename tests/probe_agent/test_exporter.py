@@ -126,3 +126,41 @@ def test_mtls_identity_and_batch_size_follows_the_collector_limit(tmp_path: Path
 
 async def col_stop(col: object) -> None:
     await col.server.stop(0)  # type: ignore[attr-defined]
+
+
+def test_batches_stay_under_the_message_size_the_collector_states(tmp_path: Path, store: Store) -> None:
+    """Large results (300 KB each, as a capped page result can be) go out in batches under half
+    the collector's stated max_message_bytes: no batch is ever refused for its size."""
+    spool = Spool(tmp_path / "spool")
+    for _ in range(12):
+        big = result(0, agent_id="ex-big", region="it")
+        big.error = "e" * 300_000
+        spool.append(big)
+
+    async def scenario() -> tuple[int, dict[str, int], dict[str, int]]:
+        limits = Limits(max_message_bytes=1 << 20)
+        async with running_collector(store, insecure_config(), limits) as col:
+            exporting = _exporting(_settings(col.address, "ex-big"), spool, [])
+            async with exporting as exporter:
+                await _until(lambda: spool.depth == 0)
+                service = col.service
+                return exporter._batch_size, dict(service.refused_streams), dict(service.validator.counts)
+
+    batch_size, refused, counts = asyncio.run(scenario())
+    assert refused == {} and "message_too_large" not in counts
+    assert batch_size == 500  # never halved by a refusal
+    assert _stored(store, "ex-big") == (12, 12, 12)
+    spool.close()
+
+
+def test_spool_reads_stop_before_the_byte_budget_but_always_return_one(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    for size in (100, 100, 5_000, 100):
+        r = result(0, agent_id="a", region="it")
+        r.error = "e" * size
+        spool.append(r)
+    assert [len(r.error) for r in spool.read_after(0, 10, 400)] == [100, 100]
+    assert [len(r.error) for r in spool.read_after(2, 10, 400)] == [5_000]  # alone over budget
+    assert len(spool.read_after(0, 10)) == 4
+    assert len(spool.read_after(0, 3, 1 << 20)) == 3
+    spool.close()
