@@ -36,6 +36,9 @@ MAX_PENDING_TRACES = 64
 # A batch's encoded size, at most; a collector that states its message limit gets half of it
 # at most, so an honest agent never meets the size refusal that ends a stream.
 MAX_BATCH_BYTES = 4 << 20
+# The longest pause a collector may ask for at once: a hostile or broken one (pause_ms up to
+# 2^32-1, 50 days) must not stop delivery; an overloaded one simply asks again.
+MAX_PAUSE_S = 60.0
 # Refusals that a retry cannot fix: say so loudly, then keep retrying slowly (a fixed
 # certificate or config on the collector side heals it without restarting the agent).
 _REFUSALS = {
@@ -200,7 +203,7 @@ class Exporter:
             elif kind == "path_trace_request" and self._on_trace_request is not None:
                 self._on_trace_request(message.path_trace_request)
             elif kind == "slow_down":
-                self._pause_until = time.monotonic() + message.slow_down.pause_ms / 1000.0
+                self._pause_until = time.monotonic() + pause_s(message.slow_down.pause_ms)
                 log.info(
                     "collector asks to slow down for %d ms: %s",
                     message.slow_down.pause_ms,
@@ -240,6 +243,11 @@ class Exporter:
                 await call.write(stream_pb2.AgentMessage(heartbeat=beat))
                 last_write = time.monotonic()
             await _wait(self._new_data, HEARTBEAT_S)
+
+
+def pause_s(pause_ms: int) -> float:
+    """How long to hold back on a collector's slow-down, in seconds, bounded by MAX_PAUSE_S."""
+    return min(pause_ms / 1000.0, MAX_PAUSE_S)
 
 
 class StreamEnded(Exception):

@@ -12,8 +12,10 @@ from pathlib import Path
 import grpc
 import pytest
 
+from probe_agent import exporter as exporter_module
 from probe_agent.exporter import Exporter, StreamSettings
 from probe_agent.spool import Spool
+from probenet.v1 import stream_pb2
 from probenet.v1.probe_pb2 import ProbeResult
 from tests.probe_agent.fake_collector import Session, fake_collector
 
@@ -90,4 +92,37 @@ def test_hostile_acks_lose_nothing_and_crash_nothing(tmp_path: Path, hostile: in
     # A plausible "stored up to" moves numbering past it; an absurd one is refused.
     assert last == (1_000_055 if hostile == 1_000_000 else 55)
     assert spool.last_seq == last and spool.dropped == 0
+    spool.close()
+
+
+def test_a_slow_down_of_50_days_pauses_delivery_only_up_to_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exporter_module, "MAX_PAUSE_S", 0.5)  # the cap is 60 s: kept short here
+    spool = Spool(tmp_path)
+    _append(spool, ["r0", "r1", "r2"])
+
+    async def stalling(session: Session) -> None:
+        # Before the first ack, so the agent has sent nothing yet when it is told to wait.
+        await session.send(slow_down=stream_pb2.SlowDown(pause_ms=(1 << 32) - 1, reason="hostile"))
+        await session.ack(0)
+        await session.read_until(3)
+        await session.ack(session.received[-1].seq)
+
+    async def scenario() -> list[str]:
+        async with fake_collector([stalling]) as (fake, address):
+            settings = StreamSettings(
+                collector=address, agent_id="ak-1", region="it", capabilities=("http",), insecure=True
+            )
+            exporter = Exporter(settings, spool, lambda config: None)
+            task = asyncio.create_task(exporter.run())
+            exporter.notify()
+            await _until(lambda: spool.depth == 0, timeout=20)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            return [r.check_id for r in fake.received]
+
+    assert asyncio.run(scenario()) == ["r0", "r1", "r2"]
+    assert exporter_module.pause_s((1 << 32) - 1) == 0.5 and exporter_module.pause_s(200) == 0.2
     spool.close()
