@@ -588,6 +588,7 @@ def test_rendered_agent_config_loads(render: Render, values_file: Path) -> None:
         config = agent_config({**raw, "agent_id": "pod-0", "region": flags["region"]}, "agent.yaml")
         assert config.region == deployment["metadata"]["labels"]["probenet.io/region"]
         assert config.spool.dir == "/var/lib/probenet/spool"  # where the spool volume is mounted
+        assert config.spool.max_bytes == values_of(values_file)["agents"]["spool"]["maxBytes"]
         assert config.collector == values_of(values_file)["agents"][
             "collectorAddress"
         ] or config.collector.endswith("-collector:4317")

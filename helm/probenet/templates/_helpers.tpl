@@ -281,6 +281,7 @@ tls:
 spool:
   dir: /var/lib/probenet/spool
   max_results: {{ int .Values.agents.spool.maxResults }}
+  max_bytes: {{ int64 .Values.agents.spool.maxBytes }}
 batch_size: {{ int .Values.agents.batchSize }}
 max_concurrency: {{ int .Values.agents.maxConcurrency }}
 dns_server: {{ .Values.agents.dnsServer | quote }}
