@@ -75,6 +75,8 @@ from collector.verdicts.model import (
     Result,
     VantageVerdict,
     Verdict,
+    agent_key,
+    split_agent_key,
     target_host,
 )
 from probenet.v1.probe_pb2 import CheckSpec
@@ -441,10 +443,15 @@ class Engine:
 
     @staticmethod
     def _drop_agents(
-        by_check: dict[str, list[RegionSample]], checks: Iterable[str], agents: set[str] | frozenset[str]
+        by_check: dict[str, list[RegionSample]], checks: Iterable[str], keys: set[str] | frozenset[str]
     ) -> None:
+        by_region: dict[str, set[str]] = defaultdict(set)
+        for region, agent_id in map(split_agent_key, keys):
+            by_region[region].add(agent_id)
         for check_id in checks:
-            kept = (_without(s, agents) for s in by_check[check_id])
+            kept = (
+                _without(s, by_region[s.region]) if s.region in by_region else s for s in by_check[check_id]
+            )
             by_check[check_id] = [s for s in kept if s.agents]
 
     @staticmethod
@@ -510,7 +517,7 @@ class Engine:
             bad = {v.agent_id: v for v in s.bad}
             for agent in s.suspects:
                 view = bad.get(agent)
-                out[agent].append((s, view.state if view else OK, view))
+                out[agent_key(s.region, agent)].append((s, view.state if view else OK, view))
         return out
 
     @staticmethod
@@ -519,11 +526,12 @@ class Engine:
         return len(states) >= IMPAIRED_MIN_CHECKS and failing >= IMPAIRED_SHARE * len(states)
 
     @staticmethod
-    def _down_share(agent: str, entries: Sequence[tuple[RegionSample, str, AgentView | None]]) -> float:
+    def _down_share(key: str, entries: Sequence[tuple[RegionSample, str, AgentView | None]]) -> float:
         """Share of an agent's checks whose latest result failed (0 below IMPAIRED_MIN_CHECKS)."""
         if len(entries) < IMPAIRED_MIN_CHECKS:
             return 0.0
-        return sum(agent in s.down for s, _, _ in entries) / len(entries)
+        _, agent_id = split_agent_key(key)
+        return sum(agent_id in s.down for s, _, _ in entries) / len(entries)
 
     def _impaired_agents(
         self, samples: Sequence[RegionSample], settled: Settled
@@ -536,14 +544,14 @@ class Engine:
         """
         impaired: set[str] = set()
         verdicts = []
-        for agent_id, entries in sorted(self._suspect_views(samples).items()):
+        for key, entries in sorted(self._suspect_views(samples).items()):
             if not self._mostly_failing([st for _, st, _ in entries]):
                 continue
             failing = [(s, v) for s, st, v in entries if st == FAIL]
             if _others_see_ok([s for s, _ in failing], settled):
-                impaired.add(agent_id)
+                impaired.add(key)
                 cause = dominant_cause(f for _, v in failing if v for f in v.failures)
-                region = entries[0][0].region
+                region, agent_id = split_agent_key(key)
                 verdicts.append(VantageVerdict("agent", region, agent_id, len(failing), len(entries), cause))
         return impaired, verdicts
 
@@ -566,7 +574,7 @@ class Engine:
             # Agents that are not suspects fail less than half of their checks: not "almost everything".
             if any(s.agents > len(s.suspects) for s in region_samples):
                 continue
-            agents = {a for s in region_samples for a in s.suspects}
+            agents = {agent_key(region, a) for s in region_samples for a in s.suspects}
             out[region] = (region_samples, {a: suspects[a] for a in agents})
         return out
 
@@ -675,12 +683,13 @@ class Engine:
     def _agent_suspicion(self, samples: Iterable[RegionSample], settled: Settled) -> dict[str, float]:
         """Agents down on >= SUSPECT_SHARE of >= 3 checks while their region peers see them OK."""
         out = {}
-        for agent, entries in self._suspect_views(samples).items():
-            share = self._down_share(agent, entries)
+        for key, entries in self._suspect_views(samples).items():
+            share = self._down_share(key, entries)
             if share < SUSPECT_SHARE:
                 continue
-            if _others_see_ok([s for s, _, _ in entries if agent in s.down], settled):
-                out[agent] = share
+            _, agent_id = split_agent_key(key)
+            if _others_see_ok([s for s, _, _ in entries if agent_id in s.down], settled):
+                out[key] = share
         return out
 
     def _region_suspicion(
@@ -724,11 +733,13 @@ class Engine:
         return any(s.region == region and (s.down or s.fail) for ss in by_check.values() for s in ss)
 
     @staticmethod
-    def _agent_down(agent: str, by_check: Mapping[str, Sequence[RegionSample]]) -> bool:
+    def _agent_down(key: str, by_check: Mapping[str, Sequence[RegionSample]]) -> bool:
+        region, agent_id = split_agent_key(key)
         return any(
-            agent in s.down or any(v.agent_id == agent and v.state == FAIL for v in s.bad)
+            agent_id in s.down or any(v.agent_id == agent_id and v.state == FAIL for v in s.bad)
             for ss in by_check.values()
             for s in ss
+            if s.region == region
         )
 
     # --- certificates ---

@@ -39,6 +39,7 @@ from collector.verdicts.model import (
     Cause,
     CheckOptions,
     Evaluation,
+    agent_key,
 )
 
 KIND_CHECK, KIND_VANTAGE, KIND_CERT = "check", "vantage", "cert_expiring"
@@ -161,7 +162,9 @@ def _scope_rank(scope: str) -> int:
 def event_key(kind: str, check: str, agent: str, scope: str, regions: tuple[str, ...]) -> str:
     if kind != KIND_VANTAGE:
         return f"{kind}:{check}"
-    return f"vantage:agent:{agent}" if scope == "agent" else f"vantage:region:{','.join(regions)}"
+    if scope == "agent":  # an agent id is only unique within its region
+        return f"vantage:agent:{agent_key(','.join(regions), agent)}"
+    return f"vantage:region:{','.join(regions)}"
 
 
 def event_id(key: str, opened_at: float) -> str:

@@ -289,7 +289,9 @@ class VantageVerdict:
 
     @property
     def key(self) -> str:
-        return f"vantage:agent:{self.agent_id}" if self.scope == "agent" else f"vantage:region:{self.region}"
+        if self.scope == "agent":
+            return f"vantage:agent:{agent_key(self.region, self.agent_id)}"
+        return f"vantage:region:{self.region}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +301,16 @@ class CertWarning:
     regions: tuple[str, ...]
     days_left: float
     host: str
+
+
+def agent_key(region: str, agent_id: str) -> str:
+    """One agent among all regions' (ids and regions never hold a '/')."""
+    return f"{region}/{agent_id}"
+
+
+def split_agent_key(key: str) -> tuple[str, str]:
+    region, _, agent_id = key.partition("/")
+    return region, agent_id
 
 
 # Phases of a vantage point in the engine's memory (see engine.Engine.evaluate_samples).
@@ -315,7 +327,7 @@ class Hold(NamedTuple):
     """
 
     scope: str  # "agent" | "region"
-    name: str
+    name: str  # a region, or an agent_key
     phase: str
     since: float
 
@@ -332,6 +344,7 @@ class Evaluation:
     verdicts: dict[str, Verdict] = field(default_factory=dict)
     vantage: tuple[VantageVerdict, ...] = ()
     certs: tuple[CertWarning, ...] = ()
+    # Agents are agent_key()s: an agent id is only unique within its region.
     impaired_agents: frozenset[str] = frozenset()
     impaired_regions: frozenset[str] = frozenset()
     # Vantage points left out of this evaluation's check verdicts without an event of their own

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from collector.verdicts.model import agent_key
 from collector.web.base import STATE_KEY, error, int_param, json_response, run_query
 
 MAX_DETAIL_MINUTES = 7 * 24 * 60
@@ -48,7 +49,7 @@ async def agents(request: web.Request) -> web.Response:
                     "dropped_results": dropped,
                     "last_seq": max(last_seq, state.committed_seq(region, a)),
                     "connected": (region, a) in connected,
-                    "impaired": a in impaired,
+                    "impaired": agent_key(region, a) in impaired,
                 }
                 for a, region, version, last_seen, age, spool, dropped, last_seq in rows
             ]

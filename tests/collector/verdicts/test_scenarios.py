@@ -726,3 +726,25 @@ def test_recovery_in_progress_is_a_field_of_the_current_version_and_the_peak_sta
     for e in (narrowed, closed):
         assert (e.peak_status, e.peak_scope, e.peak_regions) == ("outage", "global", ALL)
     assert closed.to_dict()["peak_regions"] == list(ALL)
+
+
+def test_same_named_agents_of_two_regions_impaired_at_once_are_two_vantage_events() -> None:
+    """An agent is (region, agent id): two regions' `a-1` failing everything at once are two
+    impaired agents, each with its own event and cause, and no check outage."""
+    network = Network(
+        FOUR,
+        checks=FIVE_CHECKS,
+        shared_names=True,
+        faults=[
+            Fault(60, 150, regions=("it",), agents=("a-1",), cls="tcp_timeout"),
+            Fault(60, 150, regions=("fr",), agents=("a-1",), cls="dns_timeout"),
+        ],
+    )
+    result = replay(_opts(Scenario("", network, [])), network.results())
+    got = sorted(summary(result.events))
+    assert got == [
+        ("vantage", "a-1", 1, "impaired", "agent", ("fr",), "dns_timeout", False),
+        ("vantage", "a-1", 1, "impaired", "agent", ("it",), "tcp_timeout", False),
+        ("vantage", "a-1", 2, "impaired", "agent", ("fr",), "dns_timeout", True),
+        ("vantage", "a-1", 2, "impaired", "agent", ("it",), "tcp_timeout", True),
+    ]
