@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from collector.errors import StoreError
-from collector.store.migrations import MIGRATIONS, migrations_table_sql, render
+from collector.store.migrations import MIGRATIONS, migration_steps_table_sql, migrations_table_sql, render
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -139,14 +139,21 @@ class Store:
     def migrate(self) -> list[int]:
         """Apply pending migrations; return the versions applied now."""
         self.command(migrations_table_sql(self.cluster))
+        self.command(migration_steps_table_sql(self.cluster))
         _, rows = self.query("SELECT version FROM schema_migrations FINAL")
         done = {int(r[0]) for r in rows}
+        _, rows = self.query("SELECT version, step FROM schema_migration_steps FINAL")
+        steps_done = {(int(v), int(s)) for v, s in rows}
         applied = []
         for migration in sorted(MIGRATIONS, key=lambda m: m.version):
             if migration.version in done:
                 continue
-            for statement in migration.statements:
+            for step, statement in enumerate(migration.statements, 1):
+                if (migration.version, step) in steps_done:
+                    continue
                 self.command(render(statement, self.cluster, self.ttl_days))
+                if len(migration.statements) > 1:
+                    self.insert("schema_migration_steps", [[migration.version, step]], ["version", "step"])
             self.insert("schema_migrations", [[migration.version, migration.name]], ["version", "name"])
             applied.append(migration.version)
             log.info("applied migration %d %s", migration.version, migration.name)

@@ -6,6 +6,11 @@ with `store.cluster` set, {on_cluster} becomes `ON CLUSTER <name>` and {merge_tr
 
 Version ranges by owner, so parallel work never collides: 1-9 results and agents,
 10-19 verdicts and events, 20-29 API and operations, 30-39 ingest.
+
+A migration of several statements is resumed, after a crash, at the statement it stopped at
+(each one done is recorded in `schema_migration_steps`), so no state between two statements is
+ever a dead end; the one that was running may run twice, so each must survive that: IF EXISTS /
+IF NOT EXISTS, and inserts only into ReplacingMergeTree tables, where a repeated row is one row.
 """
 
 from __future__ import annotations
@@ -106,8 +111,8 @@ ENGINE = {replacing_merge_tree}(last_seen)
 ORDER BY (region, agent_id)
 """,
             "INSERT INTO agents_by_region SELECT * FROM agents",
-            "DROP TABLE agents {on_cluster} SYNC",
-            "RENAME TABLE agents_by_region TO agents {on_cluster}",
+            "DROP TABLE IF EXISTS agents {on_cluster} SYNC",
+            "RENAME TABLE IF EXISTS agents_by_region TO agents {on_cluster}",
         ),
     ),
     Migration(
@@ -335,6 +340,16 @@ ENGINE = {replacing_merge_tree}
 ORDER BY version
 """
 
+_STEPS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migration_steps {on_cluster} (
+    version    UInt32,
+    step       UInt32,
+    applied_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = {replacing_merge_tree}
+ORDER BY (version, step)
+"""
+
 
 _ENGINE = re.compile(r"\{(merge_tree|replacing_merge_tree|aggregating_merge_tree)\}(?:\(([^)]*)\))?")
 _ENGINE_NAMES = {
@@ -361,3 +376,7 @@ def render(sql: str, cluster: str, ttl_days: int) -> str:
 
 def migrations_table_sql(cluster: str) -> str:
     return render(_MIGRATIONS_TABLE, cluster, 0)
+
+
+def migration_steps_table_sql(cluster: str) -> str:
+    return render(_STEPS_TABLE, cluster, 0)

@@ -106,3 +106,44 @@ def test_agents_table_moves_to_region_and_agent_id_keeping_its_rows(
         assert rows == [("fr", "it-1", 7), ("it", "it-1", 42)]
     finally:
         store.close()
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_migration_cut_between_its_statements_resumes_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Migration 5 drops `agents` and renames its rebuilt copy in: a collector killed between the
+    two used to find neither a table to copy from nor one to use, and never started again."""
+    store = Store(f"chdb://{tmp_path / 'store'}")
+    try:
+        monkeypatch.setattr(clickhouse, "MIGRATIONS", [m for m in MIGRATIONS if m.version < 5])
+        store.migrate()
+        store.command(
+            "INSERT INTO agents (agent_id, region, version, capabilities, last_seen, spool_depth, "
+            "dropped_results, last_seq) VALUES ('a-1', 'it', 'v', [], now64(3), 0, 0, 9)"
+        )
+        monkeypatch.setattr(clickhouse, "MIGRATIONS", MIGRATIONS)
+        command = store.command
+
+        def dies_after_the_drop(sql: str, params: object = None) -> object:
+            if sql.startswith("RENAME TABLE IF EXISTS agents_by_region"):
+                raise _Crash
+            return command(sql, params)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(store, "command", dies_after_the_drop)
+        with pytest.raises(_Crash):
+            store.migrate()
+        _, tables = store.query("SELECT name FROM system.tables WHERE database = currentDatabase()")
+        assert "agents" not in {t[0] for t in tables}  # the state that was a dead end
+        monkeypatch.setattr(store, "command", command)
+        assert 5 in store.migrate()
+        _, rows = store.query("SELECT region, agent_id, last_seq FROM agents FINAL")
+        assert rows == [("it", "a-1", 9)]
+        _, key = store.query("SELECT sorting_key FROM system.tables WHERE name = 'agents'")
+        assert key == [("region, agent_id",)]
+        assert store.migrate() == []
+    finally:
+        store.close()
