@@ -20,7 +20,6 @@ import signal
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 from aiohttp import web
@@ -32,11 +31,11 @@ from collector.store import Store
 from collector.store.paths import TRACE_COLUMNS, trace_rows
 from collector.verdicts import Evaluator, Notifier, evaluate_forever
 from collector.verdicts.events import Event
-from collector.verdicts.evidence import Widening
+from collector.verdicts.evidence import Widening, trace_request
 from collector.verdicts.maintenance import MaintenanceBook
 from collector.verdicts.slo_alerts import SloAlerts
 from collector.web import ApiState, CollectorMetrics, make_app
-from probenet.v1.stream_pb2 import PathTrace, PathTraceRequest
+from probenet.v1.stream_pb2 import PathTrace
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +155,15 @@ def _wire_path_evidence(collector: Collector, evaluator: Evaluator) -> None:
     def on_changes(events: list[Event]) -> None:
         for event, regions in widening.new_regions(events):
             check = next((c for c in collector.config.checks if c.id == event.check), None)
-            host = (event.cause.host if event.cause else "") or (target_host(check.target) if check else "")
-            if not host:
+            request = trace_request(event, check)
+            if request is None:
                 continue
-            request = PathTraceRequest(
-                event_id=event.id,
-                check_id=event.check,
-                host=host,
-                dns_server=check.dns_server if check else "",
-            )
             asked = service.request_path_traces(regions, request)
             log.info(
-                "event %s: path traces to %s asked of %s", event.id, host, ", ".join(asked) or "no agent"
+                "event %s: path traces to %s asked of %s",
+                event.id,
+                request.host,
+                ", ".join(asked) or "no agent",
             )
 
     async def store_trace(who: Identity, trace: PathTrace) -> None:
@@ -177,14 +173,6 @@ def _wire_path_evidence(collector: Collector, evaluator: Evaluator) -> None:
 
     evaluator.on_changes = on_changes
     service.on_path_trace = store_trace
-
-
-def target_host(target: str) -> str:
-    """The host of a check target: a URL, host:port or a bare host."""
-    try:
-        return urlsplit(target if "://" in target else "//" + target).hostname or ""
-    except ValueError:
-        return ""
 
 
 async def _shutdown(

@@ -66,9 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     trace = sub.add_parser(
         "trace",
-        help="trace the path to a host now (UDP traceroute, no root), as the collector asks agents to",
+        help="trace the path to a host now (UDP or TCP traceroute, no root), as the collector asks agents to",
     )
     trace.add_argument("host")
+    trace.add_argument(
+        "--tcp", type=_port, default=0, metavar="PORT", help="TCP SYNs to this port instead of UDP"
+    )
     trace.add_argument("--json", action="store_true", help="print the trace as proto3 JSON")
     trace.add_argument("--dns-server", metavar="HOST:PORT", help="resolve through this DNS server")
     check.add_argument("probe", nargs="?", choices=sorted(PROBE_TYPES))
@@ -133,7 +136,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _trace(args: argparse.Namespace) -> int:
-    request = PathTraceRequest(host=args.host, dns_server=args.dns_server or "")
+    request = PathTraceRequest(host=args.host, dns_server=args.dns_server or "", tcp_port=args.tcp)
     trace = run_async(PathTracer(ProbeContext()).answer(request))
     assert trace is not None  # a fresh tracer has traced nothing yet
     if args.json:
@@ -143,9 +146,16 @@ def _trace(args: argparse.Namespace) -> int:
     return EXIT_OK if trace.hops and not trace.error else EXIT_FAILED
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port (1-65535): {text!r}")
+    return int(text)
+
+
 def format_trace(trace: PathTrace) -> str:
     end = "reached" if trace.reached else "not reached"
-    lines = [f"path to {trace.host} ({trace.address or '-'}): {len(trace.hops)} hops, {end}"]
+    over = f" over {trace.method}" if trace.method else ""
+    lines = [f"path to {trace.host} ({trace.address or '-'}){over}: {len(trace.hops)} hops, {end}"]
     if trace.error:
         lines.append(f"  error: {trace.error}")
     for hop in trace.hops:

@@ -161,7 +161,7 @@ class PathTrace(_message.Message):
     error: _builtins.str
     """why there is no trace (resolution failed, rate limited, ...)"""
     method: _builtins.str
-    """"udp" """
+    """"udp" or "tcp" """
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -327,12 +327,17 @@ class PathTraceRequest(_message.Message):
     CHECK_ID_FIELD_NUMBER: _builtins.int
     HOST_FIELD_NUMBER: _builtins.int
     DNS_SERVER_FIELD_NUMBER: _builtins.int
+    TCP_PORT_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     check_id: _builtins.str
     host: _builtins.str
     """a name (resolved as the check resolves it) or an address"""
     dns_server: _builtins.str
     """the check's resolver, "" = the agent's"""
+    tcp_port: _builtins.int
+    """Trace with TCP SYNs to this port, as the check's own traffic goes (firewalls often drop
+    UDP to traceroute's ports); 0 = UDP.
+    """
     def __init__(
         self,
         *,
@@ -340,10 +345,11 @@ class PathTraceRequest(_message.Message):
         check_id: _builtins.str = ...,
         host: _builtins.str = ...,
         dns_server: _builtins.str = ...,
+        tcp_port: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "dns_server", b"dns_server", "event_id", b"event_id", "host", b"host"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["check_id", b"check_id", "dns_server", b"dns_server", "event_id", b"event_id", "host", b"host", "tcp_port", b"tcp_port"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
