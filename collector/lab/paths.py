@@ -75,6 +75,10 @@ class LabPaths:
         self._relays: list[asyncio.Server] = []
         self._connections: set[asyncio.Task[None]] = set()
 
+    @property
+    def names(self) -> list[str]:
+        return list(self._made)
+
     def __contains__(self, agent: object) -> bool:
         return agent in self.agents
 

@@ -38,7 +38,7 @@ from collector.lab.dns import LabDns
 from collector.lab.expect import EventHistory, ExpectOutcome
 from collector.lab.faults import Effect, Timeline
 from collector.lab.paths import LabPaths
-from collector.lab.scenario import Scenario
+from collector.lab.scenario import PATH_ROUTERS, Scenario
 from collector.lab.targets import (
     DOMAIN,
     CertificateSet,
@@ -286,6 +286,11 @@ class Lab:
         """The clock in the scenario file's own seconds (times `--speed`)."""
         return max(self.t, 0.0) * self.scenario.speed
 
+    @property
+    def namespaces(self) -> list[str]:
+        """The network namespaces of path_break agents' paths (made at setup, gone after)."""
+        return self._paths.names if self._paths is not None else []
+
     def effect(self, agent: str, target: str) -> Effect | None:
         return self.effects.get((agent, target))
 
@@ -324,6 +329,11 @@ class Lab:
         if self._paths is not None:
             # Not in a thread: a Ctrl-C must not find namespaces still being made after teardown.
             self._paths.start()
+            self.observer.message(
+                f"path_break: {', '.join(self._paths.agents)} reach the targets through "
+                f"{PATH_ROUTERS} routers "
+                f"(network namespaces {self._paths.prefix}*)"
+            )
         self._servers = TargetServers(
             self.scenario, self.agent_numbers, self.port, certs, self.effect, paths=self._paths
         )
