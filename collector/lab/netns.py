@@ -37,7 +37,7 @@ def unavailable_reason() -> str:
     if shutil.which("ip") is None:
         return "needs iproute2's `ip` to make network namespaces"
     if os.geteuid() != 0:
-        return "needs root to make network namespaces (CI runs the tests as root)"
+        return "needs root to make network namespaces"
     probe = f"pn-probe-{os.getpid()}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
     if made.returncode != 0:
