@@ -17,8 +17,9 @@ import shutil
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from collector.errors import CollectorError
 
@@ -26,6 +27,7 @@ NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 LINK_PREFIX = "10.78"
 IP_TIMEOUT_S = 30
+T = TypeVar("T")
 
 
 class NetnsError(CollectorError):
@@ -65,9 +67,13 @@ def run_in(ns: str, command: Sequence[str], **kwargs: object) -> subprocess.Comp
 
 
 def sysctl(ns: str, key: str, value: str) -> None:
-    done = run_in(ns, ["sysctl", "-qw", f"{key}={value}"])
-    if done.returncode != 0:
-        raise NetnsError(f"{ns}: sysctl {key}={value}: {done.stderr.strip()}")
+    """Set a net.* sysctl of namespace `ns` (/proc/sys/net answers for the writer's namespace:
+    no procps needed)."""
+    path = Path("/proc/sys", *key.split("."))
+    try:
+        inside(ns, lambda: path.write_text(value))
+    except OSError as exc:
+        raise NetnsError(f"{ns}: sysctl {key}={value}: {exc}") from exc
 
 
 def make(names: Sequence[str]) -> None:
@@ -148,27 +154,42 @@ def router_chain(tag: str, routers: int) -> Iterator[list[str]]:
 
 
 def bound_socket(ns: str, host: str, port: int, kind: socket.SocketKind) -> socket.socket:
-    """An IPv4 socket made inside namespace `ns` and bound to (host, port), for a server there."""
-    result: list[socket.socket | BaseException] = []
+    """An IPv4 socket made inside namespace `ns` and bound to (host, port), for a server there
+    (a socket stays in the namespace it was made in)."""
 
-    def make_inside() -> None:
+    def make() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, kind)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    return inside(ns, make)
+
+
+def inside(ns: str, action: Callable[[], T]) -> T:
+    """`action()` run by a fresh thread that entered namespace `ns` (setns is per thread), so no
+    thread of this process stays there afterwards; its exception is raised here."""
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
         try:
             with (NETNS_DIR / ns).open("rb") as handle:
                 if _LIBC.setns(handle.fileno(), CLONE_NEWNET) != 0:
                     raise NetnsError(f"cannot enter namespace {ns}: {os.strerror(ctypes.get_errno())}")
-            sock = socket.socket(socket.AF_INET, kind)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            result.append(sock)
+            result.append(action())
         except BaseException as exc:  # carried to the caller's thread
-            result.append(exc)
+            failure.append(exc)
 
-    # A fresh thread, so no thread of this process stays in the namespace afterwards.
-    worker = threading.Thread(target=make_inside, name=f"netns-{ns}")
+    worker = threading.Thread(target=run, name=f"netns-{ns}")
     worker.start()
     worker.join()
-    if isinstance(result[0], BaseException):
-        raise result[0]
+    if failure:
+        raise failure[0]
     return result[0]
 
 
