@@ -1,7 +1,8 @@
 """Run a scenario: collector + agents as real processes, target servers, DNS, fault clock.
 
-Order: lab CA and mTLS certificates -> DNS + target servers (in this process) -> collector
-subprocess on a fresh embedded store -> one agent subprocess per agent -> wait until every
+Order: lab CA and mTLS certificates -> the router chains of path_break agents (network
+namespaces, `paths`) -> DNS + target servers (in this process) -> collector subprocess on a
+fresh embedded store -> one agent subprocess per agent -> wait until every
 agent has stored results (the scenario clock starts there) -> apply faults on a tick while
 polling the collector's API for verdicts and events -> final events, expect, SQL examples
 -> stop agents, collector, servers; remove the work directory. The teardown runs on every
@@ -331,8 +332,7 @@ class Lab:
             self._paths.start()
             self.observer.message(
                 f"path_break: {', '.join(self._paths.agents)} reach the targets through "
-                f"{PATH_ROUTERS} routers "
-                f"(network namespaces {self._paths.prefix}*)"
+                f"{PATH_ROUTERS} routers (network namespaces {self._paths.prefix}*)"
             )
         self._servers = TargetServers(
             self.scenario, self.agent_numbers, self.port, certs, self.effect, paths=self._paths
