@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Mapping
 
 import dns.flags
 import dns.message
@@ -20,6 +21,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from collector.lab import netns
 from collector.lab.faults import Effect
 
 log = logging.getLogger(__name__)
@@ -43,7 +45,8 @@ class _Protocol(asyncio.DatagramProtocol):
 
 
 class LabDns:
-    """`addresses`: agent -> (listen address, {target name: address to answer})."""
+    """`addresses`: agent -> (listen address, {target name: address to answer}); `namespaces`:
+    agent -> the network namespace its listen address is in (path_break agents), else here."""
 
     def __init__(
         self,
@@ -51,20 +54,25 @@ class LabDns:
         addresses: dict[str, tuple[str, dict[str, str]]],
         port: int,
         effect: Callable[[str, str], Effect | None],
+        namespaces: Mapping[str, str] | None = None,
     ) -> None:
         self.domain = domain.rstrip(".") + "."
         self.addresses = addresses
         self.port = port
         self.effect = effect
+        self.namespaces = dict(namespaces or {})
         self.queries = 0
         self._transports: list[asyncio.DatagramTransport] = []
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         for agent, (listen, _) in self.addresses.items():
-            transport, _ = await loop.create_datagram_endpoint(
-                functools.partial(_Protocol, self, agent), local_addr=(listen, self.port)
-            )
+            protocol = functools.partial(_Protocol, self, agent)
+            if agent in self.namespaces:
+                sock = netns.bound_socket(self.namespaces[agent], listen, self.port, socket.SOCK_DGRAM)
+                transport, _ = await loop.create_datagram_endpoint(protocol, sock=sock)
+            else:
+                transport, _ = await loop.create_datagram_endpoint(protocol, local_addr=(listen, self.port))
             self._transports.append(transport)
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ class EventHistory:
     kind: str
     check: str
     versions: list[dict[str, Any]] = field(default_factory=list)
+    path_traces: list[dict[str, Any]] = field(default_factory=list)  # as GET /api/v1/events/ID
 
     @property
     def latest(self) -> dict[str, Any]:
@@ -39,7 +40,7 @@ class EventHistory:
         return self.versions[0].get("opened_at")
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.latest, "versions": self.versions}
+        return {**self.latest, "versions": self.versions, "path_traces": self.path_traces}
 
 
 def cause_class(version: Mapping[str, Any]) -> str:
@@ -72,7 +73,48 @@ def _hit(expectation: Expectation, event: EventHistory) -> bool:
         return False
     if expectation.versions and len(event.versions) != expectation.versions:
         return False
+    if expectation.broken_at and not broken_at(event.path_traces, expectation.broken_at):
+        return False
     return not expectation.closed or bool(event.latest.get("closed_at"))
+
+
+def broken_at(traces: Sequence[Mapping[str, Any]], hop: int) -> bool:
+    """Every trace (there is one at least) ends unreached, silent from `hop` on after an answer
+    at every hop before it: the path breaks at that hop."""
+    if not traces:
+        return False
+    for trace in traces:
+        hops = list(trace.get("hops") or ())
+        if trace.get("reached") or not any(h["ttl"] >= hop for h in hops):
+            return False
+        if any(bool(h.get("address")) != (h["ttl"] < hop) for h in hops):
+            return False
+    return True
+
+
+def describe_trace(trace: Mapping[str, Any]) -> str:
+    """One line per agent's trace: answering hops by address, runs of silent ones as `a-b *`."""
+    where = f"path from {trace.get('agent')} to {trace.get('host')} ({trace.get('address') or '?'}):"
+    if trace.get("error"):
+        return f"{where} {trace['error']}"
+    parts: list[str] = []
+    silent: list[int] = []
+    for hop in trace.get("hops") or ():
+        if hop.get("address"):
+            parts.extend(_silent_run(silent))
+            silent = []
+            parts.append(f"{hop['ttl']} {hop['address']}")
+        else:
+            silent.append(int(hop["ttl"]))
+    parts.extend(_silent_run(silent))
+    end = "reached" if trace.get("reached") else "not reached"
+    return f"{where} {', '.join(parts) or 'no hops'} ({end})"
+
+
+def _silent_run(ttls: list[int]) -> list[str]:
+    if not ttls:
+        return []
+    return [f"{ttls[0]} *" if len(ttls) == 1 else f"{ttls[0]}-{ttls[-1]} *"]
 
 
 def _concerns(expectation: Expectation, event: EventHistory) -> bool:
@@ -101,6 +143,7 @@ class ExpectOutcome:
             "kind": e.kind or None,
             "first": e.first,
             "versions": e.versions or None,
+            "broken_at": e.broken_at or None,
             "met": self.met,
             "detail": self.detail,
         }
@@ -126,6 +169,9 @@ def evaluate(expectations: Sequence[Expectation], events: Iterable[EventHistory]
                     for v in e.versions
                 }
                 detail = "no matching version; saw: " + "; ".join(sorted(seen))
+                traces = [describe_trace(t) for e in related for t in e.path_traces]
+                if expectation.broken_at:
+                    detail += "; path traces: " + ("; ".join(traces) or "none")
             else:
                 detail = "no event for this check"
         outcomes.append(ExpectOutcome(expectation, met, detail))

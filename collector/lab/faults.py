@@ -1,7 +1,8 @@
 """The fault timeline: at scenario time t, what each (agent, target) pair experiences.
 
 Pure functions of the scenario and t, so the timeline is tested without any server; the
-runner applies the answer to the target servers, the DNS server and the agent processes.
+runner applies the answer to the target servers, the DNS server, the agent processes and the
+routers of path_break.
 When faults overlap on the same pair, the one listed later in the scenario wins.
 """
 
@@ -59,7 +60,7 @@ class Timeline:
         """Every (agent, target) pair with a fault at t; pairs not listed behave normally."""
         effects: dict[Pair, Effect] = {}
         for fault in self.scenario.faults:
-            if fault.kind == "agent_offline" or not fault_active(fault, t):
+            if fault.kind in ("agent_offline", "path_break") or not fault_active(fault, t):
                 continue
             targets = (fault.target,) if fault.target else self.targets
             effect = _effect_of(fault)
@@ -67,6 +68,20 @@ class Timeline:
                 for target in targets:
                     effects[(agent, target)] = effect
         return effects
+
+    def path_breaks(self, t: float) -> dict[Pair, int]:
+        """(agent, target) -> the hop (router) where its path is broken at t (path_break).
+
+        Not an Effect: the target server never sees that traffic, and a fault on the server
+        (a certificate, a status) may hold at the same time, for when the path heals.
+        """
+        broken: dict[Pair, int] = {}
+        for fault in self.scenario.faults:
+            if fault.kind == "path_break" and fault_active(fault, t):
+                for agent in fault.agents:
+                    for target in (fault.target,) if fault.target else self.targets:
+                        broken[(agent, target)] = fault.hop
+        return broken
 
     def offline_agents(self, t: float) -> set[str]:
         """Agents whose process is stopped at t (agent_offline)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from collector.lab.expect import cause_class
+from collector.lab.expect import cause_class, describe_trace
 from collector.lab.runner import LabReport
 from collector.lab.scenario import Scenario
 from collector.web import to_json_value
@@ -45,6 +45,7 @@ def report_lines(report: LabReport, scenario: Scenario) -> list[str]:
             f"{len(event.versions)} version(s), {closed}"
         )
         lines.extend(f"      v{v.get('version', '?')}: {describe_event(v)}" for v in event.versions)
+        lines.extend(f"      {describe_trace(t)}" for t in event.path_traces)
     lines.append("-- detection latency (fault start -> event open, in scenario seconds)")
     if not report.latencies:
         lines.append("   no event follows a fault")

@@ -1,7 +1,8 @@
 """Run a scenario: collector + agents as real processes, target servers, DNS, fault clock.
 
-Order: lab CA and mTLS certificates -> DNS + target servers (in this process) -> collector
-subprocess on a fresh embedded store -> one agent subprocess per agent -> wait until every
+Order: lab CA and mTLS certificates -> the router chains of path_break agents (network
+namespaces, `paths`) -> DNS + target servers (in this process) -> collector subprocess on a
+fresh embedded store -> one agent subprocess per agent -> wait until every
 agent has stored results (the scenario clock starts there) -> apply faults on a tick while
 polling the collector's API for verdicts and events -> final events, expect, SQL examples
 -> stop agents, collector, servers; remove the work directory. The teardown runs on every
@@ -31,12 +32,14 @@ import aiohttp
 import yaml
 
 from collector import ca
-from collector.errors import CollectorError
+from collector.errors import CollectorError, ConfigError
 from collector.lab import expect as expect_mod
+from collector.lab import netns
 from collector.lab.dns import LabDns
 from collector.lab.expect import EventHistory, ExpectOutcome
 from collector.lab.faults import Effect, Timeline
-from collector.lab.scenario import Scenario
+from collector.lab.paths import LabPaths
+from collector.lab.scenario import PATH_ROUTERS, Scenario
 from collector.lab.targets import (
     DOMAIN,
     CertificateSet,
@@ -52,6 +55,9 @@ log = logging.getLogger(__name__)
 COLLECTOR_READY_TIMEOUT_S = 60.0
 AGENTS_READY_TIMEOUT_S = 90.0
 STOP_TIMEOUT_S = 10.0
+# An agent's path trace takes up to 10 s (probe_agent.pathtrace.BUDGET_S); the report waits for
+# the traces of path_break events that long and a little more, at any --speed.
+TRACE_WAIT_S = 15.0
 TICK_S = 0.05
 _PY_MAIN = "import sys; from {module} import main; sys.exit(main())"
 
@@ -91,6 +97,22 @@ def _require_icmp(scenario: Scenario) -> None:
         f"icmp checks ({', '.join(checks)}) need unprivileged ping sockets on this machine "
         "(sysctl net.ipv4.ping_group_range covering your group) or CAP_NET_RAW"
     )
+
+
+def require_namespaces(scenario: Scenario) -> None:
+    """path_break needs real network namespaces: refuse the scenario here rather than run it
+    with paths that cannot break."""
+    breaks = [f for f in scenario.faults if f.kind == "path_break"]
+    if not breaks:
+        return
+    reason = netns.unavailable_reason()
+    if reason:
+        raise ConfigError(
+            scenario.source,
+            f"faults[{breaks[0].index}].fault",
+            f"path_break runs the agents' paths through network namespaces, which this machine "
+            f"cannot make: {reason}",
+        )
 
 
 class LabError(CollectorError):
@@ -246,6 +268,8 @@ class Lab:
         self._agents: dict[str, _Child] = {}
         self._servers: TargetServers | None = None
         self._dns: LabDns | None = None
+        agents = self.scenario.path_agents
+        self._paths = LabPaths(agents, list(self.scenario.targets)) if agents else None
         self._session: aiohttp.ClientSession | None = None
         self._seen_versions: set[tuple[str, Any, Any]] = set()
         self._verdict_keys: dict[str, tuple[Any, ...]] = {}
@@ -263,6 +287,11 @@ class Lab:
         """The clock in the scenario file's own seconds (times `--speed`)."""
         return max(self.t, 0.0) * self.scenario.speed
 
+    @property
+    def namespaces(self) -> list[str]:
+        """The network namespaces of path_break agents' paths (made at setup, gone after)."""
+        return self._paths.names if self._paths is not None else []
+
     def effect(self, agent: str, target: str) -> Effect | None:
         return self.effects.get((agent, target))
 
@@ -270,6 +299,7 @@ class Lab:
 
     async def run(self) -> LabReport:
         try:
+            require_namespaces(self.scenario)
             _require_icmp(self.scenario)
             await self._setup()
             await self._wait_for_agents()
@@ -280,6 +310,7 @@ class Lab:
             await self._drive()
             self.phase = "finishing"
             await self._poll()
+            await self._take_path_traces()
             report = await self._report()
             self.observer.finished(self, report)
             return report
@@ -296,21 +327,35 @@ class Lab:
         self.port = _shared_port(addresses)
         target_ca = LabCA.create()
         certs = CertificateSet(target_ca, self.workdir)
-        self._servers = TargetServers(self.scenario, self.agent_numbers, self.port, certs, self.effect)
+        if self._paths is not None:
+            # Not in a thread: a Ctrl-C must not find namespaces still being made after teardown.
+            self._paths.start()
+            self.observer.message(
+                f"path_break: {', '.join(self._paths.agents)} reach the targets through "
+                f"{PATH_ROUTERS} routers (network namespaces {self._paths.prefix}*)"
+            )
+        self._servers = TargetServers(
+            self.scenario, self.agent_numbers, self.port, certs, self.effect, paths=self._paths
+        )
         await self._servers.start()
         self._dns = LabDns(
             DOMAIN,
             {
-                agent: (dns_address(n), {t: target_address(n, i) for i, t in enumerate(targets)})
+                agent: (dns_address(n), {t: self._servers.address(agent, t) for t in targets})
                 for agent, n in self.agent_numbers.items()
             },
             self.port,
             self.effect,
+            {a: self._paths.agent_namespace(a) for a in self._paths.agents} if self._paths else None,
         )
         await self._dns.start()
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         pki = self._issue_mtls()
         await self._start_collector(target_ca, pki)
+        if self._paths is not None:
+            host, _, port = self.grpc.rpartition(":")
+            for agent in self._paths.agents:
+                await self._paths.relay(agent, host, int(port))
         for agent, region in self.scenario.agents:
             self._start_agent(agent, region, pki)
         self.observer.message(f"started collector and {len(agents)} agents; waiting for their first results")
@@ -409,11 +454,10 @@ class Lab:
             config["phase"] = round(phase, 4)
         config_file = self.workdir / f"agent-{agent}.yaml"
         config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-        child = _Child(
-            agent,
-            _python("probe_agent.cli", "--log-level", "WARNING", "run", "--config", str(config_file)),
-            self.workdir / f"agent-{agent}.log",
-        )
+        command = _python("probe_agent.cli", "--log-level", "WARNING", "run", "--config", str(config_file))
+        if self._paths is not None and agent in self._paths:
+            command = ["ip", "netns", "exec", self._paths.agent_namespace(agent), *command]
+        child = _Child(agent, command, self.workdir / f"agent-{agent}.log")
         child.start(self.workdir)
         self._children.append(child)
         self._agents[agent] = child
@@ -454,6 +498,8 @@ class Lab:
         self.effects = self.timeline.effects(t)
         assert self._servers is not None
         await self._servers.apply()
+        if self._paths is not None:
+            await self._paths.apply(self.timeline.path_breaks(t))
         offline = self.timeline.offline_agents(t)
         for agent, child in self._agents.items():
             if (agent in offline) != child.stopped:
@@ -563,6 +609,22 @@ class Lab:
 
     # ------------------------------------------------------------ report
 
+    async def _take_path_traces(self) -> None:
+        """Each check event's stored path traces. An event in a region of path_break agents
+        waits (TRACE_WAIT_S in all) for a trace from each such region: traces take seconds."""
+        broken = {r for a, r in self.scenario.agents if self._paths is not None and a in self._paths}
+        deadline = time.monotonic() + TRACE_WAIT_S
+        for event in self.events.values():
+            if event.kind != "check":
+                continue
+            wanted = broken & {r for v in event.versions for r in v.get("regions") or ()}
+            while True:
+                with contextlib.suppress(LabError):
+                    event.path_traces = list((await self._get(f"/api/v1/events/{event.id}"))["path_traces"])
+                if wanted <= {t.get("region") for t in event.path_traces} or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.25)
+
     async def _report(self) -> LabReport:
         events = sorted(self.events.values(), key=lambda e: (str(e.opened_at), e.id))
         queries: list[tuple[str, str, list[str], list[list[Any]]]] = []
@@ -635,6 +697,8 @@ class Lab:
             self._dns.close()
         if self._servers is not None:
             await self._servers.close()
+        if self._paths is not None:  # after the agents: their spool drains through its relays
+            await self._paths.close()
         if self.keep_workdir:
             self.observer.message(f"kept the work directory (logs, store): {self.workdir}")
         else:

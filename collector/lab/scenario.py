@@ -35,12 +35,19 @@ PLAIN_FAULTS = (
     "agent_offline",
     "region_offline",
     "grpc_not_serving",
+    "path_break",
 )
 _PARAM_NAMES = {"http_status": "code", "slow": "ms", "flap": "period"}
 DEFAULT_PHASE_SPREAD = 0.9
 CERT_FAULTS = ("cert_expired", "cert_not_yet_valid", "cert_wrong_host", "cert_untrusted")
 # Faults about the vantage point (agents, their network), not about one target.
 VANTAGE_FAULTS = ("agent_offline", "region_offline")
+# path_break: the agents' path to the target runs through this many routers (network namespaces);
+# the fault silences the router at `hop` (1 = the first) and everything beyond it.
+PATH_ROUTERS = 3
+DEFAULT_BREAK_HOP = 2
+# Faults that may leave `target` out (then: every target).
+ANY_TARGET_FAULTS = ("refuse", "blackhole", "reset", "slow", "path_break")
 # Event statuses: check events are partial/outage, vantage events impaired, cert_expiring warning.
 STATUSES = ("ok", "partial", "outage", "unknown", "impaired", "warning")
 SCOPES = ("global", "regional", "undetermined", "agent", "region")
@@ -85,9 +92,12 @@ class Fault:
     param: float = 0.0  # status code, delay in ms or flap period in seconds
     target: str = ""  # "" = every target
     agents: tuple[str, ...] = ()  # resolved from regions/agents: never empty
+    hop: int = 0  # path_break: the router that drops (1..PATH_ROUTERS)
 
     @property
     def label(self) -> str:
+        if self.kind == "path_break":
+            return f"path_break@hop{self.hop}"
         if self.kind == "http_status":
             return f"http_status:{int(self.param)}"
         if self.kind == "slow":
@@ -109,6 +119,7 @@ class Expectation:
     host: str = ""  # the target the cause concerns (for a page: the failing asset host)
     first: bool = False  # the matching version must be the event's first (right from the start)
     versions: int = 0  # when > 0: the matching event has exactly this many versions (closing included)
+    broken_at: int = 0  # when > 0: the event's path traces answer before this hop and not from it on
 
     def describe(self) -> str:
         if self.kind == STRICT_KIND:
@@ -128,6 +139,8 @@ class Expectation:
             parts.append("from its first version")
         if self.versions:
             parts.append(f"in {self.versions} versions")
+        if self.broken_at:
+            parts.append(f"path broken at hop {self.broken_at}")
         if self.closed:
             parts.append("then closed")
         return " ".join(parts)
@@ -164,6 +177,12 @@ class Scenario:
         return [
             (f"{region}-{n}", region) for region, count in self.regions.items() for n in range(1, count + 1)
         ]
+
+    @property
+    def path_agents(self) -> tuple[str, ...]:
+        """Agents of a path_break fault: their path to the targets runs through routers."""
+        listed = [a for f in self.faults if f.kind == "path_break" for a in f.agents]
+        return tuple(a for a, _ in self.agents if a in listed)
 
     def scaled(self, speed: float) -> Scenario:
         """The same scenario with every time divided by `speed` (so tests run fast)."""
@@ -438,7 +457,7 @@ def _faults(
     for i, item in enumerate(_list(raw, file, "faults")):
         key = f"faults[{i}]"
         spec = _mapping(item, file, key)
-        _known_keys(spec, ("at", "until", "target", "regions", "agents", "fault"), file, key)
+        _known_keys(spec, ("at", "until", "target", "regions", "agents", "fault", "hop"), file, key)
         kind, param = _fault_kind(spec.get("fault"), file, f"{key}.fault")
         at = float(parse_seconds(spec.get("at", 0), file, f"{key}.at", allow_zero=True))
         until = float(parse_seconds(spec["until"], file, f"{key}.until")) if "until" in spec else duration
@@ -455,7 +474,7 @@ def _faults(
             )
         if kind in VANTAGE_FAULTS and target:
             raise ConfigError(file, f"{key}.target", f"{kind} concerns agents, not a target")
-        if kind not in VANTAGE_FAULTS and not target and kind not in ("refuse", "blackhole", "reset", "slow"):
+        if kind not in VANTAGE_FAULTS and not target and kind not in ANY_TARGET_FAULTS:
             raise ConfigError(file, f"{key}.target", f"is required for {kind}")
         if kind in CERT_FAULTS and not targets[target].tls:
             raise ConfigError(
@@ -464,8 +483,22 @@ def _faults(
         if kind == "grpc_not_serving" and (not target or targets[target].kind != "grpc"):
             raise ConfigError(file, f"{key}.target", "grpc_not_serving needs a grpc target")
         agents = _fault_agents(spec, regions, file, key)
-        faults.append(Fault(i, kind, at, until, param, target, agents))
+        hop = _break_hop(spec, kind, file, key)
+        faults.append(Fault(i, kind, at, until, param, target, agents, hop))
     return tuple(faults)
+
+
+def _break_hop(spec: Mapping[str, Any], kind: str, file: str, key: str) -> int:
+    if kind != "path_break":
+        if "hop" in spec:
+            raise ConfigError(file, f"{key}.hop", "only a path_break fault has a hop")
+        return 0
+    hop = spec.get("hop", DEFAULT_BREAK_HOP)
+    if isinstance(hop, bool) or not isinstance(hop, int) or not 1 <= hop <= PATH_ROUTERS:
+        raise ConfigError(
+            file, f"{key}.hop", f"expected the router that breaks, an integer 1-{PATH_ROUTERS}, got {hop!r}"
+        )
+    return hop
 
 
 def _fault_agents(
@@ -509,7 +542,19 @@ def _expectations(
         spec = _mapping(item, file, key)
         _known_keys(
             spec,
-            ("check", "status", "scope", "regions", "cause", "host", "kind", "closed", "first", "versions"),
+            (
+                "check",
+                "status",
+                "scope",
+                "regions",
+                "cause",
+                "host",
+                "kind",
+                "closed",
+                "first",
+                "versions",
+                "broken_at",
+            ),
             file,
             key,
         )
@@ -544,16 +589,34 @@ def _expectations(
             raise ConfigError(
                 file, f"{key}.versions", f"expected a number of versions (>= 1), got {versions!r}"
             )
+        broken_at = _expect_broken_at(spec, kind, file, key)
         if status == "ok" and (
-            scope or cause or host or closed or first or versions or expected_regions is not None
+            scope or cause or host or closed or first or versions or broken_at or expected_regions is not None
         ):
             raise ConfigError(
-                file, key, "status: ok takes no scope, regions, cause, host, closed, first or versions"
+                file,
+                key,
+                "status: ok takes no scope, regions, cause, host, closed, first, versions or broken_at",
             )
         expectations.append(
-            Expectation(check, status, scope, expected_regions, cause, kind, closed, host, first, versions)
+            Expectation(
+                check, status, scope, expected_regions, cause, kind, closed, host, first, versions, broken_at
+            )
         )
     return tuple(expectations)
+
+
+def _expect_broken_at(spec: Mapping[str, Any], kind: str, file: str, key: str) -> int:
+    if "broken_at" not in spec:
+        return 0
+    hop = spec["broken_at"]
+    if isinstance(hop, bool) or not isinstance(hop, int) or not 1 <= hop <= PATH_ROUTERS:
+        raise ConfigError(
+            file, f"{key}.broken_at", f"expected the hop where the path breaks, 1-{PATH_ROUTERS}, got {hop!r}"
+        )
+    if kind not in ("", "check"):
+        raise ConfigError(file, f"{key}.broken_at", "only check events have path traces")
+    return hop
 
 
 def _expect_regions(

@@ -34,7 +34,9 @@ from cryptography.x509.oid import NameOID
 from grpc_health.v1 import health_pb2
 
 from collector.ca import new_ca
+from collector.lab import netns
 from collector.lab.faults import Effect
+from collector.lab.paths import LabPaths
 from collector.lab.scenario import Scenario, Target
 
 log = logging.getLogger(__name__)
@@ -222,8 +224,11 @@ class TargetServers:
         port: int,
         certs: CertificateSet,
         effect: EffectLookup,
+        *,
+        paths: LabPaths | None = None,
     ) -> None:
         self.scenario = scenario
+        self.paths = paths  # its agents' copies listen in their chain's target namespace
         self.agent_numbers = agent_numbers
         self.port = port
         self.certs = certs
@@ -233,6 +238,8 @@ class TargetServers:
         self.connections_served = 0
 
     def address(self, agent: str, target: str) -> str:
+        if self.paths is not None and agent in self.paths:
+            return self.paths.target_address(target)
         return target_address(self.agent_numbers[agent], list(self.scenario.targets).index(target))
 
     async def start(self) -> None:
@@ -262,9 +269,15 @@ class TargetServers:
                 self._connections.discard(task)
                 writer.transport.abort()
 
-        self._servers[(agent, target)] = await asyncio.start_server(
-            handle, self.address(agent, target), self.port, reuse_address=True, backlog=256
-        )
+        address = self.address(agent, target)
+        if self.paths is not None and agent in self.paths:
+            sock = netns.bound_socket(
+                self.paths.target_namespace(agent), address, self.port, socket.SOCK_STREAM
+            )
+            server = await asyncio.start_server(handle, sock=sock, backlog=256)
+        else:
+            server = await asyncio.start_server(handle, address, self.port, reuse_address=True, backlog=256)
+        self._servers[(agent, target)] = server
 
     async def apply(self) -> None:
         """Close the listeners of refused pairs, reopen the others."""

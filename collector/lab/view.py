@@ -57,6 +57,7 @@ class JsonObserver:
                 "workdir": str(lab.workdir),
                 "port": lab.port,
                 "collector_api": lab.api,
+                "namespaces": lab.namespaces,
             }
         )
 

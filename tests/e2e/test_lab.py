@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -16,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from collector.lab.scenario import DEFAULT_SCENARIO, builtin_names
+from collector.lab import netns
+from collector.lab.scenario import DEFAULT_SCENARIO, builtin_names, builtin_path, load_scenario
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +29,8 @@ SPEED = 4.0
 # A page and four other checks per agent, 8 agents, first versions asked for: speed 2 as well.
 SPEEDS = {"all-regions-at-once": 2.0}
 RUN_TIMEOUT_S = 240
+NETNS_SKIP = netns.unavailable_reason()
+PATH_BREAK = "path-break-region"
 
 
 def lab_command(*args: str) -> list[str]:
@@ -83,7 +87,19 @@ def json_lines(stdout: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
 
 
-@pytest.mark.parametrize("name", [n for n in builtin_names() if n != DEFAULT_SCENARIO])
+def builtin_cases() -> list[Any]:
+    """Every built-in scenario but the default; those with path_break need network namespaces."""
+    cases = []
+    for name in builtin_names():
+        if name == DEFAULT_SCENARIO:
+            continue
+        breaks = any(f.kind == "path_break" for f in load_scenario(builtin_path(name)).faults)
+        skip = pytest.mark.skipif(breaks and bool(NETNS_SKIP), reason=f"path_break: {NETNS_SKIP}")
+        cases.append(pytest.param(name, marks=skip))
+    return cases
+
+
+@pytest.mark.parametrize("name", builtin_cases())
 def test_builtin_scenario_meets_its_expect(name: str, tmp_path: Path) -> None:
     done = run_lab(name, "--json", "--speed", str(SPEEDS.get(name, SPEED)), cwd=tmp_path)
     lines = json_lines(done.stdout)
@@ -105,7 +121,47 @@ def test_builtin_scenario_meets_its_expect(name: str, tmp_path: Path) -> None:
     assert kinds.index("start") < kinds.index("events") < kinds.index("expect") < kinds.index("report")
     if name == "flapping-target":  # down, up, down again: the event closes and a new one opens
         assert len([e for e in events if e["check"] == "api-http"]) >= 2, events
+    if name == PATH_BREAK:
+        assert_broken_at_the_third_router(start, events)
+    else:
+        assert start["namespaces"] == []
     assert_cleaned_up(start["workdir"], start["port"])
+    assert [ns for ns in start["namespaces"] if netns.existing(ns)] == []
+
+
+def assert_broken_at_the_third_router(start: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    """fr's agents ran behind three routers (5 namespaces each); the outage's stored traces, one
+    per fr agent, answer at hops 1 and 2 and are silent from the break on."""
+    assert len(start["namespaces"]) == 10
+    (outage,) = events
+    assert (outage["check"], outage["scope"], outage["regions"]) == ("shop-http", "regional", ["fr"])
+    assert outage["cause"]["class"] == "tcp_timeout"
+    traces = outage["path_traces"]
+    assert sorted(t["agent"] for t in traces) == ["fr-1", "fr-2"]
+    for trace in traces:
+        hops = trace["hops"]
+        assert len(hops) >= 3 and trace["reached"] is False, trace
+        assert [(h["ttl"], h["address"]) for h in hops[:2]] == [(1, "10.78.1.2"), (2, "10.78.2.2")]
+        assert all(h["address"] == "" and h["lost"] == h["sent"] for h in hops[2:]), trace
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs util-linux's setpriv")
+def test_path_break_without_namespaces_exits_2_naming_file_fault_and_reason() -> None:
+    """An ordinary user cannot make namespaces: the scenario is refused, nothing half-runs."""
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"]
+    done = subprocess.run(
+        [*nobody, *lab_command(PATH_BREAK)],
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        cwd="/",
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"{builtin_path(PATH_BREAK)}: faults[0].fault: path_break runs the agents' paths" in done.stderr
+    assert "needs root to make network namespaces" in done.stderr
+    assert done.stdout == ""
 
 
 def test_default_scenario_meets_its_expect_and_reports(tmp_path: Path) -> None:
@@ -147,9 +203,18 @@ def test_unknown_scenario_name_exits_2(tmp_path: Path) -> None:
     assert "no such file or built-in scenario" in done.stderr
 
 
-def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "name",
+    [
+        "global-outage",
+        pytest.param(
+            PATH_BREAK, marks=pytest.mark.skipif(bool(NETNS_SKIP), reason=f"path_break: {NETNS_SKIP}")
+        ),
+    ],
+)
+def test_ctrl_c_stops_everything(name: str, tmp_path: Path) -> None:
     with subprocess.Popen(
-        lab_command("global-outage", "--json", "--speed", "2"),
+        lab_command(name, "--json", "--speed", "2"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -161,6 +226,8 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
             start = json.loads(proc.stdout.readline())  # printed once every agent delivers
             assert start["type"] == "start"
             assert len(processes_mentioning(start["workdir"])) == 7  # collector + 6 agents
+            assert bool(start["namespaces"]) == (name == PATH_BREAK)
+            assert all(netns.existing(ns) for ns in start["namespaces"])
             proc.send_signal(signal.SIGINT)
             _, stderr = proc.communicate(timeout=60)
         finally:
@@ -170,6 +237,7 @@ def test_ctrl_c_stops_everything(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert "interrupted; everything the lab started is stopped" in stderr
     assert_cleaned_up(start["workdir"], start["port"])
+    assert [ns for ns in start["namespaces"] if netns.existing(ns)] == []
 
 
 def test_unmet_expect_exits_1(tmp_path: Path) -> None:

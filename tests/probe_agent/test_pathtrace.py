@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from collector.lab import netns
 from probe_agent.pathtrace import MIN_INTERVAL_S, PathTracer, trace_path
 from probe_agent.probes.context import ProbeContext
 from probenet.v1.stream_pb2 import PathTraceRequest
-from tests.probe_agent.probes import netns
 
 NETNS_SKIP = netns.unavailable_reason()
 

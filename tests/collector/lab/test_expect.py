@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from collector.lab.expect import EventHistory, evaluate, unexpected_events
+from collector.lab.expect import EventHistory, describe_trace, evaluate, unexpected_events
 from collector.lab.scenario import Expectation
 
 
@@ -132,3 +132,45 @@ def test_strict_fails_on_another_event_of_an_expected_check() -> None:
     assert unexpected_events([shop, impaired], [SHOP, VANTAGE]).met
     outcome = unexpected_events([shop, impaired], [SHOP, other, VANTAGE])
     assert not outcome.met and "timeout" in outcome.detail
+
+
+def trace(agent: str, answered: list[int], silent: list[int], reached: bool = False) -> dict[str, Any]:
+    hops = [{"ttl": t, "address": f"10.78.{t}.2", "lost": 0} for t in answered]
+    hops += [{"ttl": t, "address": "", "lost": 3} for t in silent]
+    return {
+        "agent": agent,
+        "host": "shop.lab.test",
+        "address": "10.78.4.10",
+        "reached": reached,
+        "hops": hops,
+    }
+
+
+def test_broken_at_asks_every_trace_to_go_silent_from_that_hop() -> None:
+    broken = Expectation("shop-page", "partial", broken_at=3)
+    both = [trace("fr-1", [1, 2], [3, 4, 5]), trace("fr-2", [1, 2], list(range(3, 31)))]
+    assert evaluate([broken], [dataclasses.replace(SHOP, path_traces=both)])[0].met
+    for traces in (
+        [],  # no trace came back
+        [trace("fr-1", [1], [2, 3])],  # silent one hop early
+        [trace("fr-1", [1, 2, 3], [4])],  # answered at the break
+        [trace("fr-1", [1, 2], [3]), trace("fr-2", [1, 2, 3, 4], [], reached=True)],  # one got through
+        [trace("fr-1", [1, 2], [])],  # never reached the break
+    ):
+        outcome = evaluate([broken], [dataclasses.replace(SHOP, path_traces=traces)])[0]
+        assert not outcome.met, traces
+        assert "path traces: " in outcome.detail
+    assert evaluate([broken], [SHOP])[0].detail.endswith("path traces: none")
+
+
+def test_a_trace_reads_as_hops_and_runs_of_silence() -> None:
+    line = describe_trace(trace("fr-1", [1, 2], list(range(3, 31))))
+    assert line == (
+        "path from fr-1 to shop.lab.test (10.78.4.10): 1 10.78.1.2, 2 10.78.2.2, 3-30 * (not reached)"
+    )
+    healed = trace("it-1", [1], [2], reached=True)
+    healed["hops"].append({"ttl": 3, "address": "10.78.4.10"})
+    assert describe_trace(healed).endswith(": 1 10.78.1.2, 2 *, 3 10.78.4.10 (reached)")
+    assert (
+        describe_trace({"agent": "a", "host": "h", "error": "no route"}) == "path from a to h (?): no route"
+    )

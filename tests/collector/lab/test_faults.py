@@ -54,6 +54,22 @@ def test_later_faults_win_on_the_same_pair() -> None:
     assert tl.effects(25)[("it-1", "shop")] == Effect("http_status", 503, 0)
 
 
+def test_path_break_is_a_route_not_a_server_effect() -> None:
+    tl = timeline(
+        {"at": 0, "target": "shop", "fault": "http_status:503"},
+        {"at": 10, "until": 20, "regions": ["it"], "target": "shop", "fault": "path_break", "hop": 1},
+        {"at": 15, "until": 20, "agents": ["it-1"], "fault": "path_break", "hop": 3},
+    )
+    assert tl.path_breaks(9) == {}
+    assert tl.path_breaks(10) == {("it-1", "shop"): 1, ("it-2", "shop"): 1}
+    # The later fault wins on a pair; one without a target breaks every target's path.
+    assert tl.path_breaks(15) == {("it-1", "shop"): 3, ("it-1", "static"): 3, ("it-2", "shop"): 1}
+    assert tl.path_breaks(20) == {}
+    # The server keeps its own fault for when the path heals.
+    assert tl.effects(15)[("it-1", "shop")] == Effect("http_status", 503, 0)
+    assert tl.next_change(10) == 15
+
+
 def test_flap_alternates_by_period() -> None:
     tl = timeline({"at": 10, "until": 30, "target": "shop", "fault": "flap:4s"})
     biting = [t for t in range(0, 35) if tl.effects(t)]

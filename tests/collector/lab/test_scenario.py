@@ -230,6 +230,41 @@ def test_fault_targets_regions_and_agents() -> None:
             "expect[0].first",
             "expected true or false",
         ),
+        (
+            with_(faults=[{"at": "1s", "regions": ["fr"], "fault": "path_break", "hop": 4}]),
+            "faults[0].hop",
+            "expected the router that breaks, an integer 1-3, got 4",
+        ),
+        (
+            with_(faults=[{"at": "1s", "regions": ["fr"], "fault": "path_break", "hop": True}]),
+            "faults[0].hop",
+            "an integer 1-3",
+        ),
+        (
+            with_(faults=[{"at": "1s", "target": "static", "fault": "refuse", "hop": 2}]),
+            "faults[0].hop",
+            "only a path_break fault has a hop",
+        ),
+        (
+            with_(faults=[{"at": "1s", "regions": ["fr"], "fault": "path_break:2"}]),
+            "faults[0].fault",
+            "unknown fault 'path_break:2'",
+        ),
+        (
+            with_(expect=[{"check": "shop-page", "status": "partial", "broken_at": 0}]),
+            "expect[0].broken_at",
+            "the hop where the path breaks, 1-3",
+        ),
+        (
+            with_(expect=[{"check": "shop-page", "status": "ok", "broken_at": 2}]),
+            "expect[0]",
+            "status: ok takes no",
+        ),
+        (
+            with_(expect=[{"kind": "vantage", "status": "impaired", "broken_at": 2}]),
+            "expect[0].broken_at",
+            "only check events have path traces",
+        ),
         (with_(phase_spread=1.0), "phase_spread", "expected a number in [0, 1) or 'random'"),
         (with_(strict="always"), "strict", "expected true or false"),
     ],
@@ -240,6 +275,27 @@ def test_bad_scenarios_name_file_key_and_reason(raw: Any, key: str, reason: str)
     assert info.value.file == "bad.yaml"
     assert info.value.key == key
     assert reason in info.value.reason
+
+
+def test_path_break_names_a_hop_and_its_agents_run_behind_routers() -> None:
+    scenario = scenario_from_mapping(
+        with_(
+            faults=[
+                {"at": "4s", "regions": ["fr"], "target": "static", "fault": "path_break", "hop": 3},
+                {"at": "6s", "agents": ["it-2"], "fault": "path_break"},  # every target, hop 2
+                {"at": "8s", "regions": ["it"], "target": "static", "fault": "refuse"},
+            ],
+            expect=[{"check": "static-tls", "status": "outage", "broken_at": 3}],
+        ),
+        "pb.yaml",
+    )
+    first, second, _ = scenario.faults
+    assert (first.kind, first.hop, first.target, first.agents) == ("path_break", 3, "static", ("fr-1",))
+    assert (second.hop, second.target, second.agents, second.label) == (2, "", ("it-2",), "path_break@hop2")
+    assert scenario.path_agents == ("it-2", "fr-1")  # file order, not fault order
+    assert scenario.expect[0].broken_at == 3
+    assert "path broken at hop 3" in scenario.expect[0].describe()
+    assert scenario_from_mapping(BASE, "calm.yaml").path_agents == ()
 
 
 def test_unreadable_and_invalid_yaml(tmp_path: Path) -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from collector.lab import netns
 from probe_agent.probes import icmp
 from probenet.v1.probe_pb2 import Outcome
-from tests.probe_agent.probes import netns
 from tests.probe_agent.probes.conftest import run_check
 
 NETNS_SKIP = netns.unavailable_reason()
