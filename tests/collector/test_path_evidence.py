@@ -144,3 +144,26 @@ def test_side_by_side_marks_where_paths_diverge() -> None:
     assert "paths diverge" not in lines[1]
     assert lines[2].endswith("<- paths diverge") and "* 3/3 lost" in lines[2]
     assert "paths diverge" not in lines[3]
+
+
+def test_tcp_checks_are_traced_over_tcp_to_their_port() -> None:
+    from collector.verdicts.evidence import trace_request
+
+    event = _event("e", 1, ("it",))
+    cases = {
+        ("http", "https://shop.example/"): 443,
+        ("page", "http://shop.example:8080/x"): 8080,
+        ("tls", "shop.example:8443"): 8443,
+        ("grpc", "api.example:50051"): 50051,
+        ("tcp", "[2001:db8::1]:25"): 25,
+        ("dns", "shop.example"): 0,
+        ("icmp", "shop.example"): 0,
+    }
+    for (probe, target), port in cases.items():
+        request = trace_request(event, CheckSpec(id="web", probe=probe, target=target))
+        assert request is not None and request.tcp_port == port, (probe, target)
+        assert request.host == "127.0.0.1"  # the failing host named by the cause
+    no_cause = dataclasses.replace(event, cause=None)
+    request = trace_request(no_cause, CheckSpec(id="web", probe="http", target="https://a.example:444/"))
+    assert request is not None and (request.host, request.tcp_port) == ("a.example", 444)
+    assert trace_request(no_cause, None) is None

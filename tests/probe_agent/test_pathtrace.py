@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import sys
 from pathlib import Path
 
@@ -57,3 +58,39 @@ def test_trace_through_three_routers_with_a_silent_one() -> None:
     hops = [(h["ttl"], h.get("address", ""), h.get("lost", 0)) for h in trace["hops"]]
     assert hops == [(1, "10.78.1.2", 0), (2, "", 3), (3, "10.78.3.2", 0), (4, "10.78.4.2", 0)]
     assert "   2  *" in text.stdout and "(3/3 lost)" in text.stdout
+
+
+@pytest.mark.skipif(bool(NETNS_SKIP), reason=NETNS_SKIP)
+def test_tcp_trace_crosses_a_router_that_drops_traceroute_udp() -> None:
+    """r1 drops UDP to traceroute's ports (as many firewalls do): the UDP trace sees nothing,
+    the TCP trace to the check's port reaches the destination (its RST answers a closed port)."""
+    with netns.router_chain(f"u{id(NETNS_SKIP) % 1000}", 3) as made:
+        agent, first_router = made[0], made[1]
+        netns.ip("rule", "add", "ipproto", "udp", "dport", "33434-33600", "blackhole", ns=first_router)
+        script = Path(sys.executable).with_name("probe-agent")
+        udp = netns.run_in(agent, [str(script), "trace", "10.78.4.2", "--json"])
+        tcp = netns.run_in(agent, [str(script), "trace", "10.78.4.2", "--tcp", "443", "--json"])
+        text = netns.run_in(agent, [str(script), "trace", "10.78.4.2", "--tcp", "443"])
+    udp_trace, tcp_trace = json.loads(udp.stdout), json.loads(tcp.stdout)
+    assert not udp_trace.get("reached") and udp_trace["method"] == "udp"
+    assert all("address" not in h for h in udp_trace["hops"])
+    assert tcp.returncode == 0, tcp.stderr
+    assert tcp_trace["reached"] is True and tcp_trace["method"] == "tcp"
+    hops = [(h["ttl"], h.get("address", "")) for h in tcp_trace["hops"]]
+    assert hops == [(1, "10.78.1.2"), (2, "10.78.2.2"), (3, "10.78.3.2"), (4, "10.78.4.2")]
+    assert "over tcp" in text.stdout
+
+
+def test_tcp_trace_on_loopback_reaches_a_listener_and_a_closed_port() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        for port in (listener.getsockname()[1], _closed_port()):
+            hops, reached = asyncio.run(trace_path("127.0.0.1", tcp_port=port))
+            assert reached and [(h.ttl, h.address, h.lost) for h in hops] == [(1, "127.0.0.1", 0)]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
