@@ -611,17 +611,19 @@ class Lab:
 
     async def _take_path_traces(self) -> None:
         """Each check event's stored path traces. An event in a region of path_break agents
-        waits (TRACE_WAIT_S in all) for a trace from each such region: traces take seconds."""
-        broken = {r for a, r in self.scenario.agents if self._paths is not None and a in self._paths}
+        waits (TRACE_WAIT_S in all) for a trace from each such agent: traces take seconds, and
+        the agents of one region finish theirs apart."""
+        broken = {(a, r) for a, r in self.scenario.agents if self._paths is not None and a in self._paths}
         deadline = time.monotonic() + TRACE_WAIT_S
         for event in self.events.values():
             if event.kind != "check":
                 continue
-            wanted = broken & {r for v in event.versions for r in v.get("regions") or ()}
+            regions = {r for v in event.versions for r in v.get("regions") or ()}
+            wanted = {a for a, r in broken if r in regions}
             while True:
                 with contextlib.suppress(LabError):
                     event.path_traces = list((await self._get(f"/api/v1/events/{event.id}"))["path_traces"])
-                if wanted <= {t.get("region") for t in event.path_traces} or time.monotonic() > deadline:
+                if wanted <= {t.get("agent") for t in event.path_traces} or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.25)
 
