@@ -2,6 +2,11 @@
 
 The target may be a bare host, host:port or a URL. The rcode is reported when a DNS server
 is configured (dnspython talks to it directly); the system resolver only says found or not.
+
+With DNSSEC the agent validates what the resolver says (probe_agent.probes.dnssec): an answer's
+chain of trust, and for a negative answer its NSEC/NSEC3 proof. NXDOMAIN proven (or from a
+proven unsigned zone) stays `dns_nxdomain`, with `dns.dnssec` secure or insecure; NXDOMAIN or
+an empty answer whose proof fails is `dns_bogus`.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import time
 from urllib.parse import urlsplit
 
 import dns.flags
+import dns.message
 import dns.name
 import dns.rcode
 import dns.rdatatype
@@ -24,6 +30,7 @@ from probe_agent.probes.dnssec import (
     ROOT_TRUST_ANCHOR,
     SECURE,
     Validator,
+    Verdict,
     parse_trust_anchor,
 )
 from probe_agent.probes.failures import ProbeFailure, classify
@@ -31,6 +38,7 @@ from probenet.v1.probe_pb2 import CheckSpec, FailureClass, ProbeResult
 
 _ADDRESS_TYPES = (dns.rdatatype.A, dns.rdatatype.AAAA)
 _SEVERITY = {SECURE: 0, INSECURE: 1, BOGUS: 2}
+_Asked = list[tuple[dns.rdatatype.RdataType, dns.message.Message]]  # (type asked, response)
 _RCODE_BY_CLASS = {FailureClass.DNS_NXDOMAIN: "NXDOMAIN", FailureClass.DNS_TIMEOUT: "TIMEOUT"}
 
 
@@ -88,14 +96,15 @@ async def _probe_dnssec(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult,
     query = functools.partial(dnssec_query, server)
     name = dns.name.from_text(host)
     rdtypes = {"4": ["A"], "6": ["AAAA"]}.get(spec.ip_version, ["A", "AAAA"])
-    responses = [await query(name, dns.rdatatype.from_text(rdtype)) for rdtype in rdtypes]
+    asked = [(rdtype, await query(name, rdtype)) for rdtype in map(dns.rdatatype.from_text, rdtypes)]
     result.timings.dns_ms = elapsed_ms(start)
-    rcodes = {dns.rcode.to_text(r.rcode()) for r in responses}
+    rcodes = {dns.rcode.to_text(r.rcode()) for _, r in asked}
     result.dns.rcode = "NOERROR" if "NOERROR" in rcodes else sorted(rcodes)[0]
+    validator = Validator(query, anchors, cache_scope=(server, spec.dns.trust_anchor))
     if result.dns.rcode == "NXDOMAIN":
-        fail(result, FailureClass.DNS_NXDOMAIN, f"{host}: NXDOMAIN from {server}", host)
+        await _judge_nxdomain(result, validator, name, asked, server)
         return
-    answered = [r for r in responses if r.answer]
+    answered = [r for _, r in asked if r.answer]
     result.dns.addresses[:] = [
         rdata.to_text()
         for r in answered
@@ -103,23 +112,65 @@ async def _probe_dnssec(spec: CheckSpec, ctx: ProbeContext, result: ProbeResult,
         if rrset.rdtype in _ADDRESS_TYPES
         for rdata in rrset
     ]
-    result.dns.authenticated_data = bool(answered) and all(r.flags & dns.flags.AD for r in answered)
+    result.dns.authenticated_data = _authenticated(answered)
     if not result.dns.addresses:
-        fail(
-            result,
-            FailureClass.DNS_ERROR,
-            f"{host}: no address records from {server} ({result.dns.rcode})",
-            host,
-        )
+        await _judge_no_address(result, validator, name, asked, server)
         return
-    validator = Validator(query, anchors, cache_scope=(server, spec.dns.trust_anchor))
-    verdicts = [await validator.validate(r) for r in answered]
-    verdict = max(verdicts, key=lambda v: _SEVERITY[v.state])
-    result.dns.dnssec = verdict.state
-    result.dns.dnssec_chain[:] = verdict.chain
+    verdict = _record(result, [await validator.validate(r) for r in answered])
     if verdict.state == BOGUS:
         fail(result, FailureClass.DNS_BOGUS, f"{host}: DNSSEC bogus: {verdict.reason}", host)
     elif verdict.state == INSECURE:
         fail(result, FailureClass.DNS_INSECURE, f"{host}: DNSSEC required but {verdict.reason}", host)
     else:
         result.failure_host = ""
+
+
+async def _judge_nxdomain(
+    result: ProbeResult, validator: Validator, name: dns.name.Name, asked: _Asked, server: str
+) -> None:
+    """NXDOMAIN is believed only as far as its NSEC/NSEC3 proof validates."""
+    host = result.failure_host
+    denied = [(rdtype, r) for rdtype, r in asked if r.rcode() == dns.rcode.NXDOMAIN]
+    result.dns.authenticated_data = _authenticated([r for _, r in denied])
+    verdict = _record(result, [await validator.validate_denial(r, name, rdtype) for rdtype, r in denied])
+    if verdict.state == BOGUS:
+        fail(result, FailureClass.DNS_BOGUS, f"{host}: NXDOMAIN not proven: {verdict.reason}", host)
+        return
+    # An unsigned zone's NXDOMAIN stays dns_nxdomain rather than dns_insecure: the name's
+    # absence is what the operator acts on; the insecure verdict is recorded beside it.
+    fail(result, FailureClass.DNS_NXDOMAIN, f"{host}: NXDOMAIN from {server}{_note(verdict)}", host)
+
+
+async def _judge_no_address(
+    result: ProbeResult, validator: Validator, name: dns.name.Name, asked: _Asked, server: str
+) -> None:
+    """No address at all: when every answer is empty (NOERROR), its no-data proofs are judged."""
+    host = result.failure_host
+    verdict = None
+    if all(r.rcode() == dns.rcode.NOERROR and not r.answer for _, r in asked):
+        verdict = _record(result, [await validator.validate_denial(r, name, rdtype) for rdtype, r in asked])
+        if verdict.state == BOGUS:
+            fail(result, FailureClass.DNS_BOGUS, f"{host}: no-data not proven: {verdict.reason}", host)
+            return
+    message = f"{host}: no address records from {server} ({result.dns.rcode}){_note(verdict)}"
+    fail(result, FailureClass.DNS_ERROR, message, host)
+
+
+def _record(result: ProbeResult, verdicts: list[Verdict]) -> Verdict:
+    """The worst of the verdicts, recorded in the result."""
+    verdict = max(verdicts, key=lambda v: _SEVERITY[v.state])
+    result.dns.dnssec = verdict.state
+    result.dns.dnssec_chain[:] = verdict.chain
+    return verdict
+
+
+def _note(verdict: Verdict | None) -> str:
+    if verdict is None:
+        return ""
+    if verdict.state == INSECURE:
+        return f" (DNSSEC insecure: {verdict.reason})"
+    return " (DNSSEC: proven)"
+
+
+def _authenticated(responses: list[dns.message.Message]) -> bool:
+    return bool(responses) and all(r.flags & dns.flags.AD for r in responses)

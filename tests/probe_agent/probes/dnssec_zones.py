@@ -1,19 +1,32 @@
-"""Zones signed by the test (dnspython's sign_zone) and a UDP DNS server on 127.0.0.1 answering from them.
+"""Zones signed by the test and a UDP DNS server on 127.0.0.1 answering from them.
 
-    test.              signed, the trust anchor of the tests; www.test. A
-    ├── secure.test.   signed, DS in test.; www A, bogus A (its RRSIG tampered after signing)
-    └── plain.test.    unsigned, no DS in test. (the signed NSEC of test. proves it); www A
+    test.               NSEC, the trust anchor of the tests; www.test. A
+    ├── secure.test.    NSEC, DS in test.; www A, text TXT, bogus A (its RRSIG tampered after signing)
+    ├── stale.test.     NSEC, DS in test.; www A; every NSEC signature expired (a zone left unsigned)
+    ├── hashed.test.    NSEC3 (0 iterations, no salt), DS in test.; www A, text TXT
+    ├── slow.test.      NSEC3 with 151 iterations (over RFC 9276's 150), DS in test.; www A
+    ├── optout.test.    NSEC3 opt-out, DS in test.; www A
+    └── plain.test.     unsigned, no DS in test. (the signed NSEC of test. proves it); www A
 
-The server answers as a validating-unaware resolver would: each query from the deepest zone
-holding the name (a DS from the parent), with RRSIGs when the DO bit is set, the SOA and NSEC
-for a name without the type, and the AD bit on answers from signed zones (what a resolver that
-validated would say; the probe records it but never believes it).
+dnspython's sign_zone builds the NSEC chains; it has no NSEC3, so `_nsec3_zone` hashes the owner
+names (`dns.dnssec.nsec3_hash`), builds the ring and NSEC3PARAM and signs every rrset itself.
+
+The server answers as an authoritative server behind a validating-unaware resolver would: each
+query from the deepest zone holding the name (a DS from the parent), with RRSIGs when the DO bit
+is set; a missing name is NXDOMAIN with the SOA and the NSEC/NSEC3 proving it (the record
+covering the name, and the one covering the wildcard at the closest encloser; for NSEC3 also the
+one matching the closest encloser), a missing type the SOA and the NSEC/NSEC3 of the name; the
+AD bit is set on answers from signed zones (what a resolver that validated would say; the probe
+records it but never believes it). `lies` makes it lie about a name's A/AAAA answers: "nxdomain"
+(a forged NXDOMAIN with the real, non-covering NSEC), "nodata" (an empty answer with the real NSEC
+of the name), "strip" (the NSEC/NSEC3 removed) or "tamper" (their signatures damaged).
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from dataclasses import dataclass
 
 import dns.dnssec
@@ -21,7 +34,9 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
+import dns.rdataset
 import dns.rdatatype
 import dns.rrset
 import dns.zone
@@ -72,20 +87,94 @@ class Zones:
         return f"test. 3600 IN DNSKEY {self.anchor_key.dnskey.to_text()}\n"
 
 
-def make_zones() -> Zones:
-    top, secure = new_key(), new_key()
-    secure_zone = _zone("secure.test.", "www 60 IN A 127.0.0.1\nbogus 60 IN A 127.0.0.2\n", secure)
-    _tamper(secure_zone, "bogus.secure.test.", dns.rdatatype.A)
-    plain_zone = _zone("plain.test.", "www 60 IN A 127.0.0.3\n", None)
-    top_zone = _zone(
-        "test.",
-        "www 60 IN A 127.0.0.4\n"
-        "secure 60 IN NS ns.secure.test.\n"
-        f"secure 60 IN DS {secure.ds('secure.test.').to_text()}\n"
-        "plain 60 IN NS ns.plain.test.\n",
-        top,
+def _expire(zone: dns.zone.Zone, key: Key, rdtype: dns.rdatatype.RdataType) -> None:
+    """Re-sign every rrset of the type with a validity that ended yesterday."""
+    now = time.time()
+    with zone.writer() as txn:
+        for name, rdataset in list(txn.iterate_rdatasets()):
+            if rdataset.rdtype == rdtype:
+                sig = _sign(
+                    name, rdataset, key, zone.origin, inception=now - 2 * 86400, expiration=now - 86400
+                )
+                txn.replace(name, dns.rdataset.from_rdata(rdataset.ttl, sig))
+
+
+def _sign(
+    name: dns.name.Name, rdataset: dns.rdataset.Rdataset, key: Key, origin: dns.name.Name, **validity: float
+) -> dns.rdata.Rdata:
+    return dns.dnssec.sign(
+        (name, rdataset), key.private, origin, key.dnskey, lifetime=None if validity else 86400, **validity
     )
-    return Zones(top, [top_zone, secure_zone, plain_zone])
+
+
+def _owners(zone: dns.zone.Zone) -> dict[dns.name.Name, set[dns.rdatatype.RdataType]]:
+    """Every name of the zone with its types, empty non-terminals (no types) included."""
+    owners: dict[dns.name.Name, set[dns.rdatatype.RdataType]] = {}
+    for name, node in zone.nodes.items():
+        owners[name] = {rdataset.rdtype for rdataset in node} | {dns.rdatatype.RRSIG}
+        ancestor = name
+        while ancestor != zone.origin:
+            ancestor = ancestor.parent()
+            owners.setdefault(ancestor, set())
+    return owners
+
+
+def _nsec3_zone(
+    origin: str, records: str, key: Key, *, iterations: int = 0, salt: bytes = b"", opt_out: bool = False
+) -> dns.zone.Zone:
+    """A zone signed with NSEC3 (RFC 5155 §7.1): the hashed owner ring, NSEC3PARAM, every rrset signed."""
+    zone = dns.zone.from_text(_SOA + records, origin, relativize=False)
+    params = f"1 {{flags}} {iterations} {salt.hex() or '-'}"
+    with zone.writer() as txn:
+        txn.add(zone.origin, 60, key.dnskey)
+        txn.add(zone.origin, 0, _rdata(dns.rdatatype.NSEC3PARAM, params.format(flags=0)))
+    owners = _owners(zone)
+    ring = sorted((dns.dnssec.nsec3_hash(name, salt, iterations, 1), types) for name, types in owners.items())
+    with zone.writer() as txn:
+        for index, (hashed, types) in enumerate(ring):
+            following = ring[(index + 1) % len(ring)][0]
+            bitmap = " ".join(sorted(dns.rdatatype.to_text(t) for t in types))
+            text = f"{params.format(flags=int(opt_out))} {following} {bitmap}"
+            txn.add(
+                dns.name.Name((hashed.lower().encode(), *zone.origin.labels)),
+                60,
+                _rdata(dns.rdatatype.NSEC3, text),
+            )
+    with zone.writer() as txn:
+        for name, rdataset in list(txn.iterate_rdatasets()):
+            txn.add(name, rdataset.ttl, _sign(name, rdataset, key, zone.origin))
+    return zone
+
+
+def _rdata(rdtype: dns.rdatatype.RdataType, text: str) -> dns.rdata.Rdata:
+    return dns.rdata.from_text(dns.rdataclass.IN, rdtype, text)
+
+
+def make_zones() -> Zones:
+    keys = {name: new_key() for name in ("test", "secure", "stale", "hashed", "slow", "optout")}
+    secure_zone = _zone(
+        "secure.test.",
+        "www 60 IN A 127.0.0.1\nbogus 60 IN A 127.0.0.2\ntext 60 IN TXT hello\n",
+        keys["secure"],
+    )
+    _tamper(secure_zone, "bogus.secure.test.", dns.rdatatype.A)
+    stale_zone = _zone("stale.test.", "www 60 IN A 127.0.0.5\n", keys["stale"])
+    _expire(stale_zone, keys["stale"], dns.rdatatype.NSEC)
+    hashed = _nsec3_zone("hashed.test.", "www 60 IN A 127.0.0.6\ntext 60 IN TXT hello\n", keys["hashed"])
+    slow = _nsec3_zone(
+        "slow.test.", "www 60 IN A 127.0.0.7\n", keys["slow"], iterations=151, salt=b"\xaa\xbb"
+    )
+    optout = _nsec3_zone("optout.test.", "www 60 IN A 127.0.0.8\n", keys["optout"], opt_out=True)
+    plain_zone = _zone("plain.test.", "www 60 IN A 127.0.0.3\n", None)
+    delegations = "".join(
+        f"{child} 60 IN NS ns.{child}.test.\n{child} 60 IN DS {key.ds(child + '.test.').to_text()}\n"
+        for child, key in keys.items()
+        if child != "test"
+    )
+    top_zone = _zone(
+        "test.", f"www 60 IN A 127.0.0.4\n{delegations}plain 60 IN NS ns.plain.test.\n", keys["test"]
+    )
+    return Zones(keys["test"], [top_zone, secure_zone, stale_zone, hashed, slow, optout, plain_zone])
 
 
 class SignedDnsServer:
@@ -97,6 +186,7 @@ class SignedDnsServer:
         self.sock.settimeout(0.1)
         self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.queries: list[tuple[str, str]] = []
+        self.lies: dict[dns.name.Name, str] = {}  # name -> "nxdomain" | "nodata" | "strip" | "tamper"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -130,18 +220,36 @@ class SignedDnsServer:
         if zone is None:
             response.set_rcode(dns.rcode.REFUSED)
             return bytes(response.to_wire())
+        lie = self.lies.get(name, "") if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) else ""
         node = zone.get_node(name)
-        if node is None:
+        if node is None or lie == "nxdomain":
             response.set_rcode(dns.rcode.NXDOMAIN)
-            self._add(response.authority, zone, zone.origin, dns.rdatatype.SOA, dnssec)
-        elif node.get_rdataset(dns.rdataclass.IN, rdtype) is not None:
+            self._deny(response, zone, name, dnssec, missing=True)
+        elif node.get_rdataset(dns.rdataclass.IN, rdtype) is not None and lie != "nodata":
             self._add(response.answer, zone, name, rdtype, dnssec)
             if zone.origin in self.signed and dnssec:
                 response.flags |= dns.flags.AD
         else:
-            self._add(response.authority, zone, zone.origin, dns.rdatatype.SOA, dnssec)
-            self._add(response.authority, zone, name, dns.rdatatype.NSEC, dnssec)
+            self._deny(response, zone, name, dnssec, missing=False)
+        _LIES.get(lie, lambda r: None)(response)
         return bytes(response.to_wire())
+
+    def _deny(
+        self,
+        response: dns.message.Message,
+        zone: dns.zone.Zone,
+        name: dns.name.Name,
+        dnssec: bool,
+        *,
+        missing: bool,
+    ) -> None:
+        self._add(response.authority, zone, zone.origin, dns.rdatatype.SOA, dnssec)
+        if zone.origin not in self.signed:
+            return
+        kind = dns.rdatatype.NSEC3 if _nsec3_params(zone) else dns.rdatatype.NSEC
+        proof = _missing_proof(zone, name) if missing else _nodata_proof(zone, name)
+        for owner in dict.fromkeys(proof):
+            self._add(response.authority, zone, owner, kind, dnssec)
 
     @staticmethod
     def _add(
@@ -159,3 +267,75 @@ class SignedDnsServer:
         self._stop.set()
         self._thread.join(timeout=5)
         self.sock.close()
+
+
+def _nsec3_params(zone: dns.zone.Zone) -> dns.rdata.Rdata | None:
+    rdataset = zone.get_rdataset(zone.origin, dns.rdatatype.NSEC3PARAM)
+    return next(iter(rdataset)) if rdataset else None
+
+
+def _closest_encloser(zone: dns.zone.Zone, name: dns.name.Name) -> dns.name.Name:
+    """The deepest existing ancestor of name (an empty non-terminal counts: it has names below)."""
+    closest = name.parent()
+    while not any(owner.is_subdomain(closest) for owner in zone.nodes):
+        closest = closest.parent()
+    return closest
+
+
+def _missing_proof(zone: dns.zone.Zone, name: dns.name.Name) -> list[dns.name.Name]:
+    """The owners of the NSEC/NSEC3 records proving name does not exist (RFC 4035 §3.1.3.2, RFC 5155 §7.2.2)."""
+    closest = _closest_encloser(zone, name)
+    wildcard = dns.name.Name((b"*", *closest.labels))
+    if _nsec3_params(zone) is None:
+        return [_nsec_before(zone, name), _nsec_before(zone, wildcard)]
+    next_closer = dns.name.Name(name.labels[-len(closest.labels) - 1 :])
+    return [_nsec3_owner(zone, closest), _nsec3_before(zone, next_closer), _nsec3_before(zone, wildcard)]
+
+
+def _nodata_proof(zone: dns.zone.Zone, name: dns.name.Name) -> list[dns.name.Name]:
+    return [_nsec3_owner(zone, name) if _nsec3_params(zone) else name]
+
+
+def _nsec_before(zone: dns.zone.Zone, name: dns.name.Name) -> dns.name.Name:
+    """The owner of the NSEC at or before name in canonical order: the one covering it if it is missing."""
+    owners = sorted(
+        n for n, node in zone.nodes.items() if node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC)
+    )
+    return max((owner for owner in owners if owner <= name), default=owners[-1])
+
+
+def _nsec3_owner(zone: dns.zone.Zone, name: dns.name.Name) -> dns.name.Name:
+    params = _nsec3_params(zone)
+    assert params is not None
+    hashed = dns.dnssec.nsec3_hash(name, params.salt, params.iterations, params.algorithm)
+    return dns.name.Name((hashed.lower().encode(), *zone.origin.labels))
+
+
+def _nsec3_before(zone: dns.zone.Zone, name: dns.name.Name) -> dns.name.Name:
+    """The owner of the NSEC3 whose hash is at or before name's: the one covering it if it is missing."""
+    hashed = _nsec3_owner(zone, name).labels[0]
+    owners = sorted(
+        n for n, node in zone.nodes.items() if node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC3)
+    )
+    return max((o for o in owners if o.labels[0] <= hashed), default=owners[-1], key=lambda o: o.labels[0])
+
+
+def _is_denial(rrset: dns.rrset.RRset) -> bool:
+    kinds = (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
+    return rrset.rdtype in kinds or (rrset.rdtype == dns.rdatatype.RRSIG and rrset.covers in kinds)
+
+
+def _strip(response: dns.message.Message) -> None:
+    response.authority = [rrset for rrset in response.authority if not _is_denial(rrset)]
+
+
+def _tamper_denial(response: dns.message.Message) -> None:
+    for index, rrset in enumerate(response.authority):
+        if rrset.rdtype == dns.rdatatype.RRSIG and _is_denial(rrset):
+            bad = [
+                sig.replace(signature=bytes([sig.signature[0] ^ 0xFF]) + sig.signature[1:]) for sig in rrset
+            ]
+            response.authority[index] = dns.rrset.from_rdata_list(rrset.name, rrset.ttl, bad)
+
+
+_LIES = {"strip": _strip, "tamper": _tamper_denial}
