@@ -1,11 +1,25 @@
-"""DNSSEC: zones signed by the test, served on loopback; the agent validates from its trust anchor."""
+"""DNSSEC: zones signed by the test, served on loopback; the agent validates from its trust anchor.
+
+Answers and denials of existence (NXDOMAIN, no data) alike: the server proves a denial with
+NSEC or NSEC3 as an authoritative server does, and `SignedDnsServer.lies` makes it lie."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from collections.abc import Iterator
 
+import dns.exception
+import dns.message
+import dns.name
+import dns.rdatatype
+import dns.rrset
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from probe_agent.probes.dns_client import dnssec_query
+from probe_agent.probes.dnssec import Validator, parse_trust_anchor
 from probenet.v1.probe_pb2 import FailureClass, Outcome
 from tests.probe_agent.probes.conftest import run_check
 from tests.probe_agent.probes.dnssec_zones import SignedDnsServer, Zones, make_zones
@@ -76,12 +90,6 @@ def test_default_root_anchor_cannot_reach_a_private_tree(server: SignedDnsServer
     assert result.dns.dnssec == "bogus"
 
 
-def test_nxdomain_stays_dns_nxdomain(server: SignedDnsServer, zones: Zones) -> None:
-    result = _check(server, "missing.secure.test", zones.trust_anchor())
-    assert result.failure_class == FailureClass.DNS_NXDOMAIN
-    assert result.dns.rcode == "NXDOMAIN"
-
-
 def test_without_dnssec_the_probe_is_unchanged(server: SignedDnsServer) -> None:
     result = run_check("dns", "www.plain.test", dns_server=server.address, ip_version="4")
     assert result.outcome == Outcome.OUTCOME_SUCCESS, result.error
@@ -107,3 +115,212 @@ def test_validated_keys_are_reused_by_the_next_probe_answers_are_not(
     assert walked and not [q for q in server.queries if q[1] in ("DNSKEY", "DS")]
     bogus = _check(server, "bogus.secure.test", zones.trust_anchor())
     assert bogus.failure_class == FailureClass.DNS_BOGUS, "cached keys, but the answer's signature is checked"
+
+
+# Denial of existence: NXDOMAIN and no-data, proven (or not) by NSEC and NSEC3.
+
+
+def _lie(server: SignedDnsServer, name: str, how: str) -> None:
+    server.lies[dns.name.from_text(name)] = how
+
+
+@pytest.mark.parametrize(
+    ("name", "chain"),
+    [
+        ("missing.secure.test", ["test.", "secure.test."]),  # NSEC, delegated zone
+        ("missing.test", ["test."]),  # NSEC, the anchored zone itself
+        ("missing.hashed.test", ["test.", "hashed.test."]),  # NSEC3: the next closer name is the name
+        ("a.b.hashed.test", ["test.", "hashed.test."]),  # NSEC3: the next closer name is b.hashed.test.
+        ("a.www.hashed.test", ["test.", "hashed.test."]),  # NSEC3: the closest encloser is www
+    ],
+)
+def test_proven_nxdomain_is_dns_nxdomain_and_secure(
+    server: SignedDnsServer, zones: Zones, name: str, chain: list[str]
+) -> None:
+    result = _check(server, name, zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_NXDOMAIN, result.error
+    assert result.dns.rcode == "NXDOMAIN"
+    assert result.dns.dnssec == "secure"
+    assert list(result.dns.dnssec_chain) == chain
+    assert "DNSSEC: proven" in result.error
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("www.secure.test", "no NSEC covers www.secure.test. (an NSEC owned by it says it exists)"),
+        ("www.hashed.test", "an NSEC3 matching www.hashed.test. says it exists"),
+    ],
+)
+def test_forged_nxdomain_for_a_name_that_exists_is_dns_bogus(
+    server: SignedDnsServer, zones: Zones, name: str, why: str
+) -> None:
+    _lie(server, name, "nxdomain")
+    result = _check(server, name, zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_BOGUS
+    assert result.dns.dnssec == "bogus"
+    assert result.dns.rcode == "NXDOMAIN"
+    assert f"{name}: NXDOMAIN not proven: NXDOMAIN: {why}" in result.error
+
+
+@pytest.mark.parametrize("name", ["missing.secure.test", "missing.hashed.test", "missing.test"])
+def test_nxdomain_stripped_of_its_proof_in_a_signed_zone_is_dns_bogus(
+    server: SignedDnsServer, zones: Zones, name: str
+) -> None:
+    _lie(server, name, "strip")
+    result = _check(server, name, zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_BOGUS
+    assert f"NXDOMAIN not proven: {name}.: signed zone, no proof of non-existence" in result.error
+
+
+@pytest.mark.parametrize("name", ["missing.secure.test", "missing.hashed.test"])
+def test_nxdomain_with_a_tampered_proof_signature_is_dns_bogus(
+    server: SignedDnsServer, zones: Zones, name: str
+) -> None:
+    _lie(server, name, "tamper")
+    result = _check(server, name, zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_BOGUS
+    assert "NXDOMAIN not proven" in result.error
+    assert "does not validate" in result.error
+    assert "NSEC" in result.error
+
+
+def test_nxdomain_from_a_zone_whose_nsec_signatures_expired_is_dns_bogus(
+    server: SignedDnsServer, zones: Zones
+) -> None:
+    result = _check(server, "missing.stale.test", zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_BOGUS
+    assert "NXDOMAIN not proven: stale.test. NSEC: signature by stale.test. does not validate" in result.error
+    assert "signature expired at" in result.error
+
+
+def test_nxdomain_in_an_unsigned_zone_is_dns_nxdomain_and_insecure(
+    server: SignedDnsServer, zones: Zones
+) -> None:
+    result = _check(server, "missing.plain.test", zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_NXDOMAIN
+    assert result.dns.dnssec == "insecure"
+    assert "DNSSEC insecure: plain.test. is an unsigned zone" in result.error
+
+
+def test_nsec3_over_150_iterations_is_insecure_and_says_so(server: SignedDnsServer, zones: Zones) -> None:
+    result = _check(server, "missing.slow.test", zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_NXDOMAIN
+    assert result.dns.dnssec == "insecure"
+    assert "NSEC3 of slow.test. uses 151 iterations, over 150 (RFC 9276" in result.error
+
+
+def test_opt_out_nsec3_covering_the_name_is_insecure(server: SignedDnsServer, zones: Zones) -> None:
+    result = _check(server, "missing.optout.test", zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_NXDOMAIN
+    assert result.dns.dnssec == "insecure"
+    assert "covered by an opt-out NSEC3 of optout.test." in result.error
+
+
+@pytest.mark.parametrize("name", ["text.secure.test", "text.hashed.test"])
+def test_proven_no_data_stays_dns_error_with_dnssec_secure(
+    server: SignedDnsServer, zones: Zones, name: str
+) -> None:
+    result = _check(server, name, zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_ERROR, result.error
+    assert result.dns.rcode == "NOERROR"
+    assert result.dns.dnssec == "secure"
+    assert "no address records" in result.error
+
+
+@pytest.mark.parametrize(
+    ("name", "why"),
+    [
+        ("www.secure.test", "the NSEC of www.secure.test. lists A: the data exists"),
+        ("www.hashed.test", "the NSEC3 of www.hashed.test. lists A: the data exists"),
+    ],
+)
+def test_forged_no_data_is_dns_bogus(server: SignedDnsServer, zones: Zones, name: str, why: str) -> None:
+    _lie(server, name, "nodata")
+    result = _check(server, name, zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_BOGUS
+    assert f"{name}: no-data not proven: {why}" in result.error
+
+
+def test_no_data_stripped_of_its_proof_is_dns_bogus(server: SignedDnsServer, zones: Zones) -> None:
+    _lie(server, "text.secure.test", "strip")
+    result = _check(server, "text.secure.test", zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_BOGUS
+    assert "no-data not proven: text.secure.test.: signed zone, no proof of non-existence" in result.error
+
+
+def test_no_data_in_an_unsigned_zone_stays_dns_error_and_insecure(
+    server: SignedDnsServer, zones: Zones
+) -> None:
+    result = run_check(
+        "dns", "www.plain.test", dns_server=server.address, ip_version="6",
+        dns={"dnssec": True, "trust_anchor": zones.trust_anchor()},
+    )  # fmt: skip
+    assert result.failure_class == FailureClass.DNS_ERROR
+    assert result.dns.dnssec == "insecure"
+
+
+@pytest.fixture(scope="module")
+def shared_server(zones: Zones) -> Iterator[SignedDnsServer]:
+    srv = SignedDnsServer(zones.zones)
+    yield srv
+    srv.close()
+
+
+_DENIALS = [
+    ("missing.secure.test.", "A"),
+    ("missing.hashed.test.", "A"),
+    ("a.b.hashed.test.", "A"),
+    ("text.secure.test.", "A"),
+    ("text.hashed.test.", "AAAA"),
+    ("missing.optout.test.", "A"),
+]
+
+
+def _damaged(wire: bytes, data: st.DataObject) -> dns.message.Message | None:
+    """The denial response with some bytes flipped, or rrsets of its authority section dropped,
+    swapped between sections or moved to other names; None when the bytes no longer parse."""
+    if data.draw(st.booleans(), label="flip bytes"):
+        damaged = bytearray(wire)
+        for _ in range(data.draw(st.integers(1, 4))):
+            damaged[data.draw(st.integers(12, len(wire) - 1))] ^= data.draw(st.integers(1, 255))
+        try:
+            return dns.message.from_wire(bytes(damaged))
+        except (dns.exception.DNSException, ValueError):  # refused by the client before validation
+            return None
+    response = dns.message.from_wire(wire)
+    rrsets = response.authority
+    moves = data.draw(
+        st.lists(st.tuples(st.integers(0, 3), st.integers(0, 20), st.integers(0, 20)), max_size=4)
+    )
+    for move, a, b in moves:
+        i, j = a % len(rrsets), b % len(rrsets)
+        if move == 0 and len(rrsets) > 1:
+            del rrsets[i]
+        elif move == 1:
+            rrsets[i], rrsets[j] = rrsets[j], rrsets[i]
+        elif move == 2:
+            response.answer.append(rrsets[i])
+        else:
+            rrsets[i] = dns.rrset.from_rdata_list(rrsets[j].name, rrsets[i].ttl, list(rrsets[i]))
+    return response
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_damage_to_a_denial_never_raises(
+    shared_server: SignedDnsServer, zones: Zones, data: st.DataObject
+) -> None:
+    name, rdtype = data.draw(st.sampled_from(_DENIALS), label="denial")
+    query = dns.message.make_query(name, rdtype, want_dnssec=True)
+    response = _damaged(shared_server.answer(query), data)
+    if response is None:
+        return
+    validator = Validator(
+        functools.partial(dnssec_query, shared_server.address), parse_trust_anchor(zones.trust_anchor())
+    )
+    verdict = asyncio.run(
+        validator.validate_denial(response, dns.name.from_text(name), dns.rdatatype.from_text(rdtype))
+    )
+    assert verdict.state in ("secure", "insecure", "bogus")
+    assert verdict.state == "secure" or verdict.reason
