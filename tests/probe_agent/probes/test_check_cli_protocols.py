@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import dns.name
 import pytest
 
 from tests.probe_agent.probes.conftest import Pki
@@ -117,6 +118,37 @@ def test_dnssec_secure_exits_0_and_bogus_exits_1(tmp_path: Path) -> None:
     result = json.loads(bad.stdout)
     assert result["failure_class"] == "DNS_BOGUS"
     assert result["dns"]["dnssec"] == "bogus"
+
+
+def test_dnssec_nxdomain_proven_exits_1_with_dnssec_secure_in_the_json(tmp_path: Path) -> None:
+    zones = make_zones()
+    anchor = tmp_path / "anchor.txt"
+    anchor.write_text(zones.trust_anchor())
+    server = SignedDnsServer(zones.zones)
+    try:
+        args = [
+            "--dnssec",
+            "--trust-anchor",
+            str(anchor),
+            "--dns-server",
+            server.address,
+            "--ip-version",
+            "4",
+        ]
+        proven = _agent("check", "dns", "missing.secure.test", *args, "--json")
+        server.lies[dns.name.from_text("www.secure.test")] = "nxdomain"
+        forged = _agent("check", "dns", "www.secure.test", *args, "--json")
+    finally:
+        server.close()
+    assert proven.returncode == 1, proven.stdout + proven.stderr
+    result = json.loads(proven.stdout)
+    assert result["failure_class"] == "DNS_NXDOMAIN"
+    assert result["dns"]["dnssec"] == "secure"
+    assert result["dns"]["dnssec_chain"] == ["test.", "secure.test."]
+    assert forged.returncode == 1
+    result = json.loads(forged.stdout)
+    assert result["failure_class"] == "DNS_BOGUS"
+    assert "NXDOMAIN not proven" in result["error"]
 
 
 @pytest.mark.parametrize(
