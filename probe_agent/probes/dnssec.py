@@ -146,9 +146,10 @@ class Validator:
         zone, proof = await self._signed_proof(name, response.authority)
         nxdomain = response.rcode() == dns.rcode.NXDOMAIN
         nsec3s = [r for r in proof if r.rdtype == dns.rdatatype.NSEC3]
-        if nsec3s:
-            chain = _nsec3_chain(zone, nsec3s)
-            _nsec3_nxdomain(chain, name) if nxdomain else _nsec3_nodata(chain, name, rdtype)
+        if nsec3s and nxdomain:
+            _nsec3_nxdomain(_nsec3_chain(zone, nsec3s), name)
+        elif nsec3s:
+            _nsec3_nodata(_nsec3_chain(zone, nsec3s), name, rdtype)
         elif nxdomain:
             _nsec_nxdomain(proof, name)
         else:
@@ -165,7 +166,8 @@ class Validator:
                 continue
             sigs = _signatures(section, rrset)
             if sigs is None:
-                await self._prove_unsigned(name)
+                kind = dns.rdatatype.to_text(rrset.rdtype)
+                await self._unsigned_proof(name, f"{rrset.name} {kind} is not signed")
             signer = _signer(sigs)
             if not name.is_subdomain(signer):
                 kind = dns.rdatatype.to_text(rrset.rdtype)
@@ -173,21 +175,20 @@ class Validator:
             await self._validate_rrset(rrset, sigs)
             by_zone.setdefault(signer, []).append(rrset)
         if not by_zone:
-            await self._no_proof(name)
+            await self._unsigned_proof(name, f"{name}: signed zone, no proof of non-existence")
         zone = max(by_zone, key=lambda z: len(z.labels))
         return zone, by_zone[zone]
 
-    async def _no_proof(self, name: dns.name.Name) -> NoReturn:
-        """No NSEC/NSEC3 at all: a denial without proof is right only from an unsigned zone."""
+    async def _unsigned_proof(self, name: dns.name.Name, problem: str) -> NoReturn:
+        """A denial without signed proof is right only from an unsigned zone (insecure); else bogus."""
         try:
             await self._prove_unsigned(name)
         except _Bogus as exc:
-            raise _Bogus(f"{name}: signed zone, no proof of non-existence ({exc})") from exc
+            raise _Bogus(f"{problem} ({exc})") from exc
 
     async def _validate_rrset(self, rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None) -> None:
         if sigs is None:
             await self._prove_unsigned(rrset.name)
-            return
         signer = _signer(sigs)
         if not rrset.name.is_subdomain(signer):
             raise _Bogus(f"{rrset.name} signed by {signer}, which is not one of its zones")

@@ -1,7 +1,8 @@
 """Zones signed by the test and a UDP DNS server on 127.0.0.1 answering from them.
 
     test.               NSEC, the trust anchor of the tests; www.test. A
-    ├── secure.test.    NSEC, DS in test.; www A, text TXT, bogus A (its RRSIG tampered after signing)
+    ├── secure.test.    NSEC, DS in test.; www A, text TXT, alias CNAME to a missing name,
+    │                   bogus A (its RRSIG tampered after signing)
     ├── stale.test.     NSEC, DS in test.; www A; every NSEC signature expired (a zone left unsigned)
     ├── hashed.test.    NSEC3 (0 iterations, no salt), DS in test.; www A, text TXT
     ├── slow.test.      NSEC3 with 151 iterations (over RFC 9276's 150), DS in test.; www A
@@ -19,7 +20,8 @@ one matching the closest encloser), a missing type the SOA and the NSEC/NSEC3 of
 AD bit is set on answers from signed zones (what a resolver that validated would say; the probe
 records it but never believes it). `lies` makes it lie about a name's A/AAAA answers: "nxdomain"
 (a forged NXDOMAIN with the real, non-covering NSEC), "nodata" (an empty answer with the real NSEC
-of the name), "strip" (the NSEC/NSEC3 removed) or "tamper" (their signatures damaged).
+of the name), "strip" (the NSEC/NSEC3 removed), "unsign" (their RRSIGs removed) or "tamper"
+(their signatures damaged).
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ def make_zones() -> Zones:
     keys = {name: new_key() for name in ("test", "secure", "stale", "hashed", "slow", "optout")}
     secure_zone = _zone(
         "secure.test.",
-        "www 60 IN A 127.0.0.1\nbogus 60 IN A 127.0.0.2\ntext 60 IN TXT hello\n",
+        "www 60 IN A 127.0.0.1\nbogus 60 IN A 127.0.0.2\ntext 60 IN TXT hello\nalias 60 IN CNAME missing\n",
         keys["secure"],
     )
     _tamper(secure_zone, "bogus.secure.test.", dns.rdatatype.A)
@@ -186,7 +188,9 @@ class SignedDnsServer:
         self.sock.settimeout(0.1)
         self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.queries: list[tuple[str, str]] = []
-        self.lies: dict[dns.name.Name, str] = {}  # name -> "nxdomain" | "nodata" | "strip" | "tamper"
+        self.lies: dict[
+            dns.name.Name, str
+        ] = {}  # name -> "nxdomain" | "nodata" | "strip" | "unsign" | "tamper"
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -222,6 +226,11 @@ class SignedDnsServer:
             return bytes(response.to_wire())
         lie = self.lies.get(name, "") if rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA) else ""
         node = zone.get_node(name)
+        cname = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME) if node else None
+        if cname is not None and rdtype != dns.rdatatype.CNAME:  # followed within the zone, once
+            self._add(response.answer, zone, name, dns.rdatatype.CNAME, dnssec)
+            name = next(iter(cname)).target
+            node = zone.get_node(name)
         if node is None or lie == "nxdomain":
             response.set_rcode(dns.rcode.NXDOMAIN)
             self._deny(response, zone, name, dnssec, missing=True)
@@ -338,4 +347,10 @@ def _tamper_denial(response: dns.message.Message) -> None:
             response.authority[index] = dns.rrset.from_rdata_list(rrset.name, rrset.ttl, bad)
 
 
-_LIES = {"strip": _strip, "tamper": _tamper_denial}
+def _unsign(response: dns.message.Message) -> None:
+    response.authority = [
+        r for r in response.authority if not (_is_denial(r) and r.rdtype == dns.rdatatype.RRSIG)
+    ]
+
+
+_LIES = {"strip": _strip, "unsign": _unsign, "tamper": _tamper_denial}

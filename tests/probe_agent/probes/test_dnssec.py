@@ -145,6 +145,18 @@ def test_proven_nxdomain_is_dns_nxdomain_and_secure(
     assert "DNSSEC: proven" in result.error
 
 
+def test_nxdomain_at_the_end_of_a_cname_is_proven_for_the_target(
+    server: SignedDnsServer, zones: Zones
+) -> None:
+    result = _check(server, "alias.secure.test", zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_NXDOMAIN, result.error
+    assert result.dns.dnssec == "secure"
+    assert ("alias.secure.test.", "A") in server.queries
+    _lie(server, "alias.secure.test", "strip")
+    stripped = _check(server, "alias.secure.test", zones.trust_anchor())
+    assert "NXDOMAIN not proven: missing.secure.test.: signed zone" in stripped.error, "the target is denied"
+
+
 @pytest.mark.parametrize(
     ("name", "why"),
     [
@@ -171,6 +183,14 @@ def test_nxdomain_stripped_of_its_proof_in_a_signed_zone_is_dns_bogus(
     result = _check(server, name, zones.trust_anchor())
     assert result.failure_class == FailureClass.DNS_BOGUS
     assert f"NXDOMAIN not proven: {name}.: signed zone, no proof of non-existence" in result.error
+
+
+def test_nxdomain_with_its_proof_unsigned_is_dns_bogus(server: SignedDnsServer, zones: Zones) -> None:
+    _lie(server, "missing.hashed.test", "unsign")
+    result = _check(server, "missing.hashed.test", zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_BOGUS
+    assert "NSEC3 is not signed (" in result.error
+    assert "its zone hashed.test. has a DS" in result.error
 
 
 @pytest.mark.parametrize("name", ["missing.secure.test", "missing.hashed.test"])
