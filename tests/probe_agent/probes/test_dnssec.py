@@ -9,9 +9,11 @@ import asyncio
 import functools
 from collections.abc import Iterator
 
+import dns.dnssec
 import dns.exception
 import dns.message
 import dns.name
+import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import pytest
@@ -129,6 +131,7 @@ def _lie(server: SignedDnsServer, name: str, how: str) -> None:
     [
         ("missing.secure.test", ["test.", "secure.test."]),  # NSEC, delegated zone
         ("missing.test", ["test."]),  # NSEC, the anchored zone itself
+        ("zzz.test", ["test."]),  # NSEC: after the last name, covered by the NSEC wrapping to the apex
         ("missing.hashed.test", ["test.", "hashed.test."]),  # NSEC3: the next closer name is the name
         ("a.b.hashed.test", ["test.", "hashed.test."]),  # NSEC3: the next closer name is b.hashed.test.
         ("a.www.hashed.test", ["test.", "hashed.test."]),  # NSEC3: the closest encloser is www
@@ -143,6 +146,20 @@ def test_proven_nxdomain_is_dns_nxdomain_and_secure(
     assert result.dns.dnssec == "secure"
     assert list(result.dns.dnssec_chain) == chain
     assert "DNSSEC: proven" in result.error
+
+
+def test_nsec3_ring_wraps_around_past_the_last_hash(server: SignedDnsServer, zones: Zones) -> None:
+    hashed = next(z for z in zones.zones if z.origin == dns.name.from_text("hashed.test"))
+    owners = [
+        n.labels[0].decode().upper()
+        for n, node in hashed.nodes.items()
+        if node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.NSEC3)
+    ]
+    candidates = (f"n{i}.hashed.test." for i in range(10_000))
+    name = next(n for n in candidates if dns.dnssec.nsec3_hash(n, b"", 0, 1) > max(owners))
+    result = _check(server, name, zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_NXDOMAIN, result.error
+    assert result.dns.dnssec == "secure"
 
 
 def test_nxdomain_at_the_end_of_a_cname_is_proven_for_the_target(
