@@ -81,6 +81,16 @@ def _tamper(zone: dns.zone.Zone, name: str, rdtype: dns.rdatatype.RdataType) -> 
 class Zones:
     anchor_key: Key
     zones: list[dns.zone.Zone]
+    keys: dict[str, Key]  # by zone, without the "test." suffix ("test" for test. itself)
+
+    def signed(
+        self, zone: str, owner: str, rdtype: dns.rdatatype.RdataType, text: str
+    ) -> list[dns.rrset.RRset]:
+        """An rrset made up by the test and signed by the zone's key: data the zone vouches for."""
+        name, origin = dns.name.from_text(owner), dns.name.from_text(zone)
+        rdataset = dns.rdataset.from_rdata(60, _rdata(rdtype, text))
+        sig = _sign(name, rdataset, self.keys[zone.removesuffix("test.").rstrip(".") or "test"], origin)
+        return [dns.rrset.from_rdata(name, 60, *rdataset), dns.rrset.from_rdata(name, 60, sig)]
 
     def trust_anchor(self) -> str:
         return f"test. 3600 IN DS {self.anchor_key.ds('test.').to_text()}\n"
@@ -176,7 +186,7 @@ def make_zones() -> Zones:
     top_zone = _zone(
         "test.", f"www 60 IN A 127.0.0.4\n{delegations}plain 60 IN NS ns.plain.test.\n", keys["test"]
     )
-    return Zones(keys["test"], [top_zone, secure_zone, stale_zone, hashed, slow, optout, plain_zone])
+    return Zones(keys["test"], [top_zone, secure_zone, stale_zone, hashed, slow, optout, plain_zone], keys)
 
 
 class SignedDnsServer:

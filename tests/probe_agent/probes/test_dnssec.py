@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from probe_agent.probes.dns_client import dnssec_query
-from probe_agent.probes.dnssec import Validator, parse_trust_anchor
+from probe_agent.probes.dnssec import Validator, Verdict, parse_trust_anchor
 from probenet.v1.probe_pb2 import FailureClass, Outcome
 from tests.probe_agent.probes.conftest import run_check
 from tests.probe_agent.probes.dnssec_zones import SignedDnsServer, Zones, make_zones
@@ -295,6 +295,55 @@ def test_no_data_in_an_unsigned_zone_stays_dns_error_and_insecure(
     )  # fmt: skip
     assert result.failure_class == FailureClass.DNS_ERROR
     assert result.dns.dnssec == "insecure"
+
+
+def _denial(server: SignedDnsServer, name: str) -> dns.message.Message:
+    return dns.message.from_wire(server.answer(dns.message.make_query(name, "A", want_dnssec=True)))
+
+
+def _validate(server: SignedDnsServer, zones: Zones, response: dns.message.Message, name: str) -> Verdict:
+    anchors = parse_trust_anchor(zones.trust_anchor())
+    validator = Validator(functools.partial(dnssec_query, server.address), anchors)
+    return asyncio.run(validator.validate_denial(response, dns.name.from_text(name), dns.rdatatype.A))
+
+
+@pytest.mark.parametrize(
+    ("name", "dropped", "why"),
+    [
+        ("missing.secure.test.", "secure.test.", "NXDOMAIN: no NSEC covers the wildcard *.secure.test."),
+        ("missing.secure.test.", "bogus.secure.test.", "NXDOMAIN: no NSEC covers missing.secure.test."),
+        (
+            "missing.hashed.test.",
+            "9ebi4fqp1kamphr5lvq9t8llvfmvb84s.hashed.test.",  # matches the apex, the closest encloser
+            "NXDOMAIN: no NSEC3 matches a closest encloser of missing.hashed.test.",
+        ),
+        (
+            "missing.hashed.test.",
+            "4drucmil7i1v7phuusp3sse6oo1rcb2q.hashed.test.",  # covers the name
+            "NXDOMAIN: no NSEC3 covers missing.hashed.test., the next closer name",
+        ),
+    ],
+)
+def test_every_part_of_an_nxdomain_proof_is_required(
+    shared_server: SignedDnsServer, zones: Zones, name: str, dropped: str, why: str
+) -> None:
+    response = _denial(shared_server, name)
+    owners = {rrset.name.to_text() for rrset in response.authority}
+    assert dropped in owners, f"the server's proof of {name} changed: {owners}"
+    response.authority = [r for r in response.authority if r.name != dns.name.from_text(dropped)]
+    verdict = _validate(shared_server, zones, response, name)
+    assert verdict.state == "bogus"
+    assert why in verdict.reason
+
+
+def test_nsec3_of_an_unknown_hash_algorithm_is_insecure(shared_server: SignedDnsServer, zones: Zones) -> None:
+    response = _denial(shared_server, "missing.hashed.test.")
+    response.authority = [r for r in response.authority if dns.rdatatype.SOA in (r.rdtype, r.covers)]
+    owner = "9ebi4fqp1kamphr5lvq9t8llvfmvb84s.hashed.test."
+    response.authority += zones.signed("hashed.test.", owner, dns.rdatatype.NSEC3, "2 0 0 - 0000 A")
+    verdict = _validate(shared_server, zones, response, "missing.hashed.test.")
+    assert verdict.state == "insecure"
+    assert "NSEC3 hash algorithm 2 is unknown" in verdict.reason
 
 
 @pytest.fixture(scope="module")
