@@ -17,7 +17,8 @@ section, each signature checked against its zone's trusted keys, must prove that
 not exist (NXDOMAIN: RFC 4035 §5.4, RFC 5155 §8.4) or has no record of the type (no-data: RFC
 4035 §5.4, RFC 5155 §8.5/§8.7). NSEC3 with more than 150 iterations (RFC 9276 §3.2) or an
 opt-out record covering the next closer name (RFC 5155 §9.2) is `insecure`; no NSEC/NSEC3 at all
-is `insecure` only for a proven unsigned zone, else `bogus`.
+is `insecure` only for a proven unsigned zone, else `bogus`. Here the records' signatures are
+checked; whether they prove the denial is denial.py's (pure) business.
 
 Trust anchors are DS or DNSKEY records in zone-file text; the default is the root zone's KSKs
 (KSK-2017 and KSK-2024, from IANA's root-anchors.xml).
@@ -25,11 +26,10 @@ Trust anchors are DS or DNSKEY records in zone-file text; the default is the roo
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 import dns.dnssec
 import dns.exception
@@ -41,9 +41,17 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 import dns.zonefile
-from dns.dnssectypes import NSEC3Hash
-from dns.rdtypes.ANY.NSEC import NSEC
-from dns.rdtypes.ANY.NSEC3 import NSEC3
+
+from probe_agent.probes.denial import (
+    Bogus,
+    Insecure,
+    nsec3_chain,
+    nsec3_nodata,
+    nsec3_nxdomain,
+    nsec_nodata,
+    nsec_nxdomain,
+    types_of,
+)
 
 ROOT_TRUST_ANCHOR = """\
 . IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D
@@ -52,9 +60,6 @@ ROOT_TRUST_ANCHOR = """\
 SECURE, INSECURE, BOGUS = "secure", "insecure", "bogus"
 # A chain deeper than this is a loop or a hostile resolver, not a real hierarchy.
 MAX_CHAIN_DEPTH = 16
-# RFC 9276 §3.2: a validator may treat NSEC3 with more iterations than this as insecure.
-MAX_NSEC3_ITERATIONS = 150
-NSEC3_OPT_OUT = 0x01  # RFC 5155 §3.1.2.1
 _DENIAL_TYPES = (dns.rdatatype.NSEC, dns.rdatatype.NSEC3)
 
 # Validated DNSKEY sets shared by an agent's probes: (resolver, anchor text, zone) ->
@@ -88,14 +93,6 @@ class Verdict:
     reason: str = ""
 
 
-class _Bogus(Exception):
-    pass
-
-
-class _Insecure(Exception):
-    pass
-
-
 @dataclass
 class Validator:
     """Validates the answers of one probe. The DNSKEY sets it validated are shared with the
@@ -125,9 +122,9 @@ class Validator:
     async def _verdict(self, judgement: Awaitable[None]) -> Verdict:
         try:
             await judgement
-        except _Bogus as exc:
+        except Bogus as exc:
             return Verdict(BOGUS, tuple(self._chain), str(exc))
-        except _Insecure as exc:
+        except Insecure as exc:
             return Verdict(INSECURE, tuple(self._chain), str(exc))
         except (ValueError, dns.exception.DNSException) as exc:  # a malformed record is data, not a crash
             return Verdict(BOGUS, tuple(self._chain), f"malformed record: {exc}")
@@ -147,13 +144,13 @@ class Validator:
         nxdomain = response.rcode() == dns.rcode.NXDOMAIN
         nsec3s = [r for r in proof if r.rdtype == dns.rdatatype.NSEC3]
         if nsec3s and nxdomain:
-            _nsec3_nxdomain(_nsec3_chain(zone, nsec3s), name)
+            nsec3_nxdomain(nsec3_chain(zone, nsec3s), name)
         elif nsec3s:
-            _nsec3_nodata(_nsec3_chain(zone, nsec3s), name, rdtype)
+            nsec3_nodata(nsec3_chain(zone, nsec3s), name, rdtype)
         elif nxdomain:
-            _nsec_nxdomain(proof, name)
+            nsec_nxdomain(proof, name)
         else:
-            _nsec_nodata(proof, name, rdtype)
+            nsec_nodata(proof, name, rdtype)
 
     async def _signed_proof(
         self, name: dns.name.Name, section: list[dns.rrset.RRset]
@@ -171,7 +168,7 @@ class Validator:
             signer = _signer(sigs)
             if not name.is_subdomain(signer):
                 kind = dns.rdatatype.to_text(rrset.rdtype)
-                raise _Bogus(f"{rrset.name} {kind} signed by {signer}, which is not a zone of {name}")
+                raise Bogus(f"{rrset.name} {kind} signed by {signer}, which is not a zone of {name}")
             await self._validate_rrset(rrset, sigs)
             by_zone.setdefault(signer, []).append(rrset)
         if not by_zone:
@@ -183,15 +180,15 @@ class Validator:
         """A denial without signed proof is right only from an unsigned zone (insecure); else bogus."""
         try:
             await self._prove_unsigned(name)
-        except _Bogus as exc:
-            raise _Bogus(f"{problem} ({exc})") from exc
+        except Bogus as exc:
+            raise Bogus(f"{problem} ({exc})") from exc
 
     async def _validate_rrset(self, rrset: dns.rrset.RRset, sigs: dns.rrset.RRset | None) -> None:
         if sigs is None:
             await self._prove_unsigned(rrset.name)
         signer = _signer(sigs)
         if not rrset.name.is_subdomain(signer):
-            raise _Bogus(f"{rrset.name} signed by {signer}, which is not one of its zones")
+            raise Bogus(f"{rrset.name} signed by {signer}, which is not one of its zones")
         _check(rrset, sigs, signer, await self._trusted_keys(signer, 0), self.now)
 
     async def _trusted_keys(self, zone: dns.name.Name, depth: int) -> dns.rrset.RRset:
@@ -200,19 +197,19 @@ class Validator:
         if known is not None:
             return known
         if depth > MAX_CHAIN_DEPTH:
-            raise _Bogus(f"chain of trust deeper than {MAX_CHAIN_DEPTH} zones at {zone}")
+            raise Bogus(f"chain of trust deeper than {MAX_CHAIN_DEPTH} zones at {zone}")
         response = await self.query(zone, dns.rdatatype.DNSKEY)
         dnskeys = _find(response, zone, dns.rdatatype.DNSKEY)
         if dnskeys is None:
-            raise _Bogus(f"no DNSKEY for {zone}")
+            raise Bogus(f"no DNSKEY for {zone}")
         sigs = _signatures(response.answer, dnskeys)
         if sigs is None:
-            raise _Bogus(f"DNSKEY of {zone} is not signed")
+            raise Bogus(f"DNSKEY of {zone} is not signed")
         anchored = self._anchor_keys(zone, dnskeys)
         path: tuple[str, ...] = (zone.to_text(),)
         if anchored is None:
             if zone == dns.name.root:
-                raise _Bogus("no chain of trust reaches the trust anchor (root reached)")
+                raise Bogus("no chain of trust reaches the trust anchor (root reached)")
             anchored, parent = await self._keys_from_ds(zone, dnskeys, depth)
             path = self._paths[parent] + path
         _check(dnskeys, sigs, zone, anchored, self.now)
@@ -251,7 +248,7 @@ class Validator:
             return None
         vouched = [k for k in dnskeys if any(_vouches(a, zone, k) for a in anchors)]
         if not vouched:
-            raise _Bogus(f"no DNSKEY of {zone} matches the trust anchor")
+            raise Bogus(f"no DNSKEY of {zone} matches the trust anchor")
         return _rrset(zone, dnskeys.ttl, vouched)
 
     async def _keys_from_ds(
@@ -260,27 +257,27 @@ class Validator:
         response = await self.query(zone, dns.rdatatype.DS)
         ds = _find(response, zone, dns.rdatatype.DS)
         if ds is None:
-            raise _Bogus(f"{zone} has DNSKEYs but no DS in its parent")
+            raise Bogus(f"{zone} has DNSKEYs but no DS in its parent")
         sigs = _signatures(response.answer, ds)
         if sigs is None:
-            raise _Bogus(f"DS of {zone} is not signed")
+            raise Bogus(f"DS of {zone} is not signed")
         parent = _signer(sigs)
         if parent == zone or not zone.is_subdomain(parent):
-            raise _Bogus(f"DS of {zone} signed by {parent}, which is not its parent")
+            raise Bogus(f"DS of {zone} signed by {parent}, which is not its parent")
         _check(ds, sigs, parent, await self._trusted_keys(parent, depth + 1), self.now)
         vouched = [k for k in dnskeys if _vouches(ds, zone, k)]
         if not vouched:
-            raise _Bogus(f"no DNSKEY of {zone} matches its DS")
+            raise Bogus(f"no DNSKEY of {zone} matches its DS")
         return _rrset(zone, dnskeys.ttl, vouched), parent
 
     async def _prove_unsigned(self, name: dns.name.Name) -> NoReturn:
         """Insecure if a validated NSEC/NSEC3 of the parent says the zone of `name` has no DS; else bogus."""
         zone = await self._zone_of(name)
         if any(anchor.name == zone for anchor in self.anchors):
-            raise _Bogus(f"{name} is unsigned but its zone {zone} is a trust anchor")
+            raise Bogus(f"{name} is unsigned but its zone {zone} is a trust anchor")
         response = await self.query(zone, dns.rdatatype.DS)
         if _find(response, zone, dns.rdatatype.DS) is not None:
-            raise _Bogus(f"{name} is unsigned but its zone {zone} has a DS (signatures stripped?)")
+            raise Bogus(f"{name} is unsigned but its zone {zone} has a DS (signatures stripped?)")
         for rrset in response.authority:
             if rrset.rdtype not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3) or not _denies_ds(rrset, zone):
                 continue
@@ -289,8 +286,8 @@ class Validator:
                 break
             parent = _signer(sigs)
             _check(rrset, sigs, parent, await self._trusted_keys(parent, 1), self.now)
-            raise _Insecure(f"{zone} is an unsigned zone (no DS, proven by {parent})")
-        raise _Bogus(f"{name} is unsigned and nothing proves its zone {zone} has no DS")
+            raise Insecure(f"{zone} is an unsigned zone (no DS, proven by {parent})")
+        raise Bogus(f"{name} is unsigned and nothing proves its zone {zone} has no DS")
 
     async def _zone_of(self, name: dns.name.Name) -> dns.name.Name:
         """The apex of the zone holding `name`: the owner of the SOA the resolver returns for it."""
@@ -298,7 +295,7 @@ class Validator:
         for rrset in [*response.answer, *response.authority]:
             if rrset.rdtype == dns.rdatatype.SOA and name.is_subdomain(rrset.name):
                 return rrset.name
-        raise _Bogus(f"no SOA found for the zone of {name}")
+        raise Bogus(f"no SOA found for the zone of {name}")
 
 
 def _check(
@@ -308,11 +305,11 @@ def _check(
         dns.dnssec.validate(rrset, sigs, {signer: keys}, now=now)
     except dns.exception.ValidationFailure as exc:
         kind = dns.rdatatype.to_text(rrset.rdtype)
-        raise _Bogus(
+        raise Bogus(
             f"{rrset.name} {kind}: signature by {signer} does not validate: {_why(sigs, now, exc)}"
         ) from exc
     except dns.exception.DNSException as exc:  # an unsupported algorithm, a malformed record
-        raise _Bogus(f"{rrset.name}: cannot validate: {exc}") from exc
+        raise Bogus(f"{rrset.name}: cannot validate: {exc}") from exc
 
 
 def _why(sigs: dns.rrset.RRset, now: float, exc: Exception) -> str:
@@ -341,7 +338,7 @@ def _vouches(anchor: dns.rrset.RRset, zone: dns.name.Name, key: dns.rdata.Rdata)
 def _denies_ds(rrset: dns.rrset.RRset, zone: dns.name.Name) -> bool:
     """An NSEC owned by zone, or an NSEC3 whose hashed owner is zone, whose type bitmap has no DS."""
     for rdata in rrset:
-        no_ds = dns.rdatatype.DS not in _types(rdata)
+        no_ds = dns.rdatatype.DS not in types_of(rdata)
         if rrset.rdtype == dns.rdatatype.NSEC:
             return rrset.name == zone and no_ds
         hashed = dns.dnssec.nsec3_hash(zone, rdata.salt, rdata.iterations, rdata.algorithm)
@@ -375,48 +372,6 @@ def _rrset(name: dns.name.Name, ttl: int, rdatas: list[dns.rdata.Rdata]) -> dns.
     return rrset
 
 
-# Denial of existence: pure checks of validated NSEC/NSEC3 rrsets, raising _Bogus or _Insecure.
-
-_NameOrHash = TypeVar("_NameOrHash", dns.name.Name, str)
-
-
-def _between(low: _NameOrHash, value: _NameOrHash, high: _NameOrHash) -> bool:
-    """Whether value lies strictly between low and high on the ring of a zone's chain (canonical
-    order; the last record of the chain points back to the first, so high may be below low)."""
-    if low < high:
-        return bool(low < value < high)
-    return bool(value > low or value < high)
-
-
-def _types(rdata: NSEC | NSEC3) -> set[int]:
-    """The types of an NSEC/NSEC3 type bitmap (RFC 4034 §4.1.2)."""
-    return {
-        window * 256 + index * 8 + bit
-        for window, bitmap in rdata.windows
-        for index, byte in enumerate(bitmap)
-        for bit in range(8)
-        if byte & (0x80 >> bit)
-    }
-
-
-def _is_cut(types: set[int]) -> bool:
-    """A parent-side record of a zone cut (NS without SOA) or a DNAME: nothing below it is proven."""
-    return (dns.rdatatype.NS in types and dns.rdatatype.SOA not in types) or dns.rdatatype.DNAME in types
-
-
-def _check_types(name: dns.name.Name, types: set[int], rdtype: dns.rdatatype.RdataType, proof: str) -> None:
-    present = {rdtype, dns.rdatatype.CNAME} & types
-    if present:
-        listed = "/".join(sorted(dns.rdatatype.to_text(t) for t in present))
-        raise _Bogus(f"the {proof} of {name} lists {listed}: the data exists")
-    if dns.rdatatype.NS in types and dns.rdatatype.SOA not in types and rdtype != dns.rdatatype.DS:
-        raise _Bogus(f"the {proof} of {name} is the parent side of a delegation: it proves nothing below it")
-
-
-def _wildcard(closest_encloser: dns.name.Name) -> dns.name.Name:
-    return dns.name.Name((b"*", *closest_encloser.labels))
-
-
 def _cname_target(response: dns.message.Message, name: dns.name.Name) -> dns.name.Name:
     for _ in range(MAX_CHAIN_DEPTH):
         cname = _find(response, name, dns.rdatatype.CNAME)
@@ -424,150 +379,3 @@ def _cname_target(response: dns.message.Message, name: dns.name.Name) -> dns.nam
             break
         name = next(iter(cname)).target
     return name
-
-
-def _nsec_owned(nsecs: list[dns.rrset.RRset], name: dns.name.Name) -> NSEC | None:
-    return next((rdata for rrset in nsecs if rrset.name == name for rdata in rrset), None)
-
-
-def _nsec_covering(nsecs: list[dns.rrset.RRset], name: dns.name.Name) -> tuple[dns.name.Name, NSEC] | None:
-    for rrset in nsecs:
-        for rdata in rrset:
-            below_cut = name.is_subdomain(rrset.name) and _is_cut(_types(rdata))
-            if _between(rrset.name, name, rdata.next) and not below_cut:
-                return rrset.name, rdata
-    return None
-
-
-def _common_ancestor(a: dns.name.Name, b: dns.name.Name) -> dns.name.Name:
-    common = a.fullcompare(b)[2]
-    ancestor: dns.name.Name = a.split(common)[1]
-    return ancestor
-
-
-def _nsec_closest_encloser(nsecs: list[dns.rrset.RRset], name: dns.name.Name, proof: str) -> dns.name.Name:
-    """The closest encloser of a name an NSEC covers: the longer of its common ancestors with the
-    NSEC's owner and next name (RFC 4592 §4)."""
-    covering = _nsec_covering(nsecs, name)
-    if covering is None:
-        exists = " (an NSEC owned by it says it exists)" if _nsec_owned(nsecs, name) is not None else ""
-        raise _Bogus(f"{proof}: no NSEC covers {name}{exists}")
-    owner, rdata = covering
-    return max(_common_ancestor(name, owner), _common_ancestor(name, rdata.next), key=len)
-
-
-def _nsec_nxdomain(nsecs: list[dns.rrset.RRset], name: dns.name.Name) -> None:
-    closest = _nsec_closest_encloser(nsecs, name, "NXDOMAIN")
-    if closest == name:
-        raise _Bogus(f"NXDOMAIN: {name} is an empty non-terminal, so it exists")
-    wildcard = _wildcard(closest)
-    if _nsec_covering(nsecs, wildcard) is None:
-        raise _Bogus(f"NXDOMAIN: no NSEC covers the wildcard {wildcard}, which would answer {name}")
-
-
-def _nsec_nodata(nsecs: list[dns.rrset.RRset], name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> None:
-    owned = _nsec_owned(nsecs, name)
-    if owned is not None:
-        _check_types(name, _types(owned), rdtype, "NSEC")
-        return
-    # RFC 4035 §3.1.3.2 and §3.1.3.4: an empty non-terminal, or a name answered by a wildcard
-    # that has no record of the type.
-    closest = _nsec_closest_encloser(nsecs, name, "no data")
-    if closest == name:
-        return
-    wildcard = _wildcard(closest)
-    matched = _nsec_owned(nsecs, wildcard)
-    if matched is None:
-        raise _Bogus(f"no data: no NSEC owned by {name} or by the wildcard {wildcard}")
-    _check_types(wildcard, _types(matched), rdtype, "NSEC")
-
-
-@dataclass(frozen=True)
-class _Nsec3Chain:
-    """The NSEC3 records of one zone with one hash parameter set, by hashed owner name."""
-
-    zone: dns.name.Name
-    salt: bytes
-    iterations: int
-    records: list[tuple[str, NSEC3]]
-
-    def hash(self, name: dns.name.Name) -> str:
-        return dns.dnssec.nsec3_hash(name, self.salt, self.iterations, NSEC3Hash.SHA1)
-
-    def matching(self, name: dns.name.Name) -> NSEC3 | None:
-        hashed = self.hash(name)
-        return next((rdata for owner, rdata in self.records if owner == hashed), None)
-
-    def covering(self, name: dns.name.Name) -> NSEC3 | None:
-        hashed = self.hash(name)
-        return next((r for owner, r in self.records if _between(owner, hashed, _base32hex(r.next))), None)
-
-
-def _base32hex(raw: bytes) -> str:
-    return base64.b32hexencode(raw).decode().rstrip("=")
-
-
-def _nsec3_chain(zone: dns.name.Name, rrsets: list[dns.rrset.RRset]) -> _Nsec3Chain:
-    first = next(iter(rrsets[0]))
-    if first.algorithm != NSEC3Hash.SHA1:
-        raise _Insecure(f"NSEC3 hash algorithm {first.algorithm} is unknown (RFC 5155 §8.1)")
-    if first.iterations > MAX_NSEC3_ITERATIONS:
-        raise _Insecure(
-            f"NSEC3 of {zone} uses {first.iterations} iterations, over {MAX_NSEC3_ITERATIONS} (RFC 9276 §3.2)"
-        )
-    records = [
-        (rrset.name.labels[0].decode().upper(), rdata)
-        for rrset in rrsets
-        if rrset.name.parent() == zone
-        for rdata in rrset
-        if (rdata.algorithm, rdata.iterations, rdata.salt) == (first.algorithm, first.iterations, first.salt)
-    ]
-    return _Nsec3Chain(zone, first.salt, first.iterations, records)
-
-
-def _nsec3_closest_encloser(
-    chain: _Nsec3Chain, name: dns.name.Name, proof: str
-) -> tuple[dns.name.Name, NSEC3]:
-    """The closest encloser of name and the NSEC3 covering the next closer name (RFC 5155 §8.3)."""
-    next_closer = name
-    while next_closer != chain.zone and next_closer.is_subdomain(chain.zone):
-        closest = next_closer.parent()
-        matched = chain.matching(closest)
-        if matched is not None:
-            if _is_cut(_types(matched)):
-                raise _Bogus(f"{proof}: the NSEC3 of {closest}, above {name}, is a delegation or DNAME")
-            covering = chain.covering(next_closer)
-            if covering is None:
-                raise _Bogus(f"{proof}: no NSEC3 covers {next_closer}, the next closer name of {name}")
-            return closest, covering
-        next_closer = closest
-    raise _Bogus(f"{proof}: no NSEC3 matches a closest encloser of {name}")
-
-
-def _nsec3_nxdomain(chain: _Nsec3Chain, name: dns.name.Name) -> None:
-    if chain.matching(name) is not None:
-        raise _Bogus(f"NXDOMAIN: an NSEC3 matching {name} says it exists")
-    closest, covering = _nsec3_closest_encloser(chain, name, "NXDOMAIN")
-    wildcard = _wildcard(closest)
-    if chain.covering(wildcard) is None:
-        raise _Bogus(f"NXDOMAIN: no NSEC3 covers the wildcard {wildcard}, which would answer {name}")
-    if covering.flags & NSEC3_OPT_OUT:
-        # RFC 5155 §9.2: an opt-out span may hold unsigned delegations, so the name may exist
-        # under one; its absence is not proven, only not disproven.
-        raise _Insecure(
-            f"{name} is covered by an opt-out NSEC3 of {chain.zone}: it may be under an unsigned delegation"
-        )
-
-
-def _nsec3_nodata(chain: _Nsec3Chain, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> None:
-    matched = chain.matching(name)
-    if matched is not None:
-        _check_types(name, _types(matched), rdtype, "NSEC3")
-        return
-    # RFC 5155 §8.7: a wildcard that has no record of the type answers the name.
-    closest, _ = _nsec3_closest_encloser(chain, name, "no data")
-    wildcard = _wildcard(closest)
-    wild = chain.matching(wildcard)
-    if wild is None:
-        raise _Bogus(f"no data: no NSEC3 matches {name} or the wildcard {wildcard}")
-    _check_types(wildcard, _types(wild), rdtype, "NSEC3")
