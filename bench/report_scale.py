@@ -30,22 +30,21 @@ sys.path.insert(0, str(ROOT))
 
 from collector.config import config_from_mapping  # noqa: E402
 from collector.store import Store  # noqa: E402
+from collector.store.history import day_rows_insert  # noqa: E402
 from collector.verdicts.report import report, scope_of  # noqa: E402
 
 TARGET_S = 2.0
 DAY_S = 86_400
 
-SLOTS_SQL = """
-INSERT INTO probe_results_1d
+SLOTS_SQL = day_rows_insert("""
 SELECT toDate({today:Date}) - intDiv(number, {pairs:UInt32}) AS day,
        concat('check-', toString(intDiv(number % {pairs:UInt32}, {regions:UInt32} + 1))) AS check_id,
        if(number % ({regions:UInt32} + 1) = {regions:UInt32}, '',
           concat('r', leftPad(toString(number % ({regions:UInt32} + 1)), 2, '0'))) AS region,
-       if(number % 100 = 0, bitShiftLeft(toUInt256(1), 200) - 1, bitShiftLeft(toUInt256(1), 240) - 1),
-       2880
+       if(number % 100 = 0, bitShiftLeft(toUInt256(1), 200) - 1, bitShiftLeft(toUInt256(1), 240) - 1) AS slots,
+       toUInt64(2880) AS results
 FROM numbers({rows:UInt64})
-SETTINGS max_partitions_per_insert_block = 1000
-"""
+""")
 EVENTS_SQL = """
 INSERT INTO outage_events (event_id, version, kind, check_id, status, scope, regions, cause_class,
                            cause_host, opened_at, updated_at, closed_at)

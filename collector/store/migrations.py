@@ -197,6 +197,73 @@ SETTINGS max_partitions_per_insert_block = 1000
 """,
         ),
     ),
+    # The slot rollup a week to a row: the report over 90 days of 10,000 checks x 20 regions
+    # reads 2.9 M rows instead of 18.9 M (the GROUP BY per check and region was most of its
+    # time). `week` is the first day of a 7-day period counted from 1970-01-01 (a Thursday), and
+    # slots<k> its day k: the same 240 bits a day, OR-ed, exact under replays and across parts.
+    # Kept a week longer than results: the oldest day of a report over the whole TTL is whole.
+    # The daily rows move over (OR-ed, so a rerun after a crash changes nothing but `results`)
+    # and the daily table and its view go.
+    Migration(
+        6,
+        "probe_results_1w",
+        (
+            """
+CREATE TABLE IF NOT EXISTS probe_results_1w {on_cluster} (
+    week            Date,
+    check_id        LowCardinality(String),
+    region          LowCardinality(String),
+    slots0          SimpleAggregateFunction(groupBitOr, UInt256),
+    slots1          SimpleAggregateFunction(groupBitOr, UInt256),
+    slots2          SimpleAggregateFunction(groupBitOr, UInt256),
+    slots3          SimpleAggregateFunction(groupBitOr, UInt256),
+    slots4          SimpleAggregateFunction(groupBitOr, UInt256),
+    slots5          SimpleAggregateFunction(groupBitOr, UInt256),
+    slots6          SimpleAggregateFunction(groupBitOr, UInt256),
+    results         SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = {aggregating_merge_tree}
+PARTITION BY week
+ORDER BY (check_id, region, week)
+TTL week + INTERVAL {ttl_days} DAY + INTERVAL 7 DAY
+""",
+            """
+CREATE MATERIALIZED VIEW IF NOT EXISTS probe_results_1w_mv {on_cluster} TO probe_results_1w AS
+WITH bitShiftLeft(toUInt256(1), intDiv(toHour(started_at) * 60 + toMinute(started_at), 6)) AS bit
+SELECT
+    toDate(started_at) - toUInt16(toDate(started_at)) % 7 AS week,
+    check_id,
+    arrayJoin([region, '']) AS region,
+    groupBitOrIf(bit, toUInt16(toDate(started_at)) % 7 = 0) AS slots0,
+    groupBitOrIf(bit, toUInt16(toDate(started_at)) % 7 = 1) AS slots1,
+    groupBitOrIf(bit, toUInt16(toDate(started_at)) % 7 = 2) AS slots2,
+    groupBitOrIf(bit, toUInt16(toDate(started_at)) % 7 = 3) AS slots3,
+    groupBitOrIf(bit, toUInt16(toDate(started_at)) % 7 = 4) AS slots4,
+    groupBitOrIf(bit, toUInt16(toDate(started_at)) % 7 = 5) AS slots5,
+    groupBitOrIf(bit, toUInt16(toDate(started_at)) % 7 = 6) AS slots6,
+    count() AS results
+FROM probe_results
+GROUP BY week, check_id, region
+""",
+            """
+INSERT INTO probe_results_1w
+SELECT day - toUInt16(day) % 7 AS week, check_id, region,
+       groupBitOrIf(slots, toUInt16(day) % 7 = 0),
+       groupBitOrIf(slots, toUInt16(day) % 7 = 1),
+       groupBitOrIf(slots, toUInt16(day) % 7 = 2),
+       groupBitOrIf(slots, toUInt16(day) % 7 = 3),
+       groupBitOrIf(slots, toUInt16(day) % 7 = 4),
+       groupBitOrIf(slots, toUInt16(day) % 7 = 5),
+       groupBitOrIf(slots, toUInt16(day) % 7 = 6),
+       sum(results)
+FROM probe_results_1d
+GROUP BY week, check_id, region
+SETTINGS max_partitions_per_insert_block = 1000
+""",
+            "DROP VIEW IF EXISTS probe_results_1d_mv {on_cluster} SYNC",
+            "DROP TABLE IF EXISTS probe_results_1d {on_cluster} SYNC",
+        ),
+    ),
     # 10-19: verdicts and events. Every event version is a row; (event_id, version) is unique,
     # so re-inserting a version after a crash collapses instead of duplicating.
     Migration(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import math
+import operator
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -87,11 +88,23 @@ class Figures:
         self.down_s += other.down_s
         self.degraded_s += other.degraded_s
 
+    def percent(self, weight: float) -> float | None:
+        """The availability in percent as reported (4 decimals), None without measured time."""
+        measured = self.range_s - self.excluded_s - self.no_data_s
+        if measured <= 0:
+            return None
+        return round(100 * max(0.0, 1.0 - (self.down_s + weight * self.degraded_s) / measured), 4)
+
+    def rank(self, weight: float) -> tuple[float, float]:
+        """(availability, no data) as to_dict rounds them, availability 101 when there is
+        none: what worst-first order sorts by."""
+        availability = self.percent(weight)
+        return 101.0 if availability is None else availability, round(self.no_data_s, 1)
+
     def to_dict(self, weight: float) -> dict[str, Any]:
         measured = self.range_s - self.excluded_s - self.no_data_s
-        bad = self.down_s + weight * self.degraded_s
         return {
-            "availability": round(100 * max(0.0, 1.0 - bad / measured), 4) if measured > 0 else None,
+            "availability": self.percent(weight),
             "measured_s": round(max(0.0, measured), 1),
             "down_s": round(self.down_s, 1),
             "degraded_s": round(self.degraded_s, 1),
@@ -111,16 +124,19 @@ class Timeline:
 
 def merged(intervals: Iterable[Interval]) -> list[Interval]:
     out: list[Interval] = []
-    for a, b in sorted(i for i in intervals if i[1] > i[0]):
+    for a, b in sorted(intervals):
+        if b <= a:
+            continue
         if out and a <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], b))
+            if b > out[-1][1]:
+                out[-1] = (out[-1][0], b)
         else:
             out.append((a, b))
     return out
 
 
 def clipped(intervals: Iterable[Interval], start: float, end: float) -> list[Interval]:
-    return merged((max(a, start), min(b, end)) for a, b in intervals)
+    return merged([(max(a, start), min(b, end)) for a, b in intervals if a < end and b > start])
 
 
 def minus(intervals: Sequence[Interval], holes: Sequence[Interval]) -> list[Interval]:
@@ -149,8 +165,12 @@ def figures(
     """The figures of one range. `covered_s`: time in slots with results; `covered_excluded_s`:
     the part of it inside the excluded time (so no data inside a window is not counted twice)."""
     excluded = clipped(timeline.excluded, start, end)
-    down = minus(clipped(timeline.down, start, end), excluded)
-    degraded = minus(minus(clipped(timeline.degraded, start, end), excluded), down)
+    down = clipped(timeline.down, start, end)
+    degraded = clipped(timeline.degraded, start, end)
+    if excluded:
+        down, degraded = minus(down, excluded), minus(degraded, excluded)
+    if down and degraded:
+        degraded = minus(degraded, down)
     excluded_s = length(excluded)
     uncovered_s = max(0.0, (end - start) - covered_s)
     uncovered_excluded_s = max(0.0, excluded_s - covered_excluded_s)
@@ -163,32 +183,33 @@ def figures(
     )
 
 
-def versions(rows: Iterable[dict[str, Any]], now: float) -> list[Version]:
-    """Event versions (Event field dicts, ordered by event and version) as timed spans."""
-    by_event: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_event.setdefault(row["id"], []).append(row)
+def versions(rows: Iterable[Sequence[Any]], now: float) -> list[Version]:
+    """Event versions as timed spans, from rows of (event id, version, kind, check, status,
+    scope, regions, cause class, cause host, opened, updated, closed), ordered by event and
+    version, the times in epoch milliseconds (closed None while open)."""
     out = []
-    for event_id, rows_of in by_event.items():
-        rows_of.sort(key=lambda r: r["version"])
-        closed = rows_of[-1]["closed_at"]
-        for i, row in enumerate(rows_of):
-            span_end = rows_of[i + 1]["updated_at"] if i + 1 < len(rows_of) else (closed or now)
-            start = row["opened_at"] if i == 0 else row["updated_at"]
-            cause = row["cause"] or ("", "", "")
+    for event_id, group in itertools.groupby(rows, key=operator.itemgetter(0)):
+        rows_of = sorted(group, key=operator.itemgetter(1))
+        closed_ms = rows_of[-1][11]
+        closed = None if closed_ms is None else closed_ms / 1000
+        for i, (_, _, kind, check, status, scope, regions, cls, host, opened_ms, updated_ms, _) in enumerate(
+            rows_of
+        ):
+            opened = opened_ms / 1000
+            span_end = rows_of[i + 1][10] / 1000 if i + 1 < len(rows_of) else (closed or now)
             out.append(
                 Version(
                     event_id,
-                    row["kind"],
-                    row["check"],
-                    row["status"],
-                    row["scope"],
-                    tuple(row["regions"]),
-                    cause[0],
-                    cause[1],
-                    start,
+                    kind,
+                    check,
+                    status,
+                    scope,
+                    tuple(sorted(regions)),
+                    cls,
+                    host if cls else "",
+                    opened if i == 0 else updated_ms / 1000,
                     span_end,
-                    row["opened_at"],
+                    opened,
                     closed,
                 )
             )

@@ -11,14 +11,21 @@ import fnmatch
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from collector.config import CollectorConfig, Slo
 from collector.maintenance import Window
 from collector.store import Store
-from collector.store.events import event_fields
-from collector.store.history import DAY_S, SLOT_S, covered_days, covered_slots, event_rows
+from collector.store.history import (
+    DAY_S,
+    SLOT_S,
+    covered_days,
+    covered_slots,
+    event_rows,
+    scan_slots,
+    window_slots,
+)
 from collector.store.silences import silence_rows
 from collector.verdicts.availability import (
     Exclusion,
@@ -44,6 +51,7 @@ MAX_ID_FILTER = 1000
 HISTORY_S = 400 * DAY_S  # the longest range a report covers
 
 Key = tuple[str, str]
+Interval = tuple[float, float]
 
 
 def slot_floor(ts: float) -> float:
@@ -94,6 +102,8 @@ class History:
     covered: dict[str, dict[str, int]]  # per check, per region ("" = the check)
     timed: dict[Key, Figures]
     spans: list[Version]
+    timelines: dict[Key, Timeline] = field(default_factory=dict)
+    extra: dict[Interval, dict[str, int]] = field(default_factory=dict)  # per window, per check
 
     def figures(self, key: Key) -> Figures:
         found = self.timed.get(key)
@@ -107,7 +117,7 @@ class History:
 
 
 def _spans(store: Store, scope: Scope, start: float, end: float, now: float) -> list[Version]:
-    return versions((event_fields(r) for r in event_rows(store, start, end, scope.checks)), now)
+    return versions(event_rows(store, start, end, scope.checks), now)
 
 
 def _covered_excluded(store: Store, tl: Mapping[Key, Timeline], start: float, end: float) -> dict[Key, int]:
@@ -135,11 +145,11 @@ def history(
     *,
     regions: bool = True,
     spans: list[Version] | None = None,
+    extra: Sequence[Interval] = (),
 ) -> History:
-    """`spans`: the event versions of a range that holds this one (read again when None)."""
-    # A long list of ids costs more to send than the few unknown checks cost to skip.
-    few = scope.checks if len(scope.checks) <= MAX_ID_FILTER else None
-    covered = covered_slots(store, start, end, few, by_region=regions)
+    """`spans`: the event versions of a range that holds this one (read again when None);
+    `extra`: windows inside the range whose slots per check the same read counts."""
+    covered, counts = scan_slots(store, start, end, _few(scope.checks), by_region=regions, extra=extra)
     if spans is None:
         spans = _spans(store, scope, start, end, now)
     else:
@@ -154,7 +164,7 @@ def history(
             keys |= {(c, r) for c, by_region in covered.items() if c in wanted for r in by_region}
     tl = timelines(keys, spans, scope.exclusions)
     covered_excluded = _covered_excluded(store, tl, start, end)
-    found = History(start, end, covered, {}, spans)
+    found = History(start, end, covered, {}, spans, tl, dict(zip(extra, counts, strict=True)))
     for key, t in tl.items():
         found.timed[key] = figures(
             start, end, t, found.slots(key) * SLOT_S, covered_excluded.get(key, 0) * SLOT_S
@@ -215,29 +225,77 @@ def _mttr(spans_by_event: Mapping[str, list[Version]], start: float, end: float)
     return round(sum(durations) / len(durations), 1) if durations else None
 
 
+def _few(checks: Sequence[str]) -> Sequence[str] | None:
+    # A long list of ids costs more to send than the few unknown checks cost to skip.
+    return checks if len(checks) <= MAX_ID_FILTER else None
+
+
+def _slo_windows(scope: Scope, end: float) -> dict[Interval, list[str]]:
+    """The checks with an SLO per window [end - its window, end)."""
+    windows: dict[Interval, list[str]] = {}
+    for check, slo in scope.slos.items():
+        windows.setdefault((end - float(slo.window), end), []).append(check)
+    return windows
+
+
+def _check_figures(
+    store: Store,
+    tl: Mapping[Key, Timeline],
+    checks: Sequence[str],
+    window: Interval,
+    counts: Mapping[str, int],
+) -> dict[str, Figures]:
+    """Per check as a whole, its figures over `window` from the timelines and slot counts of
+    a range holding it."""
+    a, b = window
+    held = {(c, ""): tl[(c, "")] for c in checks if (c, "") in tl}
+    covered_excluded = _covered_excluded(store, held, a, b)
+    out = {}
+    range_s = b - a
+    for check in checks:
+        covered_s = counts.get(check, 0) * SLOT_S
+        timeline = held.get((check, ""))
+        if timeline is None:
+            out[check] = Figures(range_s=range_s, no_data_s=max(0.0, range_s - covered_s))
+        else:
+            excluded_s = covered_excluded.get((check, ""), 0) * SLOT_S
+            out[check] = figures(a, b, timeline, covered_s, excluded_s)
+    return out
+
+
+def _window_figures(
+    store: Store, scope: Scope, past: History, checks: list[str], window: Interval, *, now: float
+) -> dict[str, Figures]:
+    """Per check, its figures over a window ending with `past`: `past` itself, counted in its
+    read (past.extra) or inside it, else a read of its own."""
+    a, b = window
+    if a == past.start:
+        return {c: past.figures((c, "")) for c in checks}
+    if a > past.start:
+        counts = past.extra.get(window)
+        if counts is None:
+            counts = window_slots(store, [window], _few(checks))[0]
+        return _check_figures(store, past.timelines, checks, window, counts)
+    over = history(store, _narrow(scope, checks), a, b, now, regions=False)
+    return {c: over.figures((c, "")) for c in checks}
+
+
 def _slo_figures(store: Store, scope: Scope, past: History, now: float) -> dict[str, dict[str, Any]]:
     """Per check with an SLO: its availability over its window, budget left and burn rates."""
     out: dict[str, dict[str, Any]] = {}
-    weight, end = scope.partial_weight, past.end
-    windows: dict[float, list[str]] = {}
-    for check, slo in scope.slos.items():
-        windows.setdefault(float(slo.window), []).append(check)
-    burns = _burn_rates(store, scope, end, now, past)
-    for window, checks in windows.items():
-        if past.start == end - window:
-            over = past
-        else:
-            held = past.spans if end - window >= past.start else None
-            over = history(store, _narrow(scope, checks), end - window, end, now, regions=False, spans=held)
+    weight = scope.partial_weight
+    burns = _burn_rates(store, scope, past.end, now, past)
+    for window, checks in _slo_windows(scope, past.end).items():
+        over = _window_figures(store, scope, past, checks, window, now=now)
         for check in checks:
             target = scope.slos[check].target
-            fig = over.figures((check, ""))
+            fig = over[check]
             burned = burn_rate(fig.bad_s(weight), fig.measured_s, target)
             availability = fig.availability(weight)
             rates = burns[check]
             out[check] = {
                 "target": target,
-                "window_s": window,
+                "window_s": window[1] - window[0],
                 "availability": None if availability is None else round(100 * availability, 4),
                 "budget_left": None if burned is None else round(1 - burned, 4),
                 **{f"burn_{name}": _rounded(rate) for name, rate in rates.items()},
@@ -249,17 +307,21 @@ def _slo_figures(store: Store, scope: Scope, past: History, now: float) -> dict[
 def _burn_rates(
     store: Store, scope: Scope, end: float, now: float, past: History | None
 ) -> dict[str, dict[str, float | None]]:
-    """Per check with an SLO, its burn rate over each of BURN_WINDOWS_S ending at `end`. The
-    event versions come from `past` when it holds the longest window, else from one read."""
-    checks = _narrow(scope, list(scope.slos))
-    longest = max(BURN_WINDOWS_S.values())
-    if past is None or end - longest < past.start:
-        past = History(end - longest, end, {}, {}, _spans(store, checks, end - longest, end, now))
-    out: dict[str, dict[str, float | None]] = {c: {} for c in checks.checks}
-    for name, seconds in BURN_WINDOWS_S.items():
-        window = history(store, checks, end - seconds, end, now, regions=False, spans=past.spans)
-        for check in checks.checks:
-            fig = window.figures((check, ""))
+    """Per check with an SLO, its burn rate over each of BURN_WINDOWS_S ending at `end`: the
+    slots of all windows in one read, the event versions from `past` when it holds the longest
+    window, else from one read."""
+    checks = list(scope.slos)
+    longest = end - max(BURN_WINDOWS_S.values())
+    if past is None or longest < past.start:
+        spans = _spans(store, _narrow(scope, checks), longest, end, now)
+    else:
+        spans = [s for s in past.spans if s.start < end and s.end > longest]
+    tl = timelines({(c, "") for c in checks}, spans, scope.exclusions)
+    windows = [(end - seconds, end) for seconds in BURN_WINDOWS_S.values()]
+    counts = window_slots(store, windows, _few(checks))
+    out: dict[str, dict[str, float | None]] = {c: {} for c in checks}
+    for name, window, slots in zip(BURN_WINDOWS_S, windows, counts, strict=True):
+        for check, fig in _check_figures(store, tl, checks, window, slots).items():
             target = scope.slos[check].target
             out[check][name] = burn_rate(fig.bad_s(scope.partial_weight), fig.measured_s, target)
     return out
@@ -281,66 +343,73 @@ def _narrow(scope: Scope, checks: Sequence[str]) -> Scope:
 def _regions(
     past: History, wanted: set[str], weight: float
 ) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
-    """The regions of each check, and every region over all checks, worst first (plain sums in
-    one pass: 200,000 keys stay cheap)."""
+    """The regions of each check something happened to (its timed ones), and every region
+    over all checks, worst first (plain sums in one pass: 200,000 keys stay cheap)."""
     range_s = past.end - past.start
-    regions_of: dict[str, set[str]] = {}
-    sums: dict[str, list[float]] = {}
+    pairs: dict[str, int] = {}
+    slots: dict[str, int] = {}
     for check, by_region in past.covered.items():
-        if check not in wanted:
-            continue
-        regions_of[check] = set(by_region)
-        for region, n in by_region.items():
-            total = sums.get(region)
-            if total is None:
-                total = sums[region] = [0.0, 0.0, 0.0, 0.0, 0.0]
-            total[0] += range_s
-            total[2] += range_s - n * SLOT_S
+        if check in wanted:
+            for region, n in by_region.items():
+                if region in pairs:
+                    pairs[region] += 1
+                    slots[region] += n
+                else:
+                    pairs[region], slots[region] = 1, n
+    sums = {r: [k * range_s, 0.0, k * range_s - slots[r] * SLOT_S, 0.0, 0.0] for r, k in pairs.items()}
+    timed_of: dict[str, list[str]] = {}
     for (check, region), fig in past.timed.items():
         if not region or check not in wanted:
             continue
+        timed_of.setdefault(check, []).append(region)
         total = sums.setdefault(region, [0.0, 0.0, 0.0, 0.0, 0.0])
-        if region in regions_of.setdefault(check, set()):  # replace the plain figures counted above
+        if region in past.covered.get(check, {}):  # replace the plain figures counted above
             total[0] -= range_s
             total[2] -= range_s - past.slots((check, region)) * SLOT_S
-        regions_of[check].add(region)
         for i, value in enumerate((fig.range_s, fig.excluded_s, fig.no_data_s, fig.down_s, fig.degraded_s)):
             total[i] += value
     sums.pop("", None)
     rows = [{"region": r, **Figures(*t).to_dict(weight)} for r, t in sums.items()]
-    return {c: sorted(r - {""}) for c, r in regions_of.items()}, sorted(rows, key=_worst_first)[:TOP]
+    return timed_of, sorted(rows, key=_worst_first)[:TOP]
+
+
+def _regions_of(past: History, check: str, timed: Sequence[str]) -> list[str]:
+    """Every region of the check: with results in the range, or something happened to."""
+    return sorted((set(past.covered.get(check, {})) | set(timed)) - {""})
+
+
+def _region_count(past: History, check: str, timed: Sequence[str]) -> int:
+    by_region = past.covered.get(check, {})
+    return len(by_region) - ("" in by_region) + sum(1 for r in timed if r not in by_region)
 
 
 def _check_regions(
-    past: History, check: str, regions: list[str], detail: str, weight: float
+    past: History, check: str, timed: Sequence[str], detail: str, weight: float
 ) -> list[dict[str, Any]]:
     """`all`: every region of the check; `worst`: at most WORST_REGIONS that were not simply up."""
     if detail == "worst":
-        regions = _worst_regions(past, check, regions, weight)
+        regions = _worst_regions(past, check, timed, weight)
+    else:
+        regions = _regions_of(past, check, timed)
     rows = [{"region": r, **past.figures((check, r)).to_dict(weight)} for r in regions]
     rows.sort(key=_worst_first)
     return rows if detail == "all" else rows[:WORST_REGIONS]
 
 
-def _worst_regions(past: History, check: str, regions: list[str], weight: float) -> list[str]:
-    """The WORST_REGIONS of the check's regions that were not simply up, in _worst_first order.
-    A region nothing happened to is ranked from its slot count alone (its availability is 100
-    or none, as to_dict would round it), so only the few chosen ones become Figures."""
+def _worst_regions(past: History, check: str, timed: Sequence[str], weight: float) -> list[str]:
+    """The WORST_REGIONS of the check's regions that were not simply up, in _worst_first order:
+    those something happened to, and those without data some of the time. A region nothing
+    happened to is ranked from its slot count alone (its availability is 100 or none, as
+    to_dict would round it), so only the few chosen ones become Figures."""
     range_s = past.end - past.start
-    slots = past.covered.get(check, {})
-    timed = past.timed
     keyed = []
-    for region in regions:
-        key = (check, region)
-        if key in timed:
-            row = timed[key].to_dict(weight)
-            keyed.append((_worst_first({**row, "region": region}), region))
-            continue
-        no_data_s = max(0.0, range_s - slots.get(region, 0) * SLOT_S)
-        if no_data_s > 0:
-            ranked = 100.0 if range_s - no_data_s > 0 else 101.0
-            keyed.append(((ranked, -round(no_data_s, 1), region), region))
-    return [region for _, region in heapq.nsmallest(WORST_REGIONS, keyed)]
+    for region in timed:
+        availability, no_data_s = past.timed[(check, region)].rank(weight)
+        keyed.append((availability, -no_data_s, region))
+    for region, n in past.covered.get(check, {}).items():
+        if n * SLOT_S < range_s and region and region not in timed:
+            keyed.append((100.0 if n > 0 else 101.0, -round(range_s - n * SLOT_S, 1), region))
+    return [region for *_, region in heapq.nsmallest(WORST_REGIONS, keyed)]
 
 
 def report(store: Store, scope: Scope, since_s: float, now: float, regions: str = "worst") -> dict[str, Any]:
@@ -349,13 +418,14 @@ def report(store: Store, scope: Scope, since_s: float, now: float, regions: str 
     end = slot_floor(now)
     start = slot_floor(now - since_s)
     weight = scope.partial_weight
-    past = history(store, scope, start, end, now, regions=True)
+    inside = [w for w in _slo_windows(scope, end) if start < w[0]]
+    past = history(store, scope, start, end, now, regions=True, extra=inside)
     incidents = _incidents(past.spans, start, end)
     by_check: dict[str, dict[str, list[Version]]] = {}
     for event, spans in incidents.items():
         by_check.setdefault(spans[0].check, {})[event] = spans
     slos = _slo_figures(store, scope, past, now) if scope.slos else {}
-    regions_of, worst_regions = _regions(past, set(scope.checks), weight)
+    timed_of, worst_regions = _regions(past, set(scope.checks), weight)
     checks = []
     for check in scope.checks:
         events = by_check.get(check, {})
@@ -366,10 +436,10 @@ def report(store: Store, scope: Scope, since_s: float, now: float, regions: str 
             "mttr_s": _mttr(events, start, end),
             "slo": slos.get(check),
             "top_causes": _cause_table(events, start, end)[:3],
-            "regions_total": len(regions_of.get(check, ())),
+            "regions_total": _region_count(past, check, timed_of.get(check, ())),
         }
         if regions != "none":
-            row["regions"] = _check_regions(past, check, regions_of.get(check, []), regions, weight)
+            row["regions"] = _check_regions(past, check, timed_of.get(check, ()), regions, weight)
         checks.append(row)
     return {
         "since": iso(start),
@@ -398,7 +468,7 @@ def daily(store: Store, scope: Scope, days: int, now: float) -> dict[str, Any]:
     and the incidents open that day, with cause and regions."""
     end = slot_floor(now)
     first = (end - 1) // DAY_S * DAY_S - (days - 1) * DAY_S
-    covered = covered_days(store, first, end, scope.checks if len(scope.checks) <= MAX_ID_FILTER else None)
+    covered = covered_days(store, first, end, _few(scope.checks))
     spans = _spans(store, scope, first, end, now)
     tl = timelines({(c, "") for c in scope.checks}, spans, scope.exclusions)
     covered_excluded_by_day = {

@@ -20,7 +20,6 @@ import pytest
 from collector.config import config_from_mapping
 from collector.maintenance import Window, parse_window
 from collector.store import Store
-from collector.store.migrations import MIGRATIONS, render
 from collector.verdicts.availability import burn_alert
 from collector.verdicts.report import daily, report, scope_of
 
@@ -281,16 +280,6 @@ def test_burn_alerts_need_both_windows() -> None:
     assert burn_alert({"1h": 20.0, "6m": 0.0, "6h": 2.0, "30m": 0.0}) is None
     assert burn_alert({"1h": 10.0, "6m": 10.0, "6h": 7.0, "30m": 6.5}) == "slow_burn"
     assert burn_alert({"1h": None, "6m": None, "6h": None, "30m": None}) is None
-
-
-def test_backfill_from_the_minute_rollup(store: Store) -> None:
-    """A store migrated before probe_results_1d existed gets its slots from probe_results_1m."""
-    before = scalar(store, "SELECT sum(bitCount(slots)) FROM probe_results_1d FINAL WHERE region = 'fr'")
-    store.command("TRUNCATE TABLE probe_results_1d")
-    backfill = next(m for m in MIGRATIONS if m.name == "probe_results_1d").statements[-1]
-    store.command(render(backfill, "", 90))
-    after = scalar(store, "SELECT sum(bitCount(slots)) FROM probe_results_1d FINAL WHERE region = 'fr'")
-    assert after == before == 235
 
 
 def test_an_impaired_region_is_excluded_for_that_region_only(store: Store) -> None:

@@ -27,6 +27,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
 from collector.store import Store
+from collector.store.history import day_rows_insert
 from tests.collector.test_statuspage import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 from tests.e2e.procs import BIN, Collector, stopped_on_exit
 
@@ -37,14 +38,14 @@ CHECKS = [
     {"id": "api", "probe": "http", "target": "https://api.test/", "interval": "60s"},
     {"id": "assets", "probe": "http", "target": "https://assets.test/", "interval": "60s"},
 ]  # fmt: skip
-SLOTS_SQL = """
-INSERT INTO probe_results_1d
-SELECT today() - d AS day, c, r, bitShiftLeft(toUInt256(1), 240) - 1, 240
+SLOTS_SQL = day_rows_insert("""
+SELECT today() - d AS day, c AS check_id, r AS region, bitShiftLeft(toUInt256(1), 240) - 1 AS slots,
+       240 AS results
 FROM (SELECT number AS d FROM numbers(91)) AS days
 CROSS JOIN (SELECT arrayJoin(['shop', 'api', 'assets']) AS c) AS checks
 CROSS JOIN (SELECT arrayJoin(['it', 'fr', 'de', '']) AS r) AS regions
 WHERE NOT (c = 'assets' AND d IN (40, 41, 42))
-"""
+""")
 EVENTS_SQL = """
 INSERT INTO outage_events (event_id, version, kind, check_id, status, scope, regions, cause_class,
                            cause_host, cause_error, opened_at, updated_at, closed_at)
