@@ -8,6 +8,7 @@ Time ranges are in epoch seconds, aligned to slots by the caller ([start, end), 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,10 +27,13 @@ _FULL_WEEK = " + ".join(f"bitCount(slots{k})" for k in _WEEK)
 # range, their slots in it, and the check's slots in each extra window. A row is a week: weeks
 # inside the range count every slot, the two it cuts only the slots of their days inside it
 # (a mask a day); a region with no slot in the range is still one of the check's if it has a
-# result on a day the range cuts. FINAL merges a week's rows of unmerged parts (the OR of their slots), within
+# result on a day the range cuts. Those short of the range's slots come again on their own,
+# fewest first (those with none last): the order a report ranks regions nothing happened to. FINAL merges a week's rows of unmerged parts (the OR of their slots), within
 # its partition only. One row per check keeps the answer small.
 _SLOTS_SQL = """
-SELECT check_id, groupArrayIf(region, n > 0 OR cut), groupArrayIf(n, n > 0 OR cut) {extra_sums}
+SELECT check_id, groupArrayIf(region, n > 0 OR cut), groupArrayIf(n, n > 0 OR cut),
+       arraySort(x -> (x.2 = 0, x.2, x.1), groupArrayIf((region, n), (n > 0 OR cut) AND n < {full:UInt32}))
+       {extra_sums}
 FROM (
     SELECT check_id, region, sum({n}) AS n, max({cut}) AS cut {extra_cols}
     FROM probe_results_1w FINAL
@@ -172,6 +176,15 @@ def _run(store: Store, sql: str, params: dict[str, Any], **splices: str) -> list
     return rows
 
 
+@dataclass
+class SlotScan:
+    """What one read of the slot rollup found over a range."""
+
+    covered: dict[str, dict[str, int]]  # per check, per region ("" = the check): slots
+    short: dict[str, list[tuple[str, int]]]  # per check, its regions short of slots, fewest first
+    extra: list[dict[str, int]]  # per extra window, per check as a whole: slots
+
+
 def scan_slots(
     store: Store,
     start: float,
@@ -180,15 +193,16 @@ def scan_slots(
     *,
     by_region: bool = True,
     extra: Sequence[tuple[float, float]] = (),
-) -> tuple[dict[str, dict[str, int]], list[dict[str, int]]]:
+) -> SlotScan:
     """Slots in [start, end) that held a result, per check and region (region "" is the check
     as a whole: a slot of any region; the others come with `by_region`), and in the same read
     the check's slots in each `extra` window (each inside [start, end))."""
     if end <= start:
-        return {}, [{} for _ in extra]
+        return SlotScan({}, {}, [{} for _ in extra])
     filters, params = _filters(checks, by_region)
     main = _Window("m", start, end)
     params.update(main.params)
+    params["full"] = round((end - start) / SLOT_S)
     cols, sums = [], []
     for i, (a, b) in enumerate(extra):
         if not (start <= a < b <= end):
@@ -208,8 +222,9 @@ def scan_slots(
         filters=filters,
     )
     covered = {check: dict(zip(regions, ns, strict=True)) for check, regions, ns, *_ in rows if regions}
-    counts = [{row[0]: int(row[3 + i]) for row in rows if row[3 + i]} for i in range(len(extra))]
-    return covered, counts
+    short = {row[0]: row[3] for row in rows if row[3]}
+    counts = [{row[0]: int(row[4 + i]) for row in rows if row[4 + i]} for i in range(len(extra))]
+    return SlotScan(covered, short, counts)
 
 
 def covered_slots(
@@ -222,7 +237,7 @@ def covered_slots(
 ) -> dict[str, dict[str, int]]:
     """Slots in [start, end) that held a result, per check and region: region "" is the check
     as a whole (a slot of any region), the others come with `by_region`."""
-    return scan_slots(store, start, end, checks, by_region=by_region)[0]
+    return scan_slots(store, start, end, checks, by_region=by_region).covered
 
 
 def window_slots(

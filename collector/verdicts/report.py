@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import fnmatch
 import heapq
+import itertools
 import math
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,6 +106,7 @@ class History:
     spans: list[Version]
     timelines: dict[Key, Timeline] = field(default_factory=dict)
     extra: dict[Interval, dict[str, int]] = field(default_factory=dict)  # per window, per check
+    short: dict[str, list[tuple[str, int]]] = field(default_factory=dict)  # regions short of slots
 
     def figures(self, key: Key) -> Figures:
         found = self.timed.get(key)
@@ -149,7 +152,8 @@ def history(
 ) -> History:
     """`spans`: the event versions of a range that holds this one (read again when None);
     `extra`: windows inside the range whose slots per check the same read counts."""
-    covered, counts = scan_slots(store, start, end, _few(scope.checks), by_region=regions, extra=extra)
+    scan = scan_slots(store, start, end, _few(scope.checks), by_region=regions, extra=extra)
+    covered = scan.covered
     if spans is None:
         spans = _spans(store, scope, start, end, now)
     else:
@@ -164,7 +168,7 @@ def history(
             keys |= {(c, r) for c, by_region in covered.items() if c in wanted for r in by_region}
     tl = timelines(keys, spans, scope.exclusions)
     covered_excluded = _covered_excluded(store, tl, start, end)
-    found = History(start, end, covered, {}, spans, tl, dict(zip(extra, counts, strict=True)))
+    found = History(start, end, covered, {}, spans, tl, dict(zip(extra, scan.extra, strict=True)), scan.short)
     for key, t in tl.items():
         found.timed[key] = figures(
             start, end, t, found.slots(key) * SLOT_S, covered_excluded.get(key, 0) * SLOT_S
@@ -187,30 +191,25 @@ def _incidents(spans: Sequence[Version], start: float, end: float) -> dict[str, 
 
 
 def _cause_table(incidents: Mapping[str, list[Version]], start: float, end: float) -> list[dict[str, Any]]:
-    causes: dict[tuple[str, str], dict[str, Any]] = {}
+    causes: dict[tuple[str, str], tuple[set[str], list[float]]] = {}
     for spans in incidents.values():
         for span in spans:
-            cause = causes.setdefault(
-                (span.cause, span.cause_host),
-                {
-                    "class": span.cause,
-                    "host": span.cause_host,
-                    "events": set(),
-                    "down_s": 0.0,
-                    "degraded_s": 0.0,
-                },
-            )
-            cause["events"].add(span.event)
+            key = (span.cause, span.cause_host)
+            found = causes.get(key)
+            if found is None:
+                found = causes[key] = (set(), [0.0, 0.0])
+            found[0].add(span.event)
             seconds = max(0.0, min(span.end, end) - max(span.start, start))
-            cause["down_s" if span.status == "outage" else "degraded_s"] += seconds
+            found[1][span.status != "outage"] += seconds
     table = [
         {
-            **c,
-            "events": len(c["events"]),
-            "down_s": round(c["down_s"], 1),
-            "degraded_s": round(c["degraded_s"], 1),
+            "class": cls,
+            "host": host,
+            "events": len(events),
+            "down_s": round(seconds[0], 1),
+            "degraded_s": round(seconds[1], 1),
         }
-        for c in causes.values()
+        for (cls, host), (events, seconds) in causes.items()
     ]
     return sorted(table, key=lambda c: (-c["down_s"], -c["degraded_s"], -c["events"], c["class"]))[:TOP]
 
@@ -320,10 +319,16 @@ def _burn_rates(
     windows = [(end - seconds, end) for seconds in BURN_WINDOWS_S.values()]
     counts = window_slots(store, windows, _few(checks))
     out: dict[str, dict[str, float | None]] = {c: {} for c in checks}
+    timed = [c for c in checks if (c, "") in tl]
     for name, window, slots in zip(BURN_WINDOWS_S, windows, counts, strict=True):
-        for check, fig in _check_figures(store, tl, checks, window, slots).items():
-            target = scope.slos[check].target
-            out[check][name] = burn_rate(fig.bad_s(scope.partial_weight), fig.measured_s, target)
+        figs = _check_figures(store, tl, timed, window, slots)
+        for check in checks:
+            fig = figs.get(check)
+            if fig is None:  # nothing bad: 0 if the window was measured at all
+                out[check][name] = 0.0 if slots.get(check, 0) > 0 else None
+            else:
+                target = scope.slos[check].target
+                out[check][name] = burn_rate(fig.bad_s(scope.partial_weight), fig.measured_s, target)
     return out
 
 
@@ -340,23 +345,29 @@ def _narrow(scope: Scope, checks: Sequence[str]) -> Scope:
     return Scope(tuple(checks), scope.slos, scope.exclusions, scope.partial_weight)
 
 
-def _regions(
-    past: History, wanted: set[str], weight: float
-) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
-    """The regions of each check something happened to (its timed ones), and every region
-    over all checks, worst first (plain sums in one pass: 200,000 keys stay cheap)."""
+@dataclass
+class _Regions:
+    """Per check, its regions something happened to (timed) and those short of slots (region,
+    slots); every region over all checks, worst first."""
+
+    timed: dict[str, list[str]]
+    short: dict[str, list[tuple[str, int]]]
+    worst: list[dict[str, Any]]
+
+
+def _regions(past: History, wanted: set[str], weight: float) -> _Regions:
+    """A region's slots over all checks are all of the range's in each check it is one of, but
+    for the few short of it: counted in C, 200,000 keys stay cheap."""
     range_s = past.end - past.start
-    pairs: dict[str, int] = {}
-    slots: dict[str, int] = {}
-    for check, by_region in past.covered.items():
-        if check in wanted:
-            for region, n in by_region.items():
-                if region in pairs:
-                    pairs[region] += 1
-                    slots[region] += n
-                else:
-                    pairs[region], slots[region] = 1, n
-    sums = {r: [k * range_s, 0.0, k * range_s - slots[r] * SLOT_S, 0.0, 0.0] for r, k in pairs.items()}
+    full = round(range_s / SLOT_S)
+    mine = [check for check in past.covered if check in wanted]
+    pairs = Counter(itertools.chain.from_iterable(past.covered[c] for c in mine))
+    slots = {r: k * full for r, k in pairs.items()}
+    short_of = {check: past.short[check] for check in mine if check in past.short}
+    for short in short_of.values():
+        for region, n in short:
+            slots[region] -= full - n
+    sums = {r: [k * range_s, 0.0, float((k * full - slots[r]) * SLOT_S), 0.0, 0.0] for r, k in pairs.items()}
     timed_of: dict[str, list[str]] = {}
     for (check, region), fig in past.timed.items():
         if not region or check not in wanted:
@@ -370,7 +381,7 @@ def _regions(
             total[i] += value
     sums.pop("", None)
     rows = [{"region": r, **Figures(*t).to_dict(weight)} for r, t in sums.items()]
-    return timed_of, sorted(rows, key=_worst_first)[:TOP]
+    return _Regions(timed_of, short_of, sorted(rows, key=_worst_first)[:TOP])
 
 
 def _regions_of(past: History, check: str, timed: Sequence[str]) -> list[str]:
@@ -384,11 +395,12 @@ def _region_count(past: History, check: str, timed: Sequence[str]) -> int:
 
 
 def _check_regions(
-    past: History, check: str, timed: Sequence[str], detail: str, weight: float
+    past: History, check: str, known: _Regions, detail: str, weight: float
 ) -> list[dict[str, Any]]:
     """`all`: every region of the check; `worst`: at most WORST_REGIONS that were not simply up."""
+    timed = known.timed.get(check, ())
     if detail == "worst":
-        regions = _worst_regions(past, check, timed, weight)
+        regions = _worst_regions(past, check, timed, known.short.get(check, ()), weight)
     else:
         regions = _regions_of(past, check, timed)
     rows = [{"region": r, **past.figures((check, r)).to_dict(weight)} for r in regions]
@@ -396,19 +408,26 @@ def _check_regions(
     return rows if detail == "all" else rows[:WORST_REGIONS]
 
 
-def _worst_regions(past: History, check: str, timed: Sequence[str], weight: float) -> list[str]:
+def _worst_regions(
+    past: History, check: str, timed: Sequence[str], short: Sequence[tuple[str, int]], weight: float
+) -> list[str]:
     """The WORST_REGIONS of the check's regions that were not simply up, in _worst_first order:
     those something happened to, and those without data some of the time. A region nothing
     happened to is ranked from its slot count alone (its availability is 100 or none, as
-    to_dict would round it), so only the few chosen ones become Figures."""
+    to_dict would round it), and `short` comes in that order, so only the few chosen ones
+    become Figures."""
     range_s = past.end - past.start
     keyed = []
     for region in timed:
         availability, no_data_s = past.timed[(check, region)].rank(weight)
         keyed.append((availability, -no_data_s, region))
-    for region, n in past.covered.get(check, {}).items():
-        if n * SLOT_S < range_s and region and region not in timed:
+    untimed = 0
+    for region, n in short:
+        if untimed == WORST_REGIONS:
+            break
+        if region and region not in timed:
             keyed.append((100.0 if n > 0 else 101.0, -round(range_s - n * SLOT_S, 1), region))
+            untimed += 1
     return [region for *_, region in heapq.nsmallest(WORST_REGIONS, keyed)]
 
 
@@ -425,7 +444,7 @@ def report(store: Store, scope: Scope, since_s: float, now: float, regions: str 
     for event, spans in incidents.items():
         by_check.setdefault(spans[0].check, {})[event] = spans
     slos = _slo_figures(store, scope, past, now) if scope.slos else {}
-    timed_of, worst_regions = _regions(past, set(scope.checks), weight)
+    known = _regions(past, set(scope.checks), weight)
     checks = []
     for check in scope.checks:
         events = by_check.get(check, {})
@@ -436,10 +455,10 @@ def report(store: Store, scope: Scope, since_s: float, now: float, regions: str 
             "mttr_s": _mttr(events, start, end),
             "slo": slos.get(check),
             "top_causes": _cause_table(events, start, end)[:3],
-            "regions_total": _region_count(past, check, timed_of.get(check, ())),
+            "regions_total": _region_count(past, check, known.timed.get(check, ())),
         }
         if regions != "none":
-            row["regions"] = _check_regions(past, check, timed_of.get(check, ()), regions, weight)
+            row["regions"] = _check_regions(past, check, known, regions, weight)
         checks.append(row)
     return {
         "since": iso(start),
@@ -447,7 +466,7 @@ def report(store: Store, scope: Scope, since_s: float, now: float, regions: str 
         "partial_weight": weight,
         "slot_s": SLOT_S,
         "checks": sorted(checks, key=_worst_first),
-        "worst_regions": worst_regions,
+        "worst_regions": known.worst,
         "top_causes": _cause_table(incidents, start, end),
         "incidents": len(incidents),
         "mttr_s": _mttr(incidents, start, end),
