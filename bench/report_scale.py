@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from collector.config import config_from_mapping  # noqa: E402
 from collector.store import Store  # noqa: E402
-from collector.store.history import day_rows_insert  # noqa: E402
+from collector.store.history import compact_rollup, day_rows_insert  # noqa: E402
 from collector.verdicts.report import report, scope_of  # noqa: E402
 
 TARGET_S = 2.0
@@ -96,8 +96,12 @@ def main() -> int:
         started = time.perf_counter()
         rows, events = fill(store, args.checks, args.regions, args.days)
         print(
-            f"filled {rows:,} day rows and {events:,} events x 2 versions in {time.perf_counter() - started:.1f} s"
+            f"filled {rows:,} day rows (as week rows) and {events:,} events x 2 versions "
+            f"in {time.perf_counter() - started:.1f} s"
         )
+        started = time.perf_counter()
+        weeks = compact_rollup(store)
+        print(f"compacted {len(weeks)} weeks in {time.perf_counter() - started:.1f} s (the collector does it hourly)")
         config = config_from_mapping(
             {
                 "insecure": True,
@@ -115,8 +119,8 @@ def main() -> int:
             since = since_days * DAY_S
             baseline_s, _ = timed(
                 lambda s=since: store.query(
-                    "SELECT check_id, region, count() FROM probe_results_1d "
-                    "WHERE day >= toDate(fromUnixTimestamp({t:Int64})) GROUP BY check_id, region",
+                    "SELECT check_id, region, count() FROM probe_results_1w "
+                    "WHERE week >= toDate(fromUnixTimestamp({t:Int64})) - 6 GROUP BY check_id, region",
                     {"t": int(now - s)},
                 ),
                 args.runs,

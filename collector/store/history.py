@@ -27,11 +27,12 @@ _FULL_WEEK = " + ".join(f"bitCount(slots{k})" for k in _WEEK)
 # range, their slots in it, and the check's slots in each extra window. A row is a week: weeks
 # inside the range count every slot, the two it cuts only the slots of their days inside it
 # (a mask a day); a region with no slot in the range is still one of the check's if it has a
-# result on a day the range cuts. Those short of the range's slots come again on their own,
-# fewest first (those with none last): the order a report ranks regions nothing happened to. FINAL merges a week's rows of unmerged parts (the OR of their slots), within
+# result on a day the range cuts. The regions with every slot come by name, those short of
+# some with their slots, fewest first (those with none last): the order a report ranks regions
+# nothing happened to. FINAL merges a week's rows of unmerged parts (the OR of their slots), within
 # its partition only. One row per check keeps the answer small.
 _SLOTS_SQL = """
-SELECT check_id, groupArrayIf(region, n > 0 OR cut), groupArrayIf(n, n > 0 OR cut),
+SELECT check_id, groupArrayIf(region, n >= {full:UInt32}),
        arraySort(x -> (x.2 = 0, x.2, x.1), groupArrayIf((region, n), (n > 0 OR cut) AND n < {full:UInt32}))
        {extra_sums}
 FROM (
@@ -221,10 +222,15 @@ def scan_slots(
         extra_sums="".join(sums),
         filters=filters,
     )
-    covered = {check: dict(zip(regions, ns, strict=True)) for check, regions, ns, *_ in rows if regions}
-    short = {row[0]: row[3] for row in rows if row[3]}
-    counts = [{row[0]: int(row[4 + i]) for row in rows if row[4 + i]} for i in range(len(extra))]
-    return SlotScan(covered, short, counts)
+    full = params["full"]
+    covered = {}
+    for check, whole, short, *_ in rows:
+        if whole or short:
+            covered[check] = dict.fromkeys(whole, full)
+            covered[check].update(short)
+    short_of = {row[0]: row[2] for row in rows if row[2]}
+    counts = [{row[0]: int(row[3 + i]) for row in rows if row[3 + i]} for i in range(len(extra))]
+    return SlotScan(covered, short_of, counts)
 
 
 def covered_slots(

@@ -59,7 +59,7 @@ class Version(NamedTuple):
     closed_at: float | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Figures:
     """Seconds of each kind over a range, and what follows from them."""
 
@@ -113,7 +113,7 @@ class Figures:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Timeline:
     """What the history says about one check or region over a range."""
 

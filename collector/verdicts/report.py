@@ -8,11 +8,11 @@ events open during the range (`outage_events`). Runs on the store's thread (sync
 from __future__ import annotations
 
 import fnmatch
-import heapq
 import itertools
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -94,7 +94,7 @@ def stored_scope(store: Store, config: CollectorConfig, pattern: str, now: float
     return scope_of(config, pattern, now, silences)
 
 
-@dataclass
+@dataclass(slots=True)
 class History:
     """What happened over one range: slots with results and the figures of the keys something
     happened to (down, degraded or excluded time); every other key was up or had no data."""
@@ -152,23 +152,31 @@ def history(
 ) -> History:
     """`spans`: the event versions of a range that holds this one (read again when None);
     `extra`: windows inside the range whose slots per check the same read counts."""
-    scan = scan_slots(store, start, end, _few(scope.checks), by_region=regions, extra=extra)
-    covered = scan.covered
-    if spans is None:
-        spans = _spans(store, scope, start, end, now)
-    else:
-        spans = [s for s in spans if s.start < end and s.end > start]
-    wanted = set(scope.checks)
-    # Only keys something happened to need a timeline: those of the event versions and, when
-    # windows are excluded, every key they could cover.
-    keys = {(c, "") for c in scope.checks}
-    if regions:
-        keys |= {(s.check, r) for s in spans if s.check in wanted for r in s.regions}
-        if scope.exclusions or any(s.kind == "vantage" for s in spans):
-            keys |= {(c, r) for c, by_region in covered.items() if c in wanted for r in by_region}
-    tl = timelines(keys, spans, scope.exclusions)
+    rows = event_rows(store, start, end, scope.checks) if spans is None else None
+    # The slot read runs on its own thread (chDB lets go of the GIL) while this one makes the
+    # versions and timelines: at 10,000 checks x 20 regions each is about half a second.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="report-slots") as pool:
+        scan = pool.submit(scan_slots, store, start, end, _few(scope.checks), by_region=regions, extra=extra)
+        if rows is not None:
+            spans = versions(rows, now)
+        else:
+            spans = [s for s in spans or () if s.start < end and s.end > start]
+        # Only keys something happened to need a timeline: those of the event versions and,
+        # when windows are excluded, every key they could cover (known once the slots are).
+        keys = {(c, "") for c in scope.checks}
+        every_key = regions and bool(scope.exclusions or any(s.kind == "vantage" for s in spans))
+        if regions:
+            wanted = set(scope.checks)
+            keys |= {(s.check, r) for s in spans if s.check in wanted for r in s.regions}
+        tl = {} if every_key else timelines(keys, spans, scope.exclusions)
+        slots = scan.result()
+    covered = slots.covered
+    if every_key:
+        wanted = set(scope.checks)
+        keys |= {(c, r) for c, by_region in covered.items() if c in wanted for r in by_region}
+        tl = timelines(keys, spans, scope.exclusions)
     covered_excluded = _covered_excluded(store, tl, start, end)
-    found = History(start, end, covered, {}, spans, tl, dict(zip(extra, scan.extra, strict=True)), scan.short)
+    found = History(start, end, covered, {}, spans, tl, dict(zip(extra, slots.extra, strict=True)), slots.short)
     for key, t in tl.items():
         found.timed[key] = figures(
             start, end, t, found.slots(key) * SLOT_S, covered_excluded.get(key, 0) * SLOT_S
@@ -201,17 +209,15 @@ def _cause_table(incidents: Mapping[str, list[Version]], start: float, end: floa
             found[0].add(span.event)
             seconds = max(0.0, min(span.end, end) - max(span.start, start))
             found[1][span.status != "outage"] += seconds
-    table = [
-        {
-            "class": cls,
-            "host": host,
-            "events": len(events),
-            "down_s": round(seconds[0], 1),
-            "degraded_s": round(seconds[1], 1),
-        }
-        for (cls, host), (events, seconds) in causes.items()
+    # Worst first; among equals, in the order first met.
+    ranked = sorted(
+        (-round(down, 1), -round(degraded, 1), -len(events), cls, i, host)
+        for i, ((cls, host), (events, (down, degraded))) in enumerate(causes.items())
+    )
+    return [
+        {"class": cls, "host": host, "events": -n, "down_s": -down, "degraded_s": -degraded}
+        for down, degraded, n, cls, _, host in ranked[:TOP]
     ]
-    return sorted(table, key=lambda c: (-c["down_s"], -c["degraded_s"], -c["events"], c["class"]))[:TOP]
 
 
 def _mttr(spans_by_event: Mapping[str, list[Version]], start: float, end: float) -> float | None:
@@ -400,35 +406,38 @@ def _check_regions(
     """`all`: every region of the check; `worst`: at most WORST_REGIONS that were not simply up."""
     timed = known.timed.get(check, ())
     if detail == "worst":
-        regions = _worst_regions(past, check, timed, known.short.get(check, ()), weight)
-    else:
-        regions = _regions_of(past, check, timed)
-    rows = [{"region": r, **past.figures((check, r)).to_dict(weight)} for r in regions]
-    rows.sort(key=_worst_first)
-    return rows if detail == "all" else rows[:WORST_REGIONS]
+        return _worst_regions(past, check, timed, known.short.get(check, ()), weight)
+    rows = [{"region": r, **past.figures((check, r)).to_dict(weight)} for r in _regions_of(past, check, timed)]
+    return sorted(rows, key=_worst_first)
 
 
 def _worst_regions(
     past: History, check: str, timed: Sequence[str], short: Sequence[tuple[str, int]], weight: float
-) -> list[str]:
-    """The WORST_REGIONS of the check's regions that were not simply up, in _worst_first order:
-    those something happened to, and those without data some of the time. A region nothing
-    happened to is ranked from its slot count alone (its availability is 100 or none, as
-    to_dict would round it), and `short` comes in that order, so only the few chosen ones
-    become Figures."""
+) -> list[dict[str, Any]]:
+    """The rows of the WORST_REGIONS of the check's regions that were not simply up, in
+    _worst_first order: those something happened to, and those without data some of the time.
+    A region nothing happened to is ranked from its slot count alone (its availability is 100
+    or none, as to_dict would round it), and `short` comes in that order, so only the few
+    chosen ones become Figures."""
     range_s = past.end - past.start
-    keyed = []
+    keyed: list[tuple[float, float, str, Figures | None]] = []
     for region in timed:
-        availability, no_data_s = past.timed[(check, region)].rank(weight)
-        keyed.append((availability, -no_data_s, region))
+        fig = past.timed[(check, region)]
+        availability, no_data_s = fig.rank(weight)
+        keyed.append((availability, -no_data_s, region, fig))
     untimed = 0
     for region, n in short:
         if untimed == WORST_REGIONS:
             break
         if region and region not in timed:
-            keyed.append((100.0 if n > 0 else 101.0, -round(range_s - n * SLOT_S, 1), region))
+            keyed.append((100.0 if n > 0 else 101.0, -round(range_s - n * SLOT_S, 1), region, None))
             untimed += 1
-    return [region for *_, region in heapq.nsmallest(WORST_REGIONS, keyed)]
+    keyed.sort(key=lambda k: k[:3])  # regions are unique: never down to the Figures
+    rows = []
+    for _, _, region, held in keyed[:WORST_REGIONS]:
+        fig = held or past.figures((check, region))
+        rows.append({"region": region, **fig.to_dict(weight)})
+    return rows
 
 
 def report(store: Store, scope: Scope, since_s: float, now: float, regions: str = "worst") -> dict[str, Any]:
