@@ -101,7 +101,9 @@ def main() -> int:
         )
         started = time.perf_counter()
         weeks = compact_rollup(store)
-        print(f"compacted {len(weeks)} weeks in {time.perf_counter() - started:.1f} s (the collector does it hourly)")
+        print(
+            f"compacted {len(weeks)} weeks in {time.perf_counter() - started:.1f} s (the collector does it hourly)"
+        )
         config = config_from_mapping(
             {
                 "insecure": True,

@@ -1,9 +1,9 @@
 """The composition root: build the collector's parts, wire them, start each, stop gracefully.
 
 Parts: the store, the ingestor, the gRPC stream service, the verdict evaluator and the
-notifier (with the maintenance book it shares with the API), the config watcher and the HTTP
-API. Each gets what it uses (the store, a config getter, callbacks), never the whole collector;
-nothing imports this module but the commands.
+notifier (with the maintenance book it shares with the API), the config watcher, the HTTP
+API and the hourly compaction of the slot rollup. Each gets what it uses (the store, a config
+getter, callbacks), never the whole collector; nothing imports this module but the commands.
 
 Shutdown order (like uvicorn's): stop taking new streams and stop reading the open ones,
 commit what is pending (no agent adds to it any more, so it is one insert), send each stream
@@ -28,6 +28,7 @@ from collector.config import CollectorConfig
 from collector.ingest import CollectorService, Identity, Ingestor, add_to_server, grpc_options
 from collector.reload import watch_config
 from collector.store import Store
+from collector.store.history import compact_forever
 from collector.store.paths import TRACE_COLUMNS, trace_rows
 from collector.verdicts import Evaluator, Notifier, evaluate_forever
 from collector.verdicts.events import Event
@@ -115,6 +116,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
         "notify": notifier.run(),
         "slo-alerts": SloAlerts(store, collector.current_config, notifier).run(),
         "config-reload": watch_config(collector.current_config, collector.apply_config),
+        "rollup-compaction": compact_forever(store),
     }
     collector.background = [asyncio.create_task(svc, name=name) for name, svc in services.items()]
     await server.start()

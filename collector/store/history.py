@@ -7,18 +7,24 @@ Time ranges are in epoch seconds, aligned to slots by the caller ([start, end), 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from collector.errors import StoreError
 from collector.store.clickhouse import Store
+
+log = logging.getLogger(__name__)
 
 SLOT_S = 360
 SLOTS_PER_DAY = 86_400 // SLOT_S
 DAY_S = 86_400
 WEEK_DAYS = 7
 _EPOCH = date(1970, 1, 1)
+COMPACT_EVERY_S = 3600.0
 _FINAL = {"do_not_merge_across_partitions_select_final": 1}
 _WEEK = range(WEEK_DAYS)
 _FULL_WEEK = " + ".join(f"bitCount(slots{k})" for k in _WEEK)
@@ -324,3 +330,15 @@ def compact_rollup(store: Store) -> list[str]:
     for week in weeks:
         store.command(f"OPTIMIZE TABLE probe_results_1w{on_cluster} PARTITION ID '{week}' FINAL")
     return weeks
+
+
+async def compact_forever(store: Store, every_s: float = COMPACT_EVERY_S) -> None:
+    """compact_rollup every `every_s` until cancelled; a store error waits for the next pass."""
+    while True:
+        try:
+            weeks = await store.run(compact_rollup, store)
+            if weeks:
+                log.info("slot rollup: merged the parts of %d weeks", len(weeks))
+        except StoreError as exc:
+            log.warning("slot rollup compaction: %s", exc)
+        await asyncio.sleep(every_s)

@@ -176,7 +176,9 @@ def history(
         keys |= {(c, r) for c, by_region in covered.items() if c in wanted for r in by_region}
         tl = timelines(keys, spans, scope.exclusions)
     covered_excluded = _covered_excluded(store, tl, start, end)
-    found = History(start, end, covered, {}, spans, tl, dict(zip(extra, slots.extra, strict=True)), slots.short)
+    found = History(
+        start, end, covered, {}, spans, tl, dict(zip(extra, slots.extra, strict=True)), slots.short
+    )
     for key, t in tl.items():
         found.timed[key] = figures(
             start, end, t, found.slots(key) * SLOT_S, covered_excluded.get(key, 0) * SLOT_S
@@ -407,7 +409,9 @@ def _check_regions(
     timed = known.timed.get(check, ())
     if detail == "worst":
         return _worst_regions(past, check, timed, known.short.get(check, ()), weight)
-    rows = [{"region": r, **past.figures((check, r)).to_dict(weight)} for r in _regions_of(past, check, timed)]
+    rows = [
+        {"region": r, **past.figures((check, r)).to_dict(weight)} for r in _regions_of(past, check, timed)
+    ]
     return sorted(rows, key=_worst_first)
 
 
