@@ -164,6 +164,8 @@ def figures(
 ) -> Figures:
     """The figures of one range. `covered_s`: time in slots with results; `covered_excluded_s`:
     the part of it inside the excluded time (so no data inside a window is not counted twice)."""
+    if not timeline.excluded and not (timeline.down and timeline.degraded):
+        return _plain_figures(start, end, timeline, covered_s)
     excluded = clipped(timeline.excluded, start, end) if timeline.excluded else []
     down = clipped(timeline.down, start, end) if timeline.down else []
     degraded = clipped(timeline.degraded, start, end) if timeline.degraded else []
@@ -180,6 +182,25 @@ def figures(
         no_data_s=max(0.0, uncovered_s - uncovered_excluded_s),
         down_s=length(down),
         degraded_s=length(degraded),
+    )
+
+
+def _plain_figures(start: float, end: float, timeline: Timeline, covered_s: float) -> Figures:
+    """figures() of a timeline that is only down or only degraded, nothing excluded (most are):
+    no interval to cut out of another. Seconds of nothing are 0, as length() makes them."""
+    bad = timeline.down or timeline.degraded
+    if len(bad) == 1:
+        a, b = bad[0]
+        bad_s = min(b, end) - max(a, start) if a < end and b > start else 0
+    else:
+        bad_s = length(clipped(bad, start, end))
+    down = bool(timeline.down)
+    return Figures(
+        range_s=end - start,
+        excluded_s=0,
+        no_data_s=float(max(0.0, (end - start) - covered_s)),
+        down_s=bad_s if down else 0,
+        degraded_s=0 if down else bad_s,
     )
 
 

@@ -11,7 +11,7 @@ import fnmatch
 import itertools
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -139,6 +139,23 @@ def _covered_excluded(store: Store, tl: Mapping[Key, Timeline], start: float, en
     return out
 
 
+class _KeysOf(Collection[Key]):
+    """Every key of these checks (only the check as a whole without `regions`), for timelines()
+    where nothing is excluded: it only asks whether a key is one, never lists them."""
+
+    def __init__(self, checks: set[str], regions: bool) -> None:
+        self.checks, self.regions = checks, regions
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and key[0] in self.checks and (self.regions or key[1] == "")
+
+    def __iter__(self) -> Iterator[Key]:
+        raise TypeError("the keys of a set of checks are not listed")
+
+    def __len__(self) -> int:
+        raise TypeError("the keys of a set of checks are not counted")
+
+
 def history(
     store: Store,
     scope: Scope,
@@ -163,17 +180,16 @@ def history(
             spans = [s for s in spans or () if s.start < end and s.end > start]
         # Only keys something happened to need a timeline: those of the event versions and,
         # when windows are excluded, every key they could cover (known once the slots are).
-        keys = {(c, "") for c in scope.checks}
-        every_key = regions and bool(scope.exclusions or any(s.kind == "vantage" for s in spans))
-        if regions:
-            wanted = set(scope.checks)
-            keys |= {(s.check, r) for s in spans if s.check in wanted for r in s.regions}
-        tl = {} if every_key else timelines(keys, spans, scope.exclusions)
+        wanted = set(scope.checks)
+        simple = not scope.exclusions and not any(s.kind == "vantage" for s in spans)
+        tl = timelines(_KeysOf(wanted, regions), spans, ()) if simple else {}
         slots = scan.result()
     covered = slots.covered
-    if every_key:
-        wanted = set(scope.checks)
-        keys |= {(c, r) for c, by_region in covered.items() if c in wanted for r in by_region}
+    if not simple:
+        keys = {(c, "") for c in scope.checks}
+        if regions:
+            keys |= {(s.check, r) for s in spans if s.check in wanted for r in s.regions}
+            keys |= {(c, r) for c, by_region in covered.items() if c in wanted for r in by_region}
         tl = timelines(keys, spans, scope.exclusions)
     covered_excluded = _covered_excluded(store, tl, start, end)
     found = History(
