@@ -35,11 +35,13 @@ _FULL_WEEK = " + ".join(f"bitCount(slots{k})" for k in _WEEK)
 # (a mask a day); a region with no slot in the range is still one of the check's if it has a
 # result on a day the range cuts. The regions with every slot come by name, those short of
 # some with their slots, fewest first (those with none last): the order a report ranks regions
-# nothing happened to. FINAL merges a week's rows of unmerged parts (the OR of their slots), within
-# its partition only. One row per check keeps the answer small.
+# nothing happened to (two plain arrays: they cross to Python faster than one of tuples).
+# FINAL merges a week's rows of unmerged parts (the OR of their slots), within its partition
+# only. One row per check keeps the answer small.
 _SLOTS_SQL = """
-SELECT check_id, groupArrayIf(region, n >= {full:UInt32}),
-       arraySort(x -> (x.2 = 0, x.2, x.1), groupArrayIf((region, n), (n > 0 OR cut) AND n < {full:UInt32}))
+WITH arraySort(x -> (x.2 = 0, x.2, x.1), groupArrayIf((region, n), (n > 0 OR cut) AND n < {full:UInt32}))
+     AS short
+SELECT check_id, groupArrayIf(region, n >= {full:UInt32}), arrayMap(x -> x.1, short), arrayMap(x -> x.2, short)
        {extra_sums}
 FROM (
     SELECT check_id, region, sum({n}) AS n, max({cut}) AS cut {extra_cols}
@@ -230,12 +232,14 @@ def scan_slots(
     )
     full = params["full"]
     covered = {}
-    for check, whole, short, *_ in rows:
-        if whole or short:
+    short_of = {}
+    for check, whole, names, ns, *_ in rows:
+        if whole or names:
+            short = short_of[check] = list(zip(names, ns, strict=True))
             covered[check] = dict.fromkeys(whole, full)
             covered[check].update(short)
-    short_of = {row[0]: row[2] for row in rows if row[2]}
-    counts = [{row[0]: int(row[3 + i]) for row in rows if row[3 + i]} for i in range(len(extra))]
+    short_of = {check: short for check, short in short_of.items() if short}
+    counts = [{row[0]: int(row[4 + i]) for row in rows if row[4 + i]} for i in range(len(extra))]
     return SlotScan(covered, short_of, counts)
 
 
