@@ -2,15 +2,17 @@
 
     .venv/bin/python bench/report_scale.py [--checks 10000] [--regions 20] [--days 90]
 
-Fills `probe_results_1d` server side (`INSERT ... SELECT FROM numbers()`: one row per check,
-region and day, and one for the check as a whole; every 6-minute slot covered but for a gap
-on 1 % of the rows) and
-`outage_events` (an incident of two versions on 2 % of the check-days, 1 in 5 an outage in two
-regions, the rest partial in one), every check with an SLO. Then times the whole report
-(`collector.verdicts.report.report`: the slot reads, the event versions, the interval arithmetic,
-SLO budget and 1 h / 6 h burn rates, per check and region) over the last 30 days and over all
-`--days`, against, in the same run, the plain scan of the same rows (`SELECT check_id, region,
-count() ... GROUP BY check_id, region`). Prints seconds (target < 2 s) and the ratio.
+Fills the slot rollup `probe_results_1w` server side (`INSERT ... SELECT FROM numbers()`: one day
+row per check, region and day, and one for the check as a whole, every 6-minute slot covered but
+for a gap on 1 % of the rows, OR-ed into one row per check, region and 7-day week: 2.9 M rows for
+90 days) and `outage_events` (an incident of two versions on 2 % of the check-days, 1 in 5 an
+outage in two regions, the rest partial in one), every check with an SLO; then merges each week
+into one part, as the collector's hourly compaction does. Then times the whole report
+(`collector.verdicts.report.report`: the slot read, the event versions, the interval arithmetic,
+SLO budget and 1 h / 6 h burn rates, per check and region, the worst regions) over the last 30
+days and over all `--days`, against, in the same run, the plain scan of the same rows (`SELECT
+check_id, region, count() FROM probe_results_1w ... GROUP BY check_id, region`). Prints seconds
+(target < 2 s) and the ratio.
 """
 
 from __future__ import annotations
