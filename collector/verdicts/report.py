@@ -15,7 +15,7 @@ import gc
 import itertools
 import math
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -170,9 +170,11 @@ def history(
     regions: bool = True,
     spans: list[Version] | None = None,
     extra: Sequence[Interval] = (),
+    beside: Callable[[list[Version]], None] | None = None,
 ) -> History:
     """`spans`: the event versions of a range that holds this one (read again when None);
-    `extra`: windows inside the range whose slots per check the same read counts."""
+    `extra`: windows inside the range whose slots per check the same read counts; `beside`:
+    given the range's versions while the slots are read."""
     rows = event_rows(store, start, end, scope.checks) if spans is None else None
     # The slot read runs on its own thread (chDB lets go of the GIL) while this one makes the
     # versions and timelines: at 10,000 checks x 20 regions each is about half a second.
@@ -187,6 +189,8 @@ def history(
         wanted = set(scope.checks)
         simple = not scope.exclusions and not any(s.kind == "vantage" for s in spans)
         tl = timelines(_KeysOf(wanted, regions), spans, ()) if simple else {}
+        if beside is not None:
+            beside(spans)
         slots = scan.result()
     covered = slots.covered
     if not simple:
@@ -240,6 +244,39 @@ def _cause_table(incidents: Mapping[str, list[Version]], start: float, end: floa
         {"class": cls, "host": host, "events": -n, "down_s": -down, "degraded_s": -degraded}
         for down, degraded, n, cls, _, host in ranked[:TOP]
     ]
+
+
+_NO_INCIDENTS: dict[str, Any] = {"incidents": 0, "mttr_s": None, "top_causes": []}
+
+
+class _Incidents:
+    """The incidents of a range, per check and over all, counted from the event versions alone
+    (while the slots are still being read)."""
+
+    def __init__(self, start: float, end: float) -> None:
+        self.start, self.end = start, end
+        self.of_check: dict[str, dict[str, Any]] = {}
+        self.overall: dict[str, Any] = {}
+
+    def count(self, spans: Sequence[Version]) -> None:
+        start, end = self.start, self.end
+        incidents = _incidents(spans, start, end)
+        by_check: dict[str, dict[str, list[Version]]] = {}
+        for event, versions_of in incidents.items():
+            by_check.setdefault(versions_of[0].check, {})[event] = versions_of
+        self.of_check = {
+            check: {
+                "incidents": len(events),
+                "mttr_s": _mttr(events, start, end),
+                "top_causes": _cause_table(events, start, end)[:3],
+            }
+            for check, events in by_check.items()
+        }
+        self.overall = {
+            "top_causes": _cause_table(incidents, start, end),
+            "incidents": len(incidents),
+            "mttr_s": _mttr(incidents, start, end),
+        }
 
 
 def _mttr(spans_by_event: Mapping[str, list[Version]], start: float, end: float) -> float | None:
@@ -490,23 +527,20 @@ def _report(store: Store, scope: Scope, since_s: float, now: float, regions: str
     start = slot_floor(now - since_s)
     weight = scope.partial_weight
     inside = [w for w in _slo_windows(scope, end) if start < w[0]]
-    past = history(store, scope, start, end, now, regions=True, extra=inside)
-    incidents = _incidents(past.spans, start, end)
-    by_check: dict[str, dict[str, list[Version]]] = {}
-    for event, spans in incidents.items():
-        by_check.setdefault(spans[0].check, {})[event] = spans
+    incidents = _Incidents(start, end)
+    past = history(store, scope, start, end, now, regions=True, extra=inside, beside=incidents.count)
     slos = _slo_figures(store, scope, past, now) if scope.slos else {}
     known = _regions(past, set(scope.checks), weight)
     checks = []
     for check in scope.checks:
-        events = by_check.get(check, {})
+        found = incidents.of_check.get(check, _NO_INCIDENTS)
         row = {
             "check": check,
             **past.figures((check, "")).to_dict(weight),
-            "incidents": len(events),
-            "mttr_s": _mttr(events, start, end),
+            "incidents": found["incidents"],
+            "mttr_s": found["mttr_s"],
             "slo": slos.get(check),
-            "top_causes": _cause_table(events, start, end)[:3],
+            "top_causes": found["top_causes"],
             "regions_total": _region_count(past, check, known.timed.get(check, ())),
         }
         if regions != "none":
@@ -519,9 +553,7 @@ def _report(store: Store, scope: Scope, since_s: float, now: float, regions: str
         "slot_s": SLOT_S,
         "checks": sorted(checks, key=_worst_first),
         "worst_regions": known.worst,
-        "top_causes": _cause_table(incidents, start, end),
-        "incidents": len(incidents),
-        "mttr_s": _mttr(incidents, start, end),
+        **incidents.overall,
     }
 
 
