@@ -122,6 +122,11 @@ class _Window:
         self.s0 = int(start % DAY_S) // SLOT_S
         self.s1 = int((end - 1) % DAY_S) // SLOT_S + 1
         self.w0, self.w1 = _week(self.d0), _week(self.d1)
+        days = (self.d1 - self.d0).days
+        # Every slot the masks let through: what a key with a result in each one counts.
+        self.slots = (
+            self.s1 - self.s0 if days == 0 else SLOTS_PER_DAY * (days - 1) + SLOTS_PER_DAY - self.s0 + self.s1
+        )
         self.tag = tag
         self.params: dict[str, Any] = {f"{tag}w0": self.w0, f"{tag}w1": self.w1}
         for edge, week in (("a", self.w0), ("b", self.w1)):
@@ -211,7 +216,7 @@ def scan_slots(
     filters, params = _filters(checks, by_region)
     main = _Window("m", start, end)
     params.update(main.params)
-    params["full"] = round((end - start) / SLOT_S)
+    params["full"] = main.slots
     cols, sums = [], []
     for i, (a, b) in enumerate(extra):
         if not (start <= a < b <= end):
