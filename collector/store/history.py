@@ -114,19 +114,16 @@ def _mask(first_slot: int, end_slot: int) -> int:
 
 
 class _Window:
-    """The SQL of one [start, end) over the week rows: its slot count and whether a row has a
-    result on one of its days; parameters named after `tag`."""
+    """The SQL of one [start, end) over the week rows: its slots, its slots per day, whether a
+    row has a result on a day it cuts; parameters named after `tag`."""
 
     def __init__(self, tag: str, start: float, end: float) -> None:
         self.d0, self.d1 = _day(start), _day(end - 1)
         self.s0 = int(start % DAY_S) // SLOT_S
         self.s1 = int((end - 1) % DAY_S) // SLOT_S + 1
         self.w0, self.w1 = _week(self.d0), _week(self.d1)
-        days = (self.d1 - self.d0).days
         # Every slot the masks let through: what a key with a result in each one counts.
-        self.slots = (
-            self.s1 - self.s0 if days == 0 else SLOTS_PER_DAY * (days - 1) + SLOTS_PER_DAY - self.s0 + self.s1
-        )
+        self.slots = SLOTS_PER_DAY * (self.d1 - self.d0).days - self.s0 + self.s1
         self.tag = tag
         self.params: dict[str, Any] = {f"{tag}w0": self.w0, f"{tag}w1": self.w1}
         for edge, week in (("a", self.w0), ("b", self.w1)):
