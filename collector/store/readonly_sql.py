@@ -114,6 +114,8 @@ DENIED_FUNCTIONS = frozenset(
 DENIED_FUNCTION_PREFIXES = ("dictget", "dicthas", "dictisin", "region", "ai", "__")
 
 _CREATED = re.compile(r"CREATE\s+(?:TABLE|VIEW|MATERIALIZED\s+VIEW)\s+IF\s+NOT\s+EXISTS\s+(\w+)", re.I)
+_DROPPED = re.compile(r"DROP\s+(?:TABLE|VIEW)\s+IF\s+EXISTS\s+(\w+)", re.I)
+_RENAMED = re.compile(r"RENAME\s+TABLE\s+IF\s+EXISTS\s+(\w+)\s+TO\s+(\w+)", re.I)
 
 
 class RejectedQuery(ValueError):
@@ -151,9 +153,17 @@ class SqlLimits:
 
 
 def project_tables() -> frozenset[str]:
-    """Every table and view the migrations create: what the SQL endpoint may read."""
-    statements = [migrations_table_sql("")] + [s for m in MIGRATIONS for s in m.statements]
-    return frozenset(name for s in statements for name in _CREATED.findall(s))
+    """Every table and view the migrations leave (created, not dropped or renamed away, in
+    migration order): what the SQL endpoint may read."""
+    tables: set[str] = set(_CREATED.findall(migrations_table_sql("")))
+    for migration in sorted(MIGRATIONS, key=lambda m: m.version):
+        for statement in migration.statements:
+            tables.update(_CREATED.findall(statement))
+            tables.difference_update(_DROPPED.findall(statement))
+            for old, new in _RENAMED.findall(statement):
+                tables.discard(old)
+                tables.add(new)
+    return frozenset(tables)
 
 
 def parse(store: Any, sql: str, limits: SqlLimits) -> dict[str, Any]:

@@ -115,3 +115,10 @@ def test_heavy_queries_never_hold_up_the_api(migrated: Store) -> None:
     for status, body in seen["ended"]:
         assert status == 400 and "Timeout exceeded" in body["error"], body
     assert seen["after"] == (200, {"columns": ["count()"], "rows": [[0]]})
+
+
+def test_the_readable_tables_are_those_the_migrations_leave(migrated: Store) -> None:
+    _, rows = migrated.query(
+        "SELECT name FROM system.tables WHERE database = currentDatabase() AND name NOT LIKE '.inner%'"
+    )
+    assert project_tables() == {name for (name,) in rows} - {"schema_migration_steps"}
