@@ -59,6 +59,7 @@ PROBE_TYPES = frozenset({"http", "tls", "page", "dns", "tcp", "grpc", "icmp"})
 DEFAULT_STORE_DIR = "probenet-data"
 STORE_URL_ENV = "PROBENET_STORE_URL"
 API_TOKEN_ENV = "PROBENET_API_TOKEN"
+QUERY_URL_ENV = "PROBENET_QUERY_URL"
 MIN_MESSAGE_BYTES = 1 << 20
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86_400.0, None: 1.0}
@@ -513,6 +514,7 @@ def load_config(path: str | Path) -> CollectorConfig:
     # Secrets can come from the environment (a Kubernetes Secret) instead of the file.
     raw = _with_env(raw, file, "store", "url", STORE_URL_ENV)
     raw = _with_env(raw, file, "api", "token", API_TOKEN_ENV)
+    raw = _with_env(raw, file, "store", "query_url", QUERY_URL_ENV)
     return config_from_mapping(raw, file, Path(path).resolve().parent)
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.config import STORE_URL_ENV, load_config
+from collector.config import QUERY_URL_ENV, STORE_URL_ENV, load_config
 from collector.errors import ConfigError
 
 SERVER_URL = "http://probenet:s3cret@clickhouse:8123/probenet"
@@ -49,3 +49,17 @@ def test_store_must_stay_a_mapping(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     with pytest.raises(ConfigError) as info:
         load_config(_write(tmp_path, "insecure: true\nstore: [1]\n"))
     assert info.value.key == "store"
+
+
+def test_query_url_env_overrides_the_file_and_is_validated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reader = "http://probenet_query:pw@ch.example:8123/probenet"
+    monkeypatch.setenv(STORE_URL_ENV, SERVER_URL)
+    monkeypatch.setenv(QUERY_URL_ENV, reader)
+    config = load_config(_write(tmp_path, "insecure: true\nstore: {query_url: http://other:8123/x}\n"))
+    assert config.store.query_url == reader
+    monkeypatch.setenv(STORE_URL_ENV, "")  # an embedded store has no query user
+    with pytest.raises(ConfigError) as info:
+        load_config(_write(tmp_path, "insecure: true\n"))
+    assert info.value.key == "store.query_url"

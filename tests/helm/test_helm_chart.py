@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 
-from collector.config import API_TOKEN_ENV, STORE_URL_ENV, load_config
+from collector.config import API_TOKEN_ENV, QUERY_URL_ENV, STORE_URL_ENV, load_config
 from collector.config import config_from_mapping as collector_config
 from tests.helm.helm_support import CHART, CI_VALUES, RELEASE, Helm, Rendered, values_of
 
@@ -126,6 +126,10 @@ def test_schema_rejects_a_wrong_type_or_value(helm: Helm, setting: str) -> None:
             "externalClickhouse.host is set but store.type is embedded",
         ),
         (["--set", "clickhouse.enabled=true"], "clickhouse.enabled is true but store.type is embedded"),
+        (
+            ["--set", "externalClickhouse.query.user=reader"],
+            "externalClickhouse.query.user is set but the store is not an external ClickHouse",
+        ),
         (
             ["--set", "collector.enabled=false", "--set", "agents.collectorAddress=collector.example:4317"],
             "agents.regions[name=default].tls.existingSecret is required",
@@ -565,8 +569,15 @@ def test_collector_loads_its_config_as_in_the_pod(
         assert "PROBENET_STORE_PASSWORD" in env
         url = env[STORE_URL_ENV]["value"].replace("$(PROBENET_STORE_PASSWORD)", "s3cret")
         monkeypatch.setenv(STORE_URL_ENV, url)
+    monkeypatch.delenv(QUERY_URL_ENV, raising=False)
+    if QUERY_URL_ENV in env:
+        assert "secretKeyRef" in env["PROBENET_QUERY_PASSWORD"]["valueFrom"]
+        url = env[QUERY_URL_ENV]["value"].replace("$(PROBENET_QUERY_PASSWORD)", "r34d")
+        monkeypatch.setenv(QUERY_URL_ENV, url)
     config = load_config(path)
     values = values_of(values_file)
+    query_user = values["externalClickhouse"]["query"]["user"]
+    assert (f"{query_user}:r34d@" in config.store.query_url) if query_user else not config.store.query_url
     if values["store"]["type"] == "clickhouse":
         assert config.store.url.startswith(("http://", "https://"))
         assert ":s3cret@" in config.store.url

@@ -233,6 +233,15 @@ PROBENET_STORE_URL env var (the password is expanded by the kubelet from the Sec
 {{- end }}
 {{- end }}
 
+{{/* The SQL endpoint's read-only user on the external ClickHouse (PROBENET_QUERY_URL), or "". */}}
+{{- define "probenet.queryUrl" -}}
+{{- $q := .Values.externalClickhouse.query }}
+{{- if $q.user }}
+{{- $auth := ternary (printf "%s:$(PROBENET_QUERY_PASSWORD)@" $q.user) (printf "%s@" $q.user) (ne $q.existingSecret "") }}
+{{- printf "%s://%s%s:%d/%s" (ternary "https" "http" .Values.externalClickhouse.secure) $auth .Values.externalClickhouse.host (int .Values.externalClickhouse.port) .Values.externalClickhouse.database }}
+{{- end }}
+{{- end }}
+
 {{/* The collector's config file (collector/config.py). TLS and store paths are inside the pod. */}}
 {{- define "probenet.collectorConfig" -}}
 listen: {{ printf "0.0.0.0:%d" (int .Values.collector.grpcPort) | quote }}
@@ -294,6 +303,9 @@ checks: {{ .Values.agents.checks | toJson }}
 {{- define "probenet.validate" -}}
 {{- if and .Values.collector.enabled (eq .Values.store.type "embedded") (gt (int .Values.collector.replicaCount) 1) }}
 {{- fail "collector.replicaCount must be 1 with store.type=embedded: only one process may open a chDB directory; use store.type=clickhouse to scale out" }}
+{{- end }}
+{{- if and .Values.externalClickhouse.query.user (ne (include "probenet.clickhouseMode" .) "external") }}
+{{- fail "externalClickhouse.query.user is set but the store is not an external ClickHouse: the SQL endpoint's own user exists only on a server you run (store.type=clickhouse, clickhouse.enabled=false)" }}
 {{- end }}
 {{- if and (eq .Values.store.type "embedded") .Values.externalClickhouse.host }}
 {{- fail "externalClickhouse.host is set but store.type is embedded: the collector would store into its own chDB and never use that ClickHouse; set store.type=clickhouse, or unset externalClickhouse.host" }}
