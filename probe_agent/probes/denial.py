@@ -210,6 +210,13 @@ def nsec3_nodata(chain: _Nsec3Chain, name: dns.name.Name, rdtype: dns.rdatatype.
     if matched is not None:
         _check_types(name, types_of(matched), rdtype, "NSEC3")
         return
+    if rdtype == dns.rdatatype.DS:
+        # RFC 5155 §8.6: an unsigned delegation under opt-out has no NSEC3 of its own; the closest
+        # provable encloser and an opt-out NSEC3 covering the next closer name say so (insecure).
+        _, covering = _nsec3_closest_encloser(chain, name, "no DS")
+        if covering.flags & NSEC3_OPT_OUT:
+            raise Insecure(f"an opt-out NSEC3 covers {name}: a delegation without DS (RFC 5155 §8.6)")
+        raise Bogus(f"no DS: no NSEC3 matches {name}, and the one covering it is not opt-out")
     # RFC 5155 §8.7: a wildcard that has no record of the type answers the name.
     closest, _ = _nsec3_closest_encloser(chain, name, "no data")
     wildcard = _wildcard(closest)

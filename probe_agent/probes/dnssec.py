@@ -50,7 +50,6 @@ from probe_agent.probes.denial import (
     nsec3_nxdomain,
     nsec_nodata,
     nsec_nxdomain,
-    types_of,
 )
 
 ROOT_TRUST_ANCHOR = """\
@@ -119,7 +118,7 @@ class Validator:
         (NOERROR, no data). A CNAME chain in the answer is validated and its target is the name denied."""
         return await self._verdict(self._judge_denial(response, name, rdtype))
 
-    async def _verdict(self, judgement: Awaitable[None]) -> Verdict:
+    async def _verdict(self, judgement: Awaitable[object]) -> Verdict:
         try:
             await judgement
         except Bogus as exc:
@@ -136,11 +135,18 @@ class Validator:
                 await self._validate_rrset(rrset, _signatures(response.answer, rrset))
 
     async def _judge_denial(
-        self, response: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
-    ) -> None:
+        self,
+        response: dns.message.Message,
+        name: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        *,
+        unsigned_zone_ok: bool = True,
+    ) -> dns.name.Name:
+        """Raises unless the response proves the denial; returns the zone whose records prove it.
+        `unsigned_zone_ok`: without signed proof, try proving the zone unsigned (else bogus)."""
         await self._judge_answer(response)
         name = _cname_target(response, name)
-        zone, proof = await self._signed_proof(name, response.authority)
+        zone, proof = await self._signed_proof(name, response.authority, unsigned_zone_ok)
         nxdomain = response.rcode() == dns.rcode.NXDOMAIN
         nsec3s = [r for r in proof if r.rdtype == dns.rdatatype.NSEC3]
         if nsec3s and nxdomain:
@@ -151,9 +157,10 @@ class Validator:
             nsec_nxdomain(proof, name)
         else:
             nsec_nodata(proof, name, rdtype)
+        return zone
 
     async def _signed_proof(
-        self, name: dns.name.Name, section: list[dns.rrset.RRset]
+        self, name: dns.name.Name, section: list[dns.rrset.RRset], unsigned_zone_ok: bool
     ) -> tuple[dns.name.Name, list[dns.rrset.RRset]]:
         """The zone of the deepest signer of the section's NSEC/NSEC3 rrsets, and its rrsets, every
         signature validated; records of other zones (a parent's) prove nothing about the name."""
@@ -164,7 +171,7 @@ class Validator:
             sigs = _signatures(section, rrset)
             if sigs is None:
                 kind = dns.rdatatype.to_text(rrset.rdtype)
-                await self._unsigned_proof(name, f"{rrset.name} {kind} is not signed")
+                await self._unsigned_proof(name, f"{rrset.name} {kind} is not signed", unsigned_zone_ok)
             signer = _signer(sigs)
             if not name.is_subdomain(signer):
                 kind = dns.rdatatype.to_text(rrset.rdtype)
@@ -172,12 +179,16 @@ class Validator:
             await self._validate_rrset(rrset, sigs)
             by_zone.setdefault(signer, []).append(rrset)
         if not by_zone:
-            await self._unsigned_proof(name, f"{name}: signed zone, no proof of non-existence")
+            await self._unsigned_proof(
+                name, f"{name}: signed zone, no proof of non-existence", unsigned_zone_ok
+            )
         zone = max(by_zone, key=lambda z: len(z.labels))
         return zone, by_zone[zone]
 
-    async def _unsigned_proof(self, name: dns.name.Name, problem: str) -> NoReturn:
+    async def _unsigned_proof(self, name: dns.name.Name, problem: str, unsigned_zone_ok: bool) -> NoReturn:
         """A denial without signed proof is right only from an unsigned zone (insecure); else bogus."""
+        if not unsigned_zone_ok:
+            raise Bogus(problem)
         try:
             await self._prove_unsigned(name)
         except Bogus as exc:
@@ -271,23 +282,22 @@ class Validator:
         return _rrset(zone, dnskeys.ttl, vouched), parent
 
     async def _prove_unsigned(self, name: dns.name.Name) -> NoReturn:
-        """Insecure if a validated NSEC/NSEC3 of the parent says the zone of `name` has no DS; else bogus."""
+        """Insecure if the parent's validated NSEC/NSEC3 prove the zone of `name` has no DS (an
+        opt-out NSEC3 covering it included: RFC 5155 §8.6, how .com proves its unsigned
+        delegations); else bogus."""
         zone = await self._zone_of(name)
         if any(anchor.name == zone for anchor in self.anchors):
             raise Bogus(f"{name} is unsigned but its zone {zone} is a trust anchor")
         response = await self.query(zone, dns.rdatatype.DS)
         if _find(response, zone, dns.rdatatype.DS) is not None:
             raise Bogus(f"{name} is unsigned but its zone {zone} has a DS (signatures stripped?)")
-        for rrset in response.authority:
-            if rrset.rdtype not in (dns.rdatatype.NSEC, dns.rdatatype.NSEC3) or not _denies_ds(rrset, zone):
-                continue
-            sigs = _signatures(response.authority, rrset)
-            if sigs is None:
-                break
-            parent = _signer(sigs)
-            _check(rrset, sigs, parent, await self._trusted_keys(parent, 1), self.now)
-            raise Insecure(f"{zone} is an unsigned zone (no DS, proven by {parent})")
-        raise Bogus(f"{name} is unsigned and nothing proves its zone {zone} has no DS")
+        try:
+            parent = await self._judge_denial(response, zone, dns.rdatatype.DS, unsigned_zone_ok=False)
+        except Insecure as exc:
+            raise Insecure(f"{zone} is an unsigned zone ({exc})") from exc
+        except Bogus as exc:
+            raise Bogus(f"{name} is unsigned and nothing proves its zone {zone} has no DS ({exc})") from exc
+        raise Insecure(f"{zone} is an unsigned zone (no DS, proven by {parent})")
 
     async def _zone_of(self, name: dns.name.Name) -> dns.name.Name:
         """The apex of the zone holding `name`: the owner of the SOA the resolver returns for it."""
@@ -332,17 +342,6 @@ def _vouches(anchor: dns.rrset.RRset, zone: dns.name.Name, key: dns.rdata.Rdata)
                 return True
         except (dns.exception.UnsupportedAlgorithm, ValueError):
             continue
-    return False
-
-
-def _denies_ds(rrset: dns.rrset.RRset, zone: dns.name.Name) -> bool:
-    """An NSEC owned by zone, or an NSEC3 whose hashed owner is zone, whose type bitmap has no DS."""
-    for rdata in rrset:
-        no_ds = dns.rdatatype.DS not in types_of(rdata)
-        if rrset.rdtype == dns.rdatatype.NSEC:
-            return rrset.name == zone and no_ds
-        hashed = dns.dnssec.nsec3_hash(zone, rdata.salt, rdata.iterations, rdata.algorithm)
-        return rrset.name.labels[0].decode().upper() == hashed and no_ds
     return False
 
 

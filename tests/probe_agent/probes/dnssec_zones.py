@@ -6,7 +6,8 @@
     ├── stale.test.     NSEC, DS in test.; www A; every NSEC signature expired (a zone left unsigned)
     ├── hashed.test.    NSEC3 (0 iterations, no salt), DS in test.; www A, text TXT
     ├── slow.test.      NSEC3 with 151 iterations (over RFC 9276's 150), DS in test.; www A
-    ├── optout.test.    NSEC3 opt-out, DS in test.; www A
+    ├── optout.test.    NSEC3 opt-out, DS in test.; www A; legacy NS without DS (no NSEC3 of its own)
+    │   └── legacy.optout.test.  unsigned; www A (only the opt-out NSEC3 covering it says so)
     └── plain.test.     unsigned, no DS in test. (the signed NSEC of test. proves it); www A
 
 dnspython's sign_zone builds the NSEC chains; it has no NSEC3, so `_nsec3_zone` hashes the owner
@@ -141,6 +142,8 @@ def _nsec3_zone(
         txn.add(zone.origin, 60, key.dnskey)
         txn.add(zone.origin, 0, _rdata(dns.rdatatype.NSEC3PARAM, params.format(flags=0)))
     owners = _owners(zone)
+    if opt_out:  # RFC 5155 §7.1: delegations without a DS get no NSEC3 of their own
+        owners = {n: t for n, t in owners.items() if not _unsigned_delegation(zone, n, t)}
     ring = sorted((dns.dnssec.nsec3_hash(name, salt, iterations, 1), types) for name, types in owners.items())
     with zone.writer() as txn:
         for index, (hashed, types) in enumerate(ring):
@@ -156,6 +159,12 @@ def _nsec3_zone(
         for name, rdataset in list(txn.iterate_rdatasets()):
             txn.add(name, rdataset.ttl, _sign(name, rdataset, key, zone.origin))
     return zone
+
+
+def _unsigned_delegation(
+    zone: dns.zone.Zone, name: dns.name.Name, types: set[dns.rdatatype.RdataType]
+) -> bool:
+    return name != zone.origin and dns.rdatatype.NS in types and dns.rdatatype.DS not in types
 
 
 def _rdata(rdtype: dns.rdatatype.RdataType, text: str) -> dns.rdata.Rdata:
@@ -176,8 +185,14 @@ def make_zones() -> Zones:
     slow = _nsec3_zone(
         "slow.test.", "www 60 IN A 127.0.0.7\n", keys["slow"], iterations=151, salt=b"\xaa\xbb"
     )
-    optout = _nsec3_zone("optout.test.", "www 60 IN A 127.0.0.8\n", keys["optout"], opt_out=True)
+    optout = _nsec3_zone(
+        "optout.test.",
+        "www 60 IN A 127.0.0.8\nlegacy 60 IN NS ns.legacy.optout.test.\n",
+        keys["optout"],
+        opt_out=True,
+    )
     plain_zone = _zone("plain.test.", "www 60 IN A 127.0.0.3\n", None)
+    legacy_zone = _zone("legacy.optout.test.", "www 60 IN A 127.0.0.9\n", None)
     delegations = "".join(
         f"{child} 60 IN NS ns.{child}.test.\n{child} 60 IN DS {key.ds(child + '.test.').to_text()}\n"
         for child, key in keys.items()
@@ -186,7 +201,8 @@ def make_zones() -> Zones:
     top_zone = _zone(
         "test.", f"www 60 IN A 127.0.0.4\n{delegations}plain 60 IN NS ns.plain.test.\n", keys["test"]
     )
-    return Zones(keys["test"], [top_zone, secure_zone, stale_zone, hashed, slow, optout, plain_zone], keys)
+    zones = [top_zone, secure_zone, stale_zone, hashed, slow, optout, plain_zone, legacy_zone]
+    return Zones(keys["test"], zones, keys)
 
 
 class SignedDnsServer:
@@ -312,7 +328,13 @@ def _missing_proof(zone: dns.zone.Zone, name: dns.name.Name) -> list[dns.name.Na
 
 
 def _nodata_proof(zone: dns.zone.Zone, name: dns.name.Name) -> list[dns.name.Name]:
-    return [_nsec3_owner(zone, name) if _nsec3_params(zone) else name]
+    if _nsec3_params(zone) is None:
+        return [name]
+    if zone.get_node(_nsec3_owner(zone, name)) is not None:
+        return [_nsec3_owner(zone, name)]
+    # An opt-out delegation without its own NSEC3 (RFC 5155 §7.2.4): the closest encloser's, and
+    # the opt-out one covering the name.
+    return [_nsec3_owner(zone, _closest_encloser(zone, name)), _nsec3_before(zone, name)]
 
 
 def _nsec_before(zone: dns.zone.Zone, name: dns.name.Name) -> dns.name.Name:

@@ -410,3 +410,14 @@ def test_random_damage_to_a_denial_never_raises(
     )
     assert verdict.state in ("secure", "insecure", "bogus")
     assert verdict.state == "secure" or verdict.reason
+
+
+def test_an_unsigned_delegation_under_opt_out_is_insecure_not_bogus(
+    server: SignedDnsServer, zones: Zones
+) -> None:
+    """As under .com: an unsigned child has no NSEC3 of its own, only the opt-out one covering it."""
+    result = _check(server, "www.legacy.optout.test", zones.trust_anchor())
+    assert result.failure_class == FailureClass.DNS_INSECURE, result.error
+    assert result.dns.dnssec == "insecure"
+    assert "legacy.optout.test. is an unsigned zone" in result.error and "opt-out" in result.error
+    assert result.dns.addresses == ["127.0.0.9"]
