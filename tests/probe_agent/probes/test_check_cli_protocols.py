@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import dns.name
@@ -93,25 +95,26 @@ def test_trust_anchor_that_is_not_ds_or_dnskey_exits_2(tmp_path: Path) -> None:
     assert "only DS and DNSKEY records anchor trust" in proc.stderr
 
 
-def test_dnssec_secure_exits_0_and_bogus_exits_1(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _signed_dns(tmp_path: Path) -> Iterator[tuple[SignedDnsServer, list[str]]]:
+    """The test's signed zones served on loopback, and the check flags that validate against them."""
     zones = make_zones()
     anchor = tmp_path / "anchor.txt"
     anchor.write_text(zones.trust_anchor())
     server = SignedDnsServer(zones.zones)
     try:
-        args = [
-            "--dnssec",
-            "--trust-anchor",
-            str(anchor),
-            "--dns-server",
-            server.address,
-            "--ip-version",
-            "4",
-        ]
-        good = _agent("check", "dns", "www.secure.test", *args)
-        bad = _agent("check", "dns", "bogus.secure.test", *args, "--json")
+        yield (
+            server,
+            ["--dnssec", "--trust-anchor", str(anchor), "--dns-server", server.address, "--ip-version", "4"],
+        )
     finally:
         server.close()
+
+
+def test_dnssec_secure_exits_0_and_bogus_exits_1(tmp_path: Path) -> None:
+    with _signed_dns(tmp_path) as (_, args):
+        good = _agent("check", "dns", "www.secure.test", *args)
+        bad = _agent("check", "dns", "bogus.secure.test", *args, "--json")
     assert good.returncode == 0, good.stdout + good.stderr
     assert "dnssec: secure (chain test. -> secure.test.; resolver AD bit set)" in good.stdout
     assert bad.returncode == 1
@@ -121,25 +124,10 @@ def test_dnssec_secure_exits_0_and_bogus_exits_1(tmp_path: Path) -> None:
 
 
 def test_dnssec_nxdomain_proven_exits_1_with_dnssec_secure_in_the_json(tmp_path: Path) -> None:
-    zones = make_zones()
-    anchor = tmp_path / "anchor.txt"
-    anchor.write_text(zones.trust_anchor())
-    server = SignedDnsServer(zones.zones)
-    try:
-        args = [
-            "--dnssec",
-            "--trust-anchor",
-            str(anchor),
-            "--dns-server",
-            server.address,
-            "--ip-version",
-            "4",
-        ]
+    with _signed_dns(tmp_path) as (server, args):
         proven = _agent("check", "dns", "missing.secure.test", *args, "--json")
         server.lies[dns.name.from_text("www.secure.test")] = "nxdomain"
         forged = _agent("check", "dns", "www.secure.test", *args, "--json")
-    finally:
-        server.close()
     assert proven.returncode == 1, proven.stdout + proven.stderr
     result = json.loads(proven.stdout)
     assert result["failure_class"] == "DNS_NXDOMAIN"
