@@ -61,6 +61,9 @@ def test_empty_central_config_stops_old_checks_and_local_flag_restores_local_one
                     "collector": address,
                     "insecure": True,
                     "spool": {"dir": str(tmp_path / "spool")},
+                    # Nothing here acks results: a probe that happened to run must not make the
+                    # stop below wait out a drain (the default grace is as long as the wait).
+                    "shutdown_grace": "0s",
                     "checks": [{"id": "local-x", "probe": "dns", "target": "localhost", "interval": "1h"}],
                 },
                 "agent.yaml",

@@ -27,8 +27,6 @@ of the name), "strip" (the NSEC/NSEC3 removed), "unsign" (their RRSIGs removed) 
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from dataclasses import dataclass
 
@@ -44,6 +42,8 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 from cryptography.hazmat.primitives.asymmetric import ec
+
+from tests.probe_agent.probes.servers import UdpResponder
 
 _SOA = "@ 60 IN SOA ns.test. admin.test. 1 60 60 3600 60\n@ 60 IN NS ns.test.\n"
 
@@ -205,31 +205,17 @@ def make_zones() -> Zones:
     return Zones(keys["test"], zones, keys)
 
 
-class SignedDnsServer:
+class SignedDnsServer(UdpResponder):
     def __init__(self, zones: list[dns.zone.Zone]) -> None:
         self.zones = zones
         self.signed = {z.origin for z in zones if z.get_rdataset(z.origin, dns.rdatatype.DNSKEY)}
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
         self.queries: list[tuple[str, str]] = []
-        self.lies: dict[
-            dns.name.Name, str
-        ] = {}  # name -> "nxdomain" | "nodata" | "strip" | "unsign" | "tamper"
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        # name -> "nxdomain" | "nodata" | "strip" | "unsign" | "tamper"
+        self.lies: dict[dns.name.Name, str] = {}
+        super().__init__()
 
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.sock.sendto(self.answer(dns.message.from_wire(data)), peer)
+    def respond(self, data: bytes) -> bytes | None:
+        return self.answer(dns.message.from_wire(data))
 
     def _zone_for(self, name: dns.name.Name, rdtype: int) -> dns.zone.Zone | None:
         candidates = [
@@ -297,11 +283,6 @@ class SignedDnsServer:
         sigs = zone.get_rdataset(name, dns.rdatatype.RRSIG, rdtype)
         if dnssec and sigs is not None:
             section.append(dns.rrset.from_rdata_list(name, sigs.ttl, list(sigs)))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 def _nsec3_params(zone: dns.zone.Zone) -> dns.rdata.Rdata | None:

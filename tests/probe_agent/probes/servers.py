@@ -238,15 +238,10 @@ def closed_port() -> int:
 # DNS ------------------------------------------------------------------------------------------
 
 
-class DnsServer:
-    """UDP DNS on 127.0.0.1: answers A for `records` (one address or several, in that order),
-    NXDOMAIN otherwise; `silent` answers nothing."""
+class UdpResponder:
+    """A UDP server on 127.0.0.1 whose `respond` makes each datagram's answer (None: none)."""
 
-    def __init__(self, records: dict[str, str | list[str]], *, silent: bool = False) -> None:
-        self.records = {
-            k.rstrip(".").lower(): [v] if isinstance(v, str) else list(v) for k, v in records.items()
-        }
-        self.silent = silent
+    def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.settimeout(0.1)
@@ -254,6 +249,9 @@ class DnsServer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
+
+    def respond(self, data: bytes) -> bytes | None:
+        raise NotImplementedError
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -263,8 +261,29 @@ class DnsServer:
                 continue
             except OSError:
                 return
-            if not self.silent:
-                self.sock.sendto(self._answer(data), peer)
+            answer = self.respond(data)
+            if answer is not None:
+                self.sock.sendto(answer, peer)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
+class DnsServer(UdpResponder):
+    """UDP DNS on 127.0.0.1: answers A for `records` (one address or several, in that order),
+    NXDOMAIN otherwise; `silent` answers nothing."""
+
+    def __init__(self, records: dict[str, str | list[str]], *, silent: bool = False) -> None:
+        self.records = {
+            k.rstrip(".").lower(): [v] if isinstance(v, str) else list(v) for k, v in records.items()
+        }
+        self.silent = silent
+        super().__init__()
+
+    def respond(self, data: bytes) -> bytes | None:
+        return None if self.silent else self._answer(data)
 
     def _answer(self, data: bytes) -> bytes:
         query = dns.message.from_wire(data)
@@ -280,8 +299,3 @@ class DnsServer:
                 )
             )
         return bytes(response.to_wire(want_shuffle=False))  # keep the order the test gave
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
