@@ -25,7 +25,7 @@ import grpc
 from aiohttp import web
 
 from collector.config import CollectorConfig
-from collector.ingest import CollectorService, Identity, Ingestor, add_to_server, grpc_options
+from collector.ingest import CollectorService, Identity, Ingestor, add_to_server
 from collector.reload import watch_config
 from collector.store import Store
 from collector.store.history import compact_forever
@@ -95,7 +95,7 @@ async def serve(config: CollectorConfig, stop: asyncio.Event) -> None:
     _wire_api(collector, evaluator)
     collector.api_state.maintenance = maintenance
     _wire_path_evidence(collector, evaluator)
-    server = grpc.aio.server(options=grpc_options(config.limits))
+    server = grpc.aio.server(options=collector.service.grpc_options())
     add_to_server(collector.service, server)
     if config.insecure:
         log.warning("insecure: true - agents connect in plaintext and their hello is trusted")

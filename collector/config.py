@@ -84,7 +84,7 @@ class Limits:
     rate_per_certificate: float = 50_000.0
     burst_per_certificate: float = 200_000.0
     # The largest encoded AgentMessage; gRPC's own cap is twice the value at start (see
-    # collector.ingest.server.grpc_options), so every size refusal below that is ours and counted.
+    # CollectorService.grpc_options), so every size refusal below that is ours and counted.
     max_message_bytes: int = 16 << 20
 
 

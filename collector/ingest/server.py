@@ -13,7 +13,7 @@ Status codes an agent may see, each logged here:
     PERMISSION_DENIED   the hello claims another agent or region than the certificate
     RESOURCE_EXHAUSTED  a batch over max_batch_results or a message over
                         max_message_bytes (both ours, counted); gRPC's own cap is
-                        twice max_message_bytes and only bounds memory (see grpc_options)
+                        twice max_message_bytes and only bounds memory (see CollectorService.grpc_options)
     FAILED_PRECONDITION a seq further ahead than validate.MAX_SEQ_STEP
     (TLS handshake)     a certificate not signed by the collector's CA, or none at all
 
@@ -57,18 +57,6 @@ GRPC_CAP_FACTOR = 2
 Outbox = asyncio.Queue[stream_pb2.CollectorMessage]
 
 
-def grpc_options(limits: Limits) -> list[tuple[str, int]]:
-    """gRPC's own message cap: twice ours, so every size refusal an agent can meet below it is
-    made (and counted) by the decoder, while gRPC still refuses the absurd from the length prefix
-    alone, before buffering it.
-
-    gRPC's refusal cannot be observed: the handler reads a plain end of stream, exactly as when
-    the agent cancels or its process dies (measured: a 200 MB message costs the collector 1 MB
-    when gRPC refuses it and 600 MB when it is handed to Python).
-    """
-    return [("grpc.max_receive_message_length", GRPC_CAP_FACTOR * limits.max_message_bytes)]
-
-
 def add_to_server(service: CollectorService, server: grpc.aio.Server) -> None:
     """Register the stream with a decoder that never raises, so bad bytes get our own status."""
     handlers = {
@@ -101,7 +89,7 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         self._ingestor = ingestor
         self._config = config
         self.validator = Validator(limits)
-        # What grpc_options gave gRPC at start: a reload cannot raise it.
+        # gRPC's own cap (grpc_options), fixed at start: a reload cannot raise it.
         self._message_cap = GRPC_CAP_FACTOR * self.validator.limits.max_message_bytes
         self.streams: dict[Identity, Identity] = {}
         self._outboxes: dict[Identity, Outbox] = {}
@@ -117,6 +105,17 @@ class CollectorService(stream_pb2_grpc.CollectorServicer):
         # A graceful stop: first no more reading (so pending rows can drain), then the end.
         self._draining = asyncio.Event()
         self._closing = asyncio.Event()
+
+    def grpc_options(self) -> list[tuple[str, int]]:
+        """gRPC's own message cap: twice ours, so every size refusal an agent can meet below it is
+        made (and counted) by the decoder, while gRPC still refuses the absurd from the length prefix
+        alone, before buffering it.
+
+        gRPC's refusal cannot be observed: the handler reads a plain end of stream, exactly as when
+        the agent cancels or its process dies (measured: a 200 MB message costs the collector 1 MB
+        when gRPC refuses it and 600 MB when it is handed to Python).
+        """
+        return [("grpc.max_receive_message_length", self._message_cap)]
 
     def server_credentials(self, tls: TlsFiles) -> grpc.ServerCredentials:
         """mTLS with the collector's CA; gRPC calls back before each handshake, which is counted

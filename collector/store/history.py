@@ -25,6 +25,9 @@ DAY_S = 86_400
 WEEK_DAYS = 7
 _EPOCH = date(1970, 1, 1)
 COMPACT_EVERY_S = 3600.0
+# Not at start: agents reconnect and replay their spools then, and the store thread is theirs
+# (reads stay exact without compaction, only slower).
+COMPACT_FIRST_AFTER_S = 300.0
 _FINAL = {"do_not_merge_across_partitions_select_final": 1}
 _WEEK = range(WEEK_DAYS)
 _FULL_WEEK = " + ".join(f"bitCount(slots{k})" for k in _WEEK)
@@ -338,8 +341,12 @@ def compact_rollup(store: Store) -> list[str]:
     return weeks
 
 
-async def compact_forever(store: Store, every_s: float = COMPACT_EVERY_S) -> None:
-    """compact_rollup every `every_s` until cancelled; a store error waits for the next pass."""
+async def compact_forever(
+    store: Store, every_s: float = COMPACT_EVERY_S, first_after_s: float = COMPACT_FIRST_AFTER_S
+) -> None:
+    """compact_rollup every `every_s`, from `first_after_s` on, until cancelled; a store error
+    waits for the next pass."""
+    await asyncio.sleep(first_after_s)
     while True:
         try:
             weeks = await store.run(compact_rollup, store)

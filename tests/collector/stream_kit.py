@@ -14,7 +14,7 @@ import grpc
 from collector import ca
 from collector.config import CollectorConfig, Limits, TlsFiles
 from collector.ingest.ingestor import Ingestor
-from collector.ingest.server import CollectorService, add_to_server, grpc_options
+from collector.ingest.server import CollectorService, add_to_server
 from collector.store import Store
 from probenet.v1 import stream_pb2, stream_pb2_grpc
 from probenet.v1.probe_pb2 import Outcome, ProbeResult
@@ -78,7 +78,7 @@ async def running_collector(
     await ingestor.prepare()
     holder = {"config": config}
     service = CollectorService(ingestor, lambda: holder["config"], limits)
-    server = grpc.aio.server(options=grpc_options(service.validator.limits))
+    server = grpc.aio.server(options=service.grpc_options())
     add_to_server(service, server)
     creds = None if config.insecure else service.server_credentials(config.tls)
     if creds is None:

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import BrowserContext, Page
 
 from collector.store import Store
 from collector.store.history import day_rows_insert
-from tests.collector.test_statuspage import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
+from tests.collector.test_statuspage import ARTIFACTS, CHROMIUM, chromium
 from tests.e2e.procs import BIN, Collector, stopped_on_exit
 
 DAY = 86_400
@@ -173,18 +173,8 @@ def test_the_cli_in_every_format(collector: Collector) -> None:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run .ci/install-chromium.sh"
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1280, "height": 1000},
-        )
-        try:
-            yield context
-        finally:
-            context.close()
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), height=1000) as context:
+        yield context
 
 
 @pytest.fixture

@@ -139,7 +139,7 @@ def test_the_compaction_runs_again_after_a_store_error(
     store = Store(f"chdb://{tmp_path / 'store'}")
 
     async def two_passes() -> None:
-        task = asyncio.create_task(history.compact_forever(store, every_s=0.01))
+        task = asyncio.create_task(history.compact_forever(store, every_s=0.01, first_after_s=0))
         for _ in range(3000):
             if len(calls) >= 3:
                 break

@@ -8,6 +8,7 @@ event names the cause. A screenshot goes to test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
@@ -74,14 +75,20 @@ def _open_event(api: str, check: str) -> bool:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
     # A missing browser is a failure, not a skip: CI installs it with .ci/install-chromium.sh.
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: run .ci/install-chromium.sh"
-    profile = tmp_path_factory.mktemp("chromium-profile")  # fresh user-data-dir
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), height=900) as context:
+        yield context
+
+
+@contextlib.contextmanager
+def chromium(profile: Path, height: int) -> Iterator[BrowserContext]:
+    """Headless Debian chromium with a fresh user-data-dir `profile`, 1280 px wide."""
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(profile),
             executable_path=str(CHROMIUM),
             args=CHROMIUM_ARGS,
             headless=True,
-            viewport={"width": 1280, "height": 900},
+            viewport={"width": 1280, "height": height},
         )
         try:
             yield context
