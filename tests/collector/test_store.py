@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from collector.ingest.ingestor import AGENT_COLUMNS
 from collector.store import Store, clickhouse
 from collector.store.migrations import MIGRATIONS, render
 from collector.store.rows import RESULT_COLUMNS, result_row
@@ -87,16 +88,7 @@ def test_agents_table_moves_to_region_and_agent_id_keeping_its_rows(
         before = [m for m in MIGRATIONS if m.version != 5]
         monkeypatch.setattr(clickhouse, "MIGRATIONS", before)
         store.migrate()
-        columns = [
-            "agent_id",
-            "region",
-            "version",
-            "capabilities",
-            "last_seen",
-            "spool_depth",
-            "dropped_results",
-            "last_seq",
-        ]
+        columns = list(AGENT_COLUMNS)
         now = datetime.now(UTC)
         store.insert("agents", [["it-1", "it", "v1", [], now, 3, 0, 42]], columns)
         monkeypatch.setattr(clickhouse, "MIGRATIONS", MIGRATIONS)
